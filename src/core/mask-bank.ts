@@ -1,0 +1,141 @@
+/**
+ * All task masks, bit-packed (1 bit per weight), in one contiguous Uint32Array laid out for the kernels.
+ *
+ * Canonical mask (what files and the API carry): Uint32Array of `words` = ceil(P / 32) words; weight w is
+ * bit (w & 31) of word (w >>> 5); the padding bits past P are zero.
+ *
+ * Bank layout ("8-task interleaved blocks"): slots are grouped in blocks of 8. Block b occupies
+ * words [b * words * 8, (b + 1) * words * 8); inside it, word j of slot s (s = 0..7) sits at j * 8 + s.
+ * So one 256-bit load gives the same 32 weights for 8 tasks, which is what the SIMD kernels consume,
+ * and a block of 8 bounds the unused tail at 7 slots (the resident size stays within a few % of k·P/8).
+ *
+ * A plain Uint32Array rather than the `bitset` package: the kernels need raw words in this exact layout.
+ */
+export const BLOCK_SLOTS = 8;
+
+export class MaskBank {
+  readonly words: number;
+  /** Per weight (padded to words * 32): how many stored tasks keep it. Kept up to date on add/remove. */
+  readonly count: Uint16Array;
+  private data: Uint32Array;
+  private occupied: boolean[] = [];
+  private size = 0;
+
+  constructor(words: number, expectedTasks = 0) {
+    if (!Number.isInteger(words) || words <= 0) throw new RangeError(`words must be a positive integer`);
+    this.words = words;
+    this.count = new Uint16Array(words * 32);
+    this.data = new Uint32Array(blocksFor(expectedTasks) * words * BLOCK_SLOTS);
+  }
+
+  /** Number of stored masks (k). */
+  get taskCount(): number {
+    return this.size;
+  }
+
+  /** Slots the kernels see (a multiple of 8; includes empty slots, which the caller filters out). */
+  get slotCapacity(): number {
+    return this.data.length / this.words;
+  }
+
+  get blocks(): number {
+    return this.slotCapacity / BLOCK_SLOTS;
+  }
+
+  /** The raw interleaved store, for the kernels. Valid until the next add() that grows the bank. */
+  get raw(): Uint32Array {
+    return this.data;
+  }
+
+  /** Bytes held by the mask bits (the k-dependent memory). */
+  get residentBytes(): number {
+    return this.data.byteLength;
+  }
+
+  has(slot: number): boolean {
+    return this.occupied[slot] === true;
+  }
+
+  /** Occupied slots in increasing order: the only ones that may take part in task inference. */
+  occupiedSlots(): Int32Array {
+    const out = new Int32Array(this.size);
+    let n = 0;
+    for (let s = 0; s < this.occupied.length; s++) if (this.occupied[s]) out[n++] = s;
+    return out;
+  }
+
+  /** Stores a canonical mask in the lowest free slot and returns that slot. Other slots are not touched. */
+  add(mask: Uint32Array): number {
+    this.checkMask(mask);
+    let slot = this.occupied.findIndex((o) => !o);
+    if (slot < 0) slot = this.occupied.length;
+    if (slot >= this.slotCapacity) this.grow();
+    this.writeSlot(slot, mask);
+    this.occupied[slot] = true;
+    this.size++;
+    for (let j = 0; j < this.words; j++) {
+      let w = mask[j];
+      while (w !== 0) {
+        const b = 31 - Math.clz32(w & -w);
+        this.count[j * 32 + b]++;
+        w &= w - 1;
+      }
+    }
+    return slot;
+  }
+
+  /** Clears a slot; its bits are zeroed so it contributes nothing to any kernel. */
+  remove(slot: number): void {
+    if (!this.has(slot)) throw new RangeError(`slot ${slot} is empty`);
+    const mask = this.get(slot);
+    for (let j = 0; j < this.words; j++) {
+      let w = mask[j];
+      while (w !== 0) {
+        const b = 31 - Math.clz32(w & -w);
+        this.count[j * 32 + b]--;
+        w &= w - 1;
+      }
+    }
+    this.writeSlot(slot, new Uint32Array(this.words));
+    this.occupied[slot] = false;
+    this.size--;
+  }
+
+  /** The canonical mask of a slot. */
+  get(slot: number): Uint32Array {
+    if (!this.has(slot)) throw new RangeError(`slot ${slot} is empty`);
+    const out = new Uint32Array(this.words);
+    const base = blockBase(slot, this.words);
+    const s = slot % BLOCK_SLOTS;
+    for (let j = 0; j < this.words; j++) out[j] = this.data[base + j * BLOCK_SLOTS + s];
+    return out;
+  }
+
+  private writeSlot(slot: number, mask: Uint32Array): void {
+    const base = blockBase(slot, this.words);
+    const s = slot % BLOCK_SLOTS;
+    for (let j = 0; j < this.words; j++) this.data[base + j * BLOCK_SLOTS + s] = mask[j];
+  }
+
+  /** Grows by one block, or by 1/32 of the bank when that is more, so hot adds stay amortised O(1) per task. */
+  private grow(): void {
+    const more = Math.max(1, Math.ceil(this.blocks / 32));
+    const next = new Uint32Array((this.blocks + more) * this.words * BLOCK_SLOTS);
+    next.set(this.data);
+    this.data = next;
+  }
+
+  private checkMask(mask: Uint32Array): void {
+    if (!(mask instanceof Uint32Array) || mask.length !== this.words) {
+      throw new RangeError(`a mask must be a Uint32Array of ${this.words} words`);
+    }
+  }
+}
+
+function blocksFor(tasks: number): number {
+  return Math.ceil(Math.max(0, tasks) / BLOCK_SLOTS);
+}
+
+function blockBase(slot: number, words: number): number {
+  return Math.floor(slot / BLOCK_SLOTS) * words * BLOCK_SLOTS;
+}
