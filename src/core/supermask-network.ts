@@ -1,0 +1,139 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { type Architecture, type LayerShape, layerShapes, maskWords } from './architecture.ts';
+import { type BaseNetwork } from './base-network.ts';
+import { type MaskKernels } from './kernels/mask-kernels.ts';
+import { LruCache } from './lru-cache.ts';
+import { MaskBank } from './mask-bank.ts';
+import { type DenseLayers, batchWeightGradient, disposeDenseLayers, gradientTrace, makeDenseLayers } from './mlp.ts';
+import { type Objective, objectiveGradient } from './objectives.ts';
+
+/**
+ * The frozen base network together with the mask bank: builds the dense weights a pass needs
+ * (one task's W ⊙ M^t, or a superposition W ⊙ Σ α_i M^i with uniform α over a set of slots) and turns one
+ * backward pass into the per-slot gradients ∂obj/∂α_i through the bit-matrix kernel.
+ */
+export class SupermaskNetwork {
+  readonly architecture: Architecture;
+  readonly shapes: LayerShape[];
+  readonly words: number;
+  readonly bank: MaskBank;
+  private readonly base: BaseNetwork;
+  private readonly baseTensors: tf.Tensor2D[];
+  private readonly maskedCache: LruCache<number, DenseLayers>;
+  private fullSuperposition: DenseLayers | null = null;
+
+  constructor(
+    base: BaseNetwork,
+    readonly kernels: MaskKernels,
+    options: { expectedTasks?: number; maskedCacheSize?: number } = {},
+  ) {
+    this.base = base;
+    this.architecture = base.architecture;
+    this.shapes = layerShapes(base.architecture);
+    this.words = maskWords(base.architecture);
+    this.bank = new MaskBank(this.words, options.expectedTasks ?? 0);
+    this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
+    this.maskedCache = new LruCache(options.maskedCacheSize ?? 16, disposeDenseLayers);
+  }
+
+  addMask(mask: Uint32Array): number {
+    const slot = this.bank.add(mask);
+    this.invalidateSuperposition();
+    return slot;
+  }
+
+  removeMask(slot: number): void {
+    this.bank.remove(slot);
+    this.maskedCache.delete(slot);
+    this.invalidateSuperposition();
+  }
+
+  /** W ⊙ M^t for one slot; cached (bounded LRU) because the given-task path reuses it request after request. */
+  masked(slot: number): DenseLayers {
+    return this.maskedCache.getOrCreate(slot, () => {
+      const mask = this.bank.get(slot);
+      return this.denseFrom((w) => ((mask[w >>> 5] >>> (w & 31)) & 1));
+    });
+  }
+
+  /** W ⊙ (Σ_i M^i) / k over all stored slots: one dense network, cached until the bank changes. */
+  superposed(): DenseLayers {
+    this.fullSuperposition ??= this.denseFrom(scaledCounts(this.bank.count, this.bank.taskCount));
+    return this.fullSuperposition;
+  }
+
+  /** W ⊙ (Σ_{i∈slots} M^i) / |slots| for a subset (binary search). The caller disposes it. */
+  subsetSuperposition(slots: Int32Array): DenseLayers {
+    const counts = new Float32Array(this.words * 32);
+    this.kernels.subsetCount(this.bank.raw, this.words, slots, counts);
+    return this.denseFrom(scaledCounts(counts, slots.length));
+  }
+
+  /**
+   * ∂obj/∂α_i for every slot of the bank (a multiple of 8; empty slots read 0 and must be ignored by the caller).
+   * `perExample` false: the objective is averaged over the batch, one score row. True: one row per example.
+   */
+  slotGradients(layers: DenseLayers, x: tf.Tensor2D, objective: Objective, perExample: boolean): Float32Array {
+    const batch = x.shape[0];
+    const classes = this.architecture.classes;
+    const { inputs, deltas } = gradientTrace(layers, x, (logits) => {
+      const g = objectiveGradient(objective, logits, classes);
+      return perExample ? g : tf.div(g, batch);
+    });
+    try {
+      const padded = this.words * 32;
+      const rows = perExample ? batch : 1;
+      const v = new Float32Array(rows * padded);
+      this.shapes.forEach((shape, l) => {
+        // V = ∂obj/∂W_eff ⊙ W: the mask-independent factor of every ∂obj/∂α_i.
+        const values = tf.tidy(() => {
+          const w = this.baseTensors[l];
+          if (!perExample) return tf.mul(batchWeightGradient(inputs[l], deltas[l]), w);
+          const outer = tf.mul(tf.expandDims(inputs[l], 2), tf.expandDims(deltas[l], 1));
+          return tf.mul(outer, tf.expandDims(w, 0));
+        });
+        const data = values.dataSync() as Float32Array;
+        values.dispose();
+        const size = shape.in * shape.out;
+        for (let r = 0; r < rows; r++) v.set(data.subarray(r * size, (r + 1) * size), r * padded + shape.offset);
+      });
+      const out = new Float32Array(rows * this.bank.slotCapacity);
+      this.kernels.scores(this.bank.raw, this.words, this.bank.blocks, v, rows, out);
+      return out;
+    } finally {
+      tf.dispose([...inputs, ...deltas]);
+    }
+  }
+
+  dispose(): void {
+    this.maskedCache.clear();
+    this.invalidateSuperposition();
+    tf.dispose(this.baseTensors);
+  }
+
+  private invalidateSuperposition(): void {
+    if (this.fullSuperposition) disposeDenseLayers(this.fullSuperposition);
+    this.fullSuperposition = null;
+  }
+
+  /** Dense layers W_l ⊙ factor(w) for a per-weight factor given as an array or a function of the flat index. */
+  private denseFrom(factor: Float32Array | ((w: number) => number)): DenseLayers {
+    const weights = this.shapes.map((shape, l) => {
+      const src = this.base.layers[l];
+      const dst = new Float32Array(src.length);
+      const o = shape.offset;
+      if (typeof factor === 'function') for (let i = 0; i < src.length; i++) dst[i] = src[i] * factor(o + i);
+      else for (let i = 0; i < src.length; i++) dst[i] = src[i] * factor[o + i];
+      return tf.keep(tf.tensor2d(dst, [shape.in, shape.out]));
+    });
+    return makeDenseLayers(weights);
+  }
+}
+
+function scaledCounts(counts: Uint16Array | Float32Array, k: number): Float32Array {
+  const out = new Float32Array(counts.length);
+  if (k === 0) return out;
+  const inv = 1 / k;
+  for (let i = 0; i < counts.length; i++) out[i] = counts[i] * inv;
+  return out;
+}

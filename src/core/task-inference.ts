@@ -1,0 +1,109 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { type Objective } from './objectives.ts';
+import { type SupermaskNetwork } from './supermask-network.ts';
+import { disposeDenseLayers } from './mlp.ts';
+
+/**
+ * Task inference (GN / NN scenarios): which stored mask explains this data?
+ * One-shot: superpose all k masks with α_i = 1/k, take ∂obj/∂α by one backward pass, pick argmax(-∂obj/∂α).
+ * Binary: repeat on the half of the candidates whose gradient is lowest until one is left (⌈log2 k⌉ rounds).
+ */
+export type InferenceMethod = 'one-shot' | 'binary';
+export type DecideFrom = 'first' | 'batch' | 'each';
+export const INFERENCE_METHODS: readonly InferenceMethod[] = ['one-shot', 'binary'];
+export const DECIDE_FROM: readonly DecideFrom[] = ['first', 'batch', 'each'];
+
+export interface InferenceOptions {
+  method: InferenceMethod;
+  objective: Objective;
+  /** `first`: decide from example 0 and apply to the batch (the paper); `batch`: the mean objective; `each`: per example. */
+  decideFrom: DecideFrom;
+  /** Unknown-task threshold: unknown when k · max ν < 1 + ε, ν = softmax(-∂obj/∂α). The paper's ε = 1/8. */
+  epsilon: number;
+}
+
+export const DEFAULT_INFERENCE: InferenceOptions = { method: 'one-shot', objective: 'entropy', decideFrom: 'first', epsilon: 1 / 8 };
+
+export interface TaskDecision {
+  slot: number;
+  /** ν of the chosen slot over the full superposition. */
+  confidence: number;
+  /** No stored mask fits (k · max ν < 1 + ε). Always false when k = 1: one mask gives no contrast to test. */
+  unknown: boolean;
+}
+
+/** One decision per example of `x` (already normalised). Throws when no task is stored. */
+export function inferTasks(net: SupermaskNetwork, x: tf.Tensor2D, options: InferenceOptions): TaskDecision[] {
+  const slots = net.bank.occupiedSlots();
+  if (slots.length === 0) throw new Error('no task is stored: task inference needs at least one mask');
+  const batch = x.shape[0];
+  if (slots.length === 1) return new Array(batch).fill({ slot: slots[0], confidence: 1, unknown: false });
+
+  if (options.decideFrom === 'each') {
+    if (options.method === 'one-shot') return oneShot(net, slots, x, options, true);
+    return range(batch).map((e) => withRow(x, e, (row) => binarySearch(net, slots, row, options)));
+  }
+  const decide = (data: tf.Tensor2D) =>
+    options.method === 'one-shot' ? oneShot(net, slots, data, options, false)[0] : binarySearch(net, slots, data, options);
+  const decision = options.decideFrom === 'first' ? withRow(x, 0, decide) : decide(x);
+  return new Array(batch).fill(decision);
+}
+
+function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, perExample: boolean): TaskDecision[] {
+  const grads = net.slotGradients(net.superposed(), x, o.objective, perExample);
+  const width = net.bank.slotCapacity;
+  return range(grads.length / width).map((r) => decideFromGradients(grads.subarray(r * width, (r + 1) * width), slots, o.epsilon));
+}
+
+function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions): TaskDecision {
+  const first = net.slotGradients(net.superposed(), x, o.objective, false);
+  const verdict = decideFromGradients(first, slots, o.epsilon);
+  let candidates = keepLowerHalf(slots, first);
+  while (candidates.length > 1) {
+    const layers = net.subsetSuperposition(candidates);
+    try {
+      candidates = keepLowerHalf(candidates, net.slotGradients(layers, x, o.objective, false));
+    } finally {
+      disposeDenseLayers(layers);
+    }
+  }
+  const slot = candidates[0];
+  return { slot, confidence: nu(first, slots)[slots.indexOf(slot)], unknown: verdict.unknown };
+}
+
+/** ν = softmax(-g) over the stored slots; the winner, its ν, and the unknown test. */
+export function decideFromGradients(grads: Float32Array, slots: Int32Array, epsilon: number): TaskDecision {
+  const v = nu(grads, slots);
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return { slot: slots[best], confidence: v[best], unknown: slots.length > 1 && slots.length * v[best] < 1 + epsilon };
+}
+
+function nu(grads: Float32Array, slots: Int32Array): Float64Array {
+  const v = new Float64Array(slots.length);
+  let max = -Infinity;
+  for (let i = 0; i < slots.length; i++) max = Math.max(max, -grads[slots[i]]);
+  let sum = 0;
+  for (let i = 0; i < slots.length; i++) sum += v[i] = Math.exp(-grads[slots[i]] - max);
+  for (let i = 0; i < slots.length; i++) v[i] /= sum;
+  return v;
+}
+
+/** The ⌈n/2⌉ candidates with the lowest gradient (those that lower the objective most), in slot order. */
+function keepLowerHalf(candidates: Int32Array, grads: Float32Array): Int32Array {
+  const order = Array.from(candidates).sort((a, b) => grads[a] - grads[b] || a - b);
+  return Int32Array.from(order.slice(0, Math.ceil(candidates.length / 2))).sort();
+}
+
+function withRow<T>(x: tf.Tensor2D, row: number, fn: (row: tf.Tensor2D) => T): T {
+  const slice = tf.slice(x, [row, 0], [1, -1]);
+  try {
+    return fn(slice);
+  } finally {
+    slice.dispose();
+  }
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}

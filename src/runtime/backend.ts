@@ -1,0 +1,61 @@
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+
+export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendChoice {
+  /** The tfjs backend that runs: "tensorflow", "wasm" or "cpu". */
+  name: string;
+  /** One line for the log: why this backend. */
+  reason: string;
+}
+
+/**
+ * Picks the TensorFlow.js backend. `tensorflow` is libtensorflow through @tensorflow/tfjs-node-gpu (or
+ * tfjs-node), an optional dependency that only the GPU container installs; its absence is normal and is
+ * reported in one line, never a stack trace. `wasm` (SIMD, ships in its npm package) is the embedded default.
+ */
+export async function selectBackend(preference: BackendPreference = 'auto'): Promise<BackendChoice> {
+  if (!BACKEND_PREFERENCES.includes(preference)) {
+    throw new Error(`backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got "${preference}"`);
+  }
+  let missingNative = '';
+  if (preference === 'auto' || preference === 'tensorflow') {
+    const loaded = loadNativeTensorflow();
+    if (loaded.ok && (await tf.setBackend('tensorflow'))) {
+      return { name: 'tensorflow', reason: `libtensorflow via ${loaded.pkg}` };
+    }
+    missingNative = loaded.ok ? 'libtensorflow backend failed to initialise' : loaded.reason;
+    if (preference === 'tensorflow') throw new Error(`backend "tensorflow" unavailable: ${missingNative}`);
+  }
+  const target = preference === 'cpu' ? 'cpu' : 'wasm';
+  if (!(await tf.setBackend(target))) throw new Error(`backend "${target}" failed to initialise`);
+  await tf.ready();
+  const why = preference === 'auto' ? `${missingNative}; using the embedded ${target} backend` : 'requested';
+  return { name: target, reason: why };
+}
+
+function loadNativeTensorflow(): { ok: true; pkg: string } | { ok: false; reason: string } {
+  const require = createRequire(import.meta.url);
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      require.resolve(pkg);
+    } catch {
+      continue;
+    }
+    try {
+      require(pkg);
+      return { ok: true, pkg };
+    } catch (e) {
+      return { ok: false, reason: `${pkg} is installed but failed to load (${firstLine(e)})` };
+    }
+  }
+  return { ok: false, reason: '@tensorflow/tfjs-node-gpu is not installed' };
+}
+
+function firstLine(e: unknown): string {
+  return String(e instanceof Error ? e.message : e).split('\n')[0];
+}
