@@ -1,0 +1,89 @@
+import { type FileHandle, open, rename } from 'node:fs/promises';
+import * as path from 'node:path';
+
+/**
+ * Durable file primitives and the named points between write steps where a crash can happen.
+ * A FaultHook is called (and awaited) just before each step; throwing from it stops the operation
+ * there, leaving on disk exactly what a process crash at that instant would leave. Tests use it to
+ * check every intermediate state; production passes none.
+ */
+export type WriteOp = 'create' | 'append' | 'remove' | 'compact';
+
+export const MANIFEST_STEPS = ['manifest:write-temp', 'manifest:fsync-temp', 'manifest:rename', 'manifest:fsync-dir'] as const;
+
+/** Every step of every write operation, in order. remove = the manifest steps (then, maybe, a compaction). */
+export const WRITE_STEPS = {
+  create: ['create:write-masks', 'create:fsync-masks', 'create:fsync-dir', ...MANIFEST_STEPS],
+  append: [
+    'append:truncate-tail',
+    'append:write-record-header',
+    'append:write-record-payload',
+    'append:fsync-masks',
+    ...MANIFEST_STEPS,
+  ],
+  remove: [...MANIFEST_STEPS],
+  compact: ['compact:write-masks', 'compact:fsync-masks', 'compact:fsync-dir', ...MANIFEST_STEPS, 'compact:remove-old'],
+} as const;
+
+export type WriteStep = (typeof WRITE_STEPS)[WriteOp][number];
+
+export type FaultHook = (step: WriteStep, op: WriteOp) => void | Promise<void>;
+
+/** The step callback an operation calls; a no-op without a hook. */
+export type StepFn = (step: WriteStep) => Promise<void>;
+
+export function stepper(hook: FaultHook | undefined, op: WriteOp): StepFn {
+  return async (step) => {
+    if (hook) await hook(step, op);
+  };
+}
+
+/** Writes all of `data` at `position` (fs writes may be partial). */
+export async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** fsync a directory so that entries created, renamed or removed in it are durable (no-op where unsupported). */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    // Windows cannot open or fsync a directory; its renames are durable once they return.
+    if (process.platform !== 'win32') throw e;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Creates or truncates `file`, writes `data`, fsyncs it. Steps: `writeStep` before writing, `syncStep` before fsync. */
+export async function writeFileDurably(file: string, data: Uint8Array, step: StepFn, writeStep: WriteStep, syncStep: WriteStep): Promise<void> {
+  await step(writeStep);
+  const fh = await open(file, 'w');
+  try {
+    await writeAll(fh, data, 0);
+    await step(syncStep);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Replaces dir/name atomically: write dir/name.tmp, fsync it, rename it over dir/name, fsync dir.
+ * A crash leaves either the old file or the new one at dir/name, never a mix; a stale .tmp is harmless
+ * (nothing reads it, and the next replace truncates it).
+ */
+export async function replaceFileAtomically(dir: string, name: string, data: Uint8Array, step: StepFn): Promise<void> {
+  const tmp = path.join(dir, `${name}.tmp`);
+  await writeFileDurably(tmp, data, step, 'manifest:write-temp', 'manifest:fsync-temp');
+  await step('manifest:rename');
+  await rename(tmp, path.join(dir, name));
+  await step('manifest:fsync-dir');
+  await fsyncDir(dir);
+}
