@@ -1,0 +1,78 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { type DatasetName, DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
+import { taskDataset } from '../../data/transforms.ts';
+import { openEngine } from '../../runtime/open-engine.ts';
+import { DEFAULT_MODEL_DIR } from '../default-model.ts';
+
+const HELP = `usage: supsup classify [--model DIR] [--input FILE | --dataset mnist|fashion-mnist --examples N --from-task ID]
+                        [--task ID] [--method one-shot|binary] [--objective entropy|superfluous]
+                        [--decide-from first|batch|each] [--backend auto|wasm|cpu|tensorflow] [--json]
+
+Classifies a batch with a given task (--task) or with the task inferred (no --task).
+  --input FILE      JSON {"inputs": number[][]}: examples as the task's data gives them (pixels in [0,1])
+  --dataset NAME    take test examples from a bundled data set instead, transformed as task --from-task
+                    (default: the model's first task) defines, and print the expected label and task`;
+
+export async function classifyCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      model: { type: 'string', default: DEFAULT_MODEL_DIR },
+      input: { type: 'string' },
+      dataset: { type: 'string' },
+      examples: { type: 'string', default: '8' },
+      'from-task': { type: 'string' },
+      task: { type: 'string' },
+      method: { type: 'string' },
+      objective: { type: 'string' },
+      'decide-from': { type: 'string' },
+      backend: { type: 'string', default: 'auto' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) return void console.log(HELP);
+  const opened = await openEngine(values.model, { backend: values.backend as never });
+  const { engine, manifest } = opened;
+  let inputs: Float32Array;
+  let expected: { label: number; task: string }[] | undefined;
+  if (values.input !== undefined) {
+    const parsed = JSON.parse(await readFile(values.input, 'utf8')) as { inputs?: unknown };
+    if (!Array.isArray(parsed.inputs) || !parsed.inputs.every(Array.isArray)) throw new Error(`${values.input}: expected {"inputs": number[][]}`);
+    inputs = Float32Array.from((parsed.inputs as number[][]).flat());
+  } else {
+    const name = (values.dataset ?? 'mnist') as DatasetName;
+    if (!DATASET_NAMES.includes(name)) throw new Error(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
+    const source = manifest.tasks.find((t) => t.id === (values['from-task'] ?? manifest.tasks[0]?.id));
+    if (!source) throw new Error(`--from-task: no such task in ${values.model}`);
+    const n = Number(values.examples);
+    if (!Number.isInteger(n) || n < 1) throw new Error('--examples must be a positive integer');
+    const data = taskDataset(source.transform, loadDataset(name).test);
+    const count = Math.min(n, data.count);
+    inputs = data.images.slice(0, count * engine.architecture.inputSize);
+    expected = Array.from(data.labels.subarray(0, count), (label) => ({ label, task: source.id }));
+  }
+  const batch = inputs.length / engine.architecture.inputSize;
+  const inference = Object.fromEntries(
+    Object.entries({ method: values.method, objective: values.objective, decideFrom: values['decide-from'] }).filter(([, v]) => v !== undefined),
+  );
+  const call = engine.validate({ inputs, batch: Number.isInteger(batch) ? batch : -1, task: values.task, inference });
+  const predictions = engine.classify(call);
+  if (values.json) return void console.log(JSON.stringify({ predictions }, null, 2));
+  console.error(`model ${values.model}: ${manifest.tasks.length} tasks; backend ${opened.backend.name}; kernels ${opened.kernels.name}`);
+  const rows = predictions.map((p, i) => {
+    const e = expected?.[i];
+    const mark = e ? (e.label === p.label && e.task === p.task.id ? 'ok' : 'MISS') : '';
+    return [i, p.label, p.probabilities[p.label].toFixed(3), p.task.id, p.task.inferred ? 'inferred' : 'given', p.task.confidence.toFixed(3), p.task.unknown ? 'yes' : 'no', e ? `${e.label}/${e.task}` : '', mark];
+  });
+  printTable(['#', 'label', 'p', 'task', 'how', 'confidence', 'unknown', 'expected', ''], rows);
+  engine.dispose();
+}
+
+function printTable(header: string[], rows: (string | number)[][]): void {
+  const all = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => r[c].length)));
+  for (const r of all) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+}

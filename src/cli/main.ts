@@ -1,0 +1,41 @@
+/**
+ * `supsup <command>`: one binary, one small module per subcommand, each exporting `(argv) => Promise<void>`.
+ * Commands are imported lazily so `supsup --help` does not load TensorFlow.js.
+ */
+type Command = { summary: string; load: () => Promise<(argv: string[]) => Promise<void>> };
+
+const COMMANDS: Record<string, Command> = {
+  serve: { summary: 'serve a model over REST, gRPC and /metrics', load: async () => (await import('./commands/serve.ts')).serveCommand },
+  classify: { summary: 'classify examples from a file or the MNIST test set', load: async () => (await import('./commands/classify.ts')).classifyCommand },
+  train: { summary: 'train one supermask per task into a model', load: async () => (await import('./commands/train.ts')).trainCommand },
+  bench: { summary: 'benchmark the engine and kernels against the memory-read floor', load: async () => (await import('./commands/bench.ts')).benchCommand },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: supsup <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "supsup <command> --help" for a command's options.`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`supsup: unknown command "${name}"\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  await (await command.load())(rest);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  // Expected failures (bad flags, corrupt model files) carry a message meant for people: print it, not a stack.
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`supsup: ${message}`);
+  if (process.env.SUPSUP_DEBUG) console.error(error);
+  process.exitCode = 1;
+});

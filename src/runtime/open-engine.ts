@@ -1,0 +1,42 @@
+import { Engine } from '../core/engine.ts';
+import { type KernelPreference, selectKernels } from '../core/kernels/select-kernels.ts';
+import type { Manifest, TaskEntry } from '../model/manifest.ts';
+import { loadModel } from '../model/model-store.ts';
+import { type BackendChoice, type BackendPreference, selectBackend } from './backend.ts';
+
+/**
+ * Opens a model directory into a ready Engine: picks the tfjs backend and the mask kernels, loads and
+ * checks the files, and puts every stored task in the bank. The one place that wires these together
+ * (the serving worker, `classify`, `eval` and `bench` all call it).
+ */
+export interface OpenedEngine {
+  engine: Engine<TaskEntry>;
+  manifest: Manifest;
+  backend: BackendChoice;
+  kernels: { name: string; reason: string };
+}
+
+export interface OpenOptions {
+  backend?: BackendPreference;
+  kernels?: KernelPreference;
+  maxBatch?: number;
+  epsilon?: number;
+}
+
+export async function openEngine(dir: string, options: OpenOptions = {}): Promise<OpenedEngine> {
+  const backend = await selectBackend(options.backend ?? 'auto');
+  const kernels = await selectKernels(options.kernels ?? 'auto');
+  const { manifest, masks } = await loadModel(dir);
+  const { architecture, seed, normalization } = manifest;
+  const engine = new Engine<TaskEntry>({
+    architecture,
+    seed,
+    normalization,
+    kernels: kernels.kernels,
+    expectedTasks: manifest.tasks.length,
+    maxBatch: options.maxBatch,
+    epsilon: options.epsilon,
+  });
+  for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!, t);
+  return { engine, manifest, backend, kernels: { name: engine.kernelsName, reason: kernels.reason } };
+}
