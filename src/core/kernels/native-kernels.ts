@@ -1,0 +1,60 @@
+/**
+ * Loads the native addon (native/supsup_kernels.cc, built by `npm ci` / `npm run build:native` into
+ * build/Release/supsup_kernels.node) and wraps it as MaskKernels. When it is not built or does not load,
+ * callers get null and a one-line reason, and fall back to the TypeScript kernels.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { MaskKernels } from './mask-kernels.ts';
+
+/** What the addon exports. `readFloor` streams a buffer with the kernels' threads (memory-read floor). */
+export interface NativeAddon {
+  scores(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
+  subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
+  /** Reads every byte of the buffer once (2 threads) and returns a checksum, so the read cannot be skipped. */
+  readFloor(buffer: ArrayBufferView | ArrayBuffer): number;
+  /** "avx2" or "scalar": the code path in use. */
+  cpuPath(): string;
+  /** Forces a path (for tests and benchmarks); returns the path now in use. Process-wide. */
+  setCpuPath(path: 'auto' | 'avx2' | 'scalar'): string;
+}
+
+export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../../build/Release/supsup_kernels.node', import.meta.url));
+
+let cached: { addon: NativeAddon | null; reason: string } | undefined;
+
+/** The addon, or null with a one-line reason. Loaded once per process. */
+export function loadNativeAddon(): { addon: NativeAddon | null; reason: string } {
+  if (cached) return cached;
+  try {
+    const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
+    if (typeof addon.scores !== 'function' || typeof addon.subsetCount !== 'function') {
+      cached = { addon: null, reason: `native addon at ${NATIVE_ADDON_PATH} lacks scores/subsetCount` };
+    } else {
+      cached = { addon, reason: `native addon loaded (${addon.cpuPath()})` };
+    }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'MODULE_NOT_FOUND' ? 'not built (run `npm run build:native`)' : firstLine(e.message);
+    cached = { addon: null, reason: `native addon ${why}` };
+  }
+  return cached;
+}
+
+/** Native MaskKernels, or null with a one-line reason. The name follows the addon's path: "native-avx2", ... */
+export function loadNativeKernels(): { kernels: MaskKernels | null; reason: string } {
+  const { addon, reason } = loadNativeAddon();
+  if (!addon) return { kernels: null, reason };
+  const kernels: MaskKernels = {
+    get name() {
+      return `native-${addon.cpuPath()}`;
+    },
+    scores: (bank, words, blocks, v, examples, out) => addon.scores(bank, words, blocks, v, examples, out),
+    subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
+  };
+  return { kernels, reason };
+}
+
+function firstLine(message: string): string {
+  return String(message).split('\n', 1)[0];
+}
