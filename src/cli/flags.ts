@@ -52,3 +52,9 @@ export function stringFlags<N extends string>(...names: N[]): Record<N, { type: 
 
 /** The switches every command has. */
 export const COMMON_SWITCHES = { quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+
+/** The value of a flag the command cannot do without. */
+export function required(value: string | undefined, flag: string, usage: string): string {
+  if (value === undefined) throw new Error(`${flag} is required\n\n${usage}`);
+  return value;
+}

@@ -13,7 +13,7 @@ import { MASK_STYLES, type MaskStyle } from '../../train/masks.ts';
 import { createReporter } from '../../train/progress.ts';
 import { type NewModelSpec, runTraining } from '../../train/run.ts';
 import { type TrainConfig } from '../../train/task-plan.ts';
-import { COMMON_SWITCHES, int, number, oneOf, parseFlags, stringFlags } from '../flags.ts';
+import { COMMON_SWITCHES, int, number, oneOf, parseFlags, required, stringFlags } from '../flags.ts';
 
 const USAGE = `usage: supsup train --model DIR --tasks N [options]
 
@@ -60,14 +60,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (values.model === undefined) throw new Error(`--model DIR is required\n\n${USAGE}`);
-  if (values.tasks === undefined) throw new Error(`--tasks N is required\n\n${USAGE}`);
-  const modelDir = values.model;
+  const modelDir = required(values.model, '--model DIR', USAGE);
+  const tasksFlag = required(values.tasks, '--tasks N', USAGE);
   const data = oneOf<DatasetName>('--data', values.data ?? 'mnist', DATASET_NAMES);
   const family = oneOf<TaskFamily>('--family', values.family ?? 'permuted', TASK_FAMILIES);
   const mask = oneOf<MaskStyle>('--mask', values.mask ?? 'gn', MASK_STYLES);
   const backend = oneOf<'wasm' | 'cpu'>('--backend', values.backend ?? 'wasm', ['wasm', 'cpu']);
-  const tasks = int('--tasks', values.tasks, 1);
+  const tasks = int('--tasks', tasksFlag, 1);
   const seed = int('--seed', values.seed ?? '1', 0, 0xffffffff);
   const exists = existsSync(path.join(modelDir, 'manifest.json'));
   const config: TrainConfig = {

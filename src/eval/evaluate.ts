@@ -1,0 +1,367 @@
+/**
+ * Evaluation of a model through the Engine (the serving path): for every task, accuracy with the task
+ * given (GG) and with the task inferred (GN) by each inference method, deciding from the first example of
+ * each batch, from the whole batch, or per example; the task-identification accuracy of each; how often
+ * batches of tasks the model has never seen are flagged unknown, and how often known ones are wrongly
+ * flagged; and the curve of these against the number of tasks in the model.
+ *
+ * Data: each task's inputs are the test split with the task's stored transform applied (the manifest's
+ * explicit permutation, angle or class pair), so the evaluation needs nothing but the model and the data.
+ * Batches are drawn from one fixed seeded shuffle of the test split (MNIST's split is ordered by digit).
+ */
+import { type Engine } from '../core/engine.ts';
+import { type Objective } from '../core/objectives.ts';
+import { Xoshiro128 } from '../core/prng.ts';
+import { type DecideFrom, type InferenceMethod } from '../core/task-inference.ts';
+import { type Dataset } from '../data/datasets.ts';
+import { type TaskTransform, permutedTask, taskDataset } from '../data/transforms.ts';
+import { shuffle } from '../train/batches.ts';
+
+export interface MethodSpec {
+  /** e.g. "one-shot H". */
+  name: string;
+  method: InferenceMethod;
+  objective: Objective;
+}
+
+export const METHODS: MethodSpec[] = [
+  { name: 'one-shot H', method: 'one-shot', objective: 'entropy' },
+  { name: 'one-shot G', method: 'one-shot', objective: 'superfluous' },
+  { name: 'binary H', method: 'binary', objective: 'entropy' },
+];
+
+export interface EvalTask {
+  id: string;
+  transform: TaskTransform;
+}
+
+export interface EvalOptions {
+  /** Test batches per task for the batch-level decisions (first, batch). */
+  batches: number;
+  /** Examples per batch (the paper: 128). */
+  batchSize: number;
+  /** Examples per task for per-example decisions (each example decides alone). */
+  eachExamples: number;
+  /** Tasks not in the model for the unknown-task test, and batches of each. */
+  unknownTasks: number;
+  unknownBatches: number;
+  /** Numbers of tasks at which to draw the curve (points above the model's task count are dropped). */
+  curve: number[];
+  /** At most this many tasks are evaluated at each curve point (evenly spaced among the first n). */
+  curveTasks: number;
+  /** Shuffle seed of the test split. */
+  seed: number;
+  /** Methods to run (those needing superfluous outputs are skipped when s = l). */
+  methods: MethodSpec[];
+  decideFrom: DecideFrom[];
+  onProgress?: (message: string) => void;
+}
+
+export const DEFAULT_EVAL: Omit<EvalOptions, 'onProgress'> = {
+  batches: 4,
+  batchSize: 128,
+  eachExamples: 16,
+  unknownTasks: 20,
+  unknownBatches: 4,
+  curve: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
+  curveTasks: 20,
+  seed: 1,
+  methods: METHODS,
+  decideFrom: ['first', 'batch', 'each'],
+};
+
+/** Accuracy over examples, task-id accuracy and unknown flags over decisions (batches, or examples for `each`). */
+export interface Score {
+  examples: number;
+  correct: number;
+  decisions: number;
+  taskCorrect: number;
+  flaggedUnknown: number;
+  /** Wall time of the classify calls. */
+  ms: number;
+}
+
+export interface ScoreSummary {
+  accuracy: number;
+  taskIdAccuracy: number;
+  /** Fraction of decisions on known tasks flagged unknown (false unknowns). */
+  unknownRate: number;
+  examples: number;
+  decisions: number;
+  msPerCall: number;
+}
+
+export interface TaskResult {
+  id: string;
+  gg: number;
+  ggExamples: number;
+  /** GG on exactly the examples of the GN batches, for a like-for-like gap. */
+  ggOnBatches: number;
+  gn: Record<string, ScoreSummary>;
+}
+
+export interface CurvePoint {
+  tasks: number;
+  evaluatedTasks: number;
+  gg: number;
+  gn: number;
+  taskIdAccuracy: number;
+  unknownRate: number;
+}
+
+export interface EvalReport {
+  tasks: number;
+  architecture: string;
+  options: Omit<EvalOptions, 'onProgress' | 'methods'> & { methods: string[] };
+  gg: { accuracy: number; examples: number; accuracyOnBatches: number };
+  /** Key: "<method> / <decideFrom>", e.g. "one-shot H / first". */
+  gn: Record<string, ScoreSummary>;
+  unknown: { tasks: number; batches: number; flagged: Record<string, { rate: number; decisions: number }> };
+  perTask: TaskResult[];
+  curve: CurvePoint[];
+  seconds: { total: number; gg: number; gn: number; unknown: number; curve: number };
+}
+
+export const UNKNOWN_TASK_BASE = 1_000_000;
+
+export function methodKey(m: MethodSpec, d: DecideFrom): string {
+  return `${m.name} / ${d}`;
+}
+
+/**
+ * Evaluates `engine` (which must hold exactly `tasks`, in this order) on `test`. The curve removes tasks
+ * from the engine as it goes down to smaller n: the engine is left holding the first min(curve) tasks.
+ */
+export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dataset, options: EvalOptions): EvalReport {
+  const t0 = performance.now();
+  const log = options.onProgress ?? (() => undefined);
+  const arch = engine.architecture;
+  const hasSuperfluous = arch.outputs > arch.classes;
+  const methods = options.methods.filter((m) => hasSuperfluous || m.objective !== 'superfluous');
+  if (test.width * test.height !== arch.inputSize) {
+    throw new Error(`${test.name} has ${test.width * test.height} pixels per image, the model takes ${arch.inputSize}`);
+  }
+  const pixels = arch.inputSize;
+  const order = shuffledIndices(test.count, options.seed);
+  const batchSize = Math.min(options.batchSize, test.count);
+  const batches = Math.min(options.batches, Math.floor(test.count / batchSize));
+  const eachExamples = Math.min(options.eachExamples, test.count);
+
+  const call = (inputs: Float32Array, batch: number, extra: { task?: string; method?: MethodSpec; decideFrom?: DecideFrom }) => {
+    const inference = extra.method
+      ? { method: extra.method.method, objective: extra.method.objective, decideFrom: extra.decideFrom }
+      : undefined;
+    const start = performance.now();
+    const out = engine.classify(engine.validate({ inputs, batch, task: extra.task, inference }));
+    return { predictions: out, ms: performance.now() - start };
+  };
+  /** Rows `idx` of a task's images and labels. */
+  const pick = (ds: Dataset, idx: ArrayLike<number>) => {
+    const inputs = new Float32Array(idx.length * pixels);
+    const labels = new Uint8Array(idx.length);
+    for (let i = 0; i < idx.length; i++) {
+      inputs.set(ds.images.subarray(idx[i] * pixels, (idx[i] + 1) * pixels), i * pixels);
+      labels[i] = ds.labels[idx[i]];
+    }
+    return { inputs, labels };
+  };
+  const batchIndices = (b: number) => order.subarray(b * batchSize, (b + 1) * batchSize);
+
+  /** Given-task accuracy on all of `ds`, in chunks under the engine's batch limit. */
+  const ggAccuracy = (id: string, ds: Dataset) => {
+    const chunk = Math.min(engine.limits.maxBatch, 1024);
+    let correct = 0;
+    for (let s = 0; s < ds.count; s += chunk) {
+      const n = Math.min(chunk, ds.count - s);
+      const { predictions } = call(ds.images.subarray(s * pixels, (s + n) * pixels), n, { task: id });
+      predictions.forEach((p, i) => (correct += p.label === ds.labels[s + i] ? 1 : 0));
+    }
+    return correct / ds.count;
+  };
+
+  /** GN on one known task: returns per method/decideFrom scores and GG on the same batches. */
+  const gnOnTask = (task: EvalTask, ds: Dataset, specs: MethodSpec[], decideFrom: DecideFrom[]) => {
+    const scores: Record<string, Score> = {};
+    let ggCorrect = 0;
+    let ggExamples = 0;
+    for (let b = 0; b < batches; b++) {
+      const { inputs, labels } = pick(ds, batchIndices(b));
+      const { predictions } = call(inputs, labels.length, { task: task.id });
+      predictions.forEach((p, i) => (ggCorrect += p.label === labels[i] ? 1 : 0));
+      ggExamples += labels.length;
+    }
+    for (const m of specs) {
+      for (const d of decideFrom) {
+        const s = (scores[methodKey(m, d)] = emptyScore());
+        if (d === 'each') {
+          const { inputs, labels } = pick(ds, order.subarray(0, eachExamples));
+          const { predictions, ms } = call(inputs, labels.length, { method: m, decideFrom: d });
+          s.ms += ms;
+          predictions.forEach((p, i) => {
+            s.examples++;
+            s.correct += p.label === labels[i] ? 1 : 0;
+            s.decisions++;
+            s.taskCorrect += p.task.id === task.id ? 1 : 0;
+            s.flaggedUnknown += p.task.unknown ? 1 : 0;
+          });
+          continue;
+        }
+        for (let b = 0; b < batches; b++) {
+          const { inputs, labels } = pick(ds, batchIndices(b));
+          const { predictions, ms } = call(inputs, labels.length, { method: m, decideFrom: d });
+          s.ms += ms;
+          predictions.forEach((p, i) => (s.correct += p.label === labels[i] ? 1 : 0));
+          s.examples += labels.length;
+          s.decisions++;
+          s.taskCorrect += predictions[0].task.id === task.id ? 1 : 0;
+          s.flaggedUnknown += predictions[0].task.unknown ? 1 : 0;
+        }
+      }
+    }
+    return { scores, ggOnBatches: ggCorrect / Math.max(1, ggExamples), ggExamples };
+  };
+
+  // 1. Every task: GG on the whole test split, GN by every method.
+  const perTask: TaskResult[] = [];
+  const totals: Record<string, Score> = {};
+  let ggTime = 0;
+  let gnTime = 0;
+  let ggSum = 0;
+  let ggExamplesTotal = 0;
+  let ggBatchSum = 0;
+  tasks.forEach((task, i) => {
+    const ds = taskDataset(task.transform, test);
+    const g0 = performance.now();
+    const gg = ggAccuracy(task.id, ds);
+    ggTime += performance.now() - g0;
+    const n0 = performance.now();
+    const { scores, ggOnBatches } = gnOnTask(task, ds, methods, options.decideFrom);
+    gnTime += performance.now() - n0;
+    for (const [k, s] of Object.entries(scores)) addScore((totals[k] ??= emptyScore()), s);
+    ggSum += gg * ds.count;
+    ggExamplesTotal += ds.count;
+    ggBatchSum += ggOnBatches;
+    perTask.push({ id: task.id, gg, ggExamples: ds.count, ggOnBatches, gn: mapValues(scores, summarize) });
+    const first = scores[methodKey(methods[0], options.decideFrom[0])];
+    log(`task ${i + 1}/${tasks.length} ${task.id}: GG ${pct(gg)}, GN (${methodKey(methods[0], options.decideFrom[0])}) ${pct(first.correct / first.examples)}`);
+  });
+
+  // 2. Tasks the model has not learned: how many of their batches are flagged unknown.
+  const u0 = performance.now();
+  const known = new Set(tasks.map((t) => JSON.stringify(t.transform)));
+  const unknownFlags: Record<string, { rate: number; decisions: number }> = {};
+  const unknownDecide = options.decideFrom.filter((d) => d !== 'each');
+  const counts: Record<string, { flagged: number; n: number }> = {};
+  for (let u = 0; u < options.unknownTasks; u++) {
+    const transform = permutedTask(UNKNOWN_TASK_BASE + u, pixels);
+    if (known.has(JSON.stringify(transform))) continue;
+    const ds = taskDataset(transform, test);
+    for (const m of methods) {
+      for (const d of unknownDecide) {
+        const c = (counts[methodKey(m, d)] ??= { flagged: 0, n: 0 });
+        for (let b = 0; b < Math.min(options.unknownBatches, batches || 1); b++) {
+          const { inputs, labels } = pick(ds, batchIndices(b));
+          const { predictions } = call(inputs, labels.length, { method: m, decideFrom: d });
+          c.flagged += predictions[0].task.unknown ? 1 : 0;
+          c.n++;
+        }
+      }
+    }
+    log(`unknown task ${u + 1}/${options.unknownTasks} done`);
+  }
+  for (const [k, c] of Object.entries(counts)) unknownFlags[k] = { rate: c.n ? c.flagged / c.n : 0, decisions: c.n };
+  const unknownTime = performance.now() - u0;
+
+  // 3. The curve: the engine holds the first n tasks, for each n from large to small.
+  const c0 = performance.now();
+  // The model's own task count is always a point, so the curve ends where the tables are.
+  const points = [...new Set([...options.curve.filter((n) => n >= 1 && n <= tasks.length), tasks.length])].sort((a, b) => b - a);
+  const curve: CurvePoint[] = [];
+  const main = methods[0];
+  let held = tasks.length;
+  for (const n of points) {
+    while (held > n) engine.removeTask(tasks[--held].id);
+    const chosen = evenlySpaced(n, options.curveTasks);
+    let gg = 0;
+    const s = emptyScore();
+    for (const i of chosen) {
+      const ds = taskDataset(tasks[i].transform, test);
+      const r = gnOnTask(tasks[i], ds, [main], ['first']);
+      gg += r.ggOnBatches;
+      addScore(s, r.scores[methodKey(main, 'first')]);
+    }
+    const sum = summarize(s);
+    curve.push({ tasks: n, evaluatedTasks: chosen.length, gg: gg / chosen.length, gn: sum.accuracy, taskIdAccuracy: sum.taskIdAccuracy, unknownRate: sum.unknownRate });
+    log(`curve: ${n} tasks: GG ${pct(gg / chosen.length)}, GN ${pct(sum.accuracy)}, task id ${pct(sum.taskIdAccuracy)}`);
+  }
+  curve.reverse();
+
+  return {
+    tasks: tasks.length,
+    architecture: [arch.inputSize, ...arch.hidden, arch.outputs].join('-'),
+    options: { ...stripCallbacks(options), methods: methods.map((m) => m.name) },
+    gg: { accuracy: ggSum / Math.max(1, ggExamplesTotal), examples: ggExamplesTotal, accuracyOnBatches: ggBatchSum / Math.max(1, tasks.length) },
+    gn: mapValues(totals, summarize),
+    unknown: { tasks: options.unknownTasks, batches: options.unknownBatches, flagged: unknownFlags },
+    perTask,
+    curve,
+    seconds: {
+      total: (performance.now() - t0) / 1000,
+      gg: ggTime / 1000,
+      gn: gnTime / 1000,
+      unknown: unknownTime / 1000,
+      curve: (performance.now() - c0) / 1000,
+    },
+  };
+}
+
+function stripCallbacks(o: EvalOptions): Omit<EvalOptions, 'onProgress' | 'methods'> {
+  const { onProgress: _p, methods: _m, ...rest } = o;
+  return rest;
+}
+
+function emptyScore(): Score {
+  return { examples: 0, correct: 0, decisions: 0, taskCorrect: 0, flaggedUnknown: 0, ms: 0 };
+}
+
+function addScore(into: Score, s: Score): void {
+  into.examples += s.examples;
+  into.correct += s.correct;
+  into.decisions += s.decisions;
+  into.taskCorrect += s.taskCorrect;
+  into.flaggedUnknown += s.flaggedUnknown;
+  into.ms += s.ms;
+}
+
+function summarize(s: Score): ScoreSummary {
+  return {
+    accuracy: s.examples ? s.correct / s.examples : 0,
+    taskIdAccuracy: s.decisions ? s.taskCorrect / s.decisions : 0,
+    unknownRate: s.decisions ? s.flaggedUnknown / s.decisions : 0,
+    examples: s.examples,
+    decisions: s.decisions,
+    msPerCall: s.decisions ? s.ms / s.decisions : 0,
+  };
+}
+
+function mapValues<A, B>(o: Record<string, A>, f: (a: A) => B): Record<string, B> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
+}
+
+/** A fixed shuffle of 0..n−1 (Fisher–Yates with Xoshiro128(seed)). */
+export function shuffledIndices(n: number, seed: number): Uint32Array {
+  const a = Uint32Array.from({ length: n }, (_, i) => i);
+  shuffle(a, new Xoshiro128(seed));
+  return a;
+}
+
+/** Up to `max` indices among 0..n−1, evenly spaced, always including the first and the last. */
+export function evenlySpaced(n: number, max: number): number[] {
+  if (n <= max) return Array.from({ length: n }, (_, i) => i);
+  if (max <= 1) return [n - 1];
+  return [...new Set(Array.from({ length: max }, (_, i) => Math.round((i * (n - 1)) / (max - 1))))];
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(2)}%`;
+}

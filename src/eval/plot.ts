@@ -1,0 +1,70 @@
+/**
+ * The eval curve as a hand-written SVG: accuracy with the task given (GG), with the task inferred (GN)
+ * and the task-identification accuracy, against the number of tasks in the model (log scale).
+ */
+import { type CurvePoint } from './evaluate.ts';
+
+export interface PlotOptions {
+  title: string;
+  /** Label of the GN series, e.g. "GN, one-shot H, first example". */
+  gnLabel: string;
+  width?: number;
+  height?: number;
+}
+
+export function curveSvg(curve: CurvePoint[], o: PlotOptions): string {
+  const W = o.width ?? 640;
+  const H = o.height ?? 400;
+  const m = { left: 60, right: 20, top: 40, bottom: 80 };
+  const pw = W - m.left - m.right;
+  const ph = H - m.top - m.bottom;
+  const xs = curve.map((p) => p.tasks);
+  const xMin = Math.min(...xs, 1);
+  const xMax = Math.max(...xs, 2);
+  const lx = (n: number) => (xMax === xMin ? 0 : (Math.log(n) - Math.log(xMin)) / (Math.log(xMax) - Math.log(xMin)));
+  const values = curve.flatMap((p) => [p.gg, p.gn, p.taskIdAccuracy]).filter(Number.isFinite);
+  const lowest = values.length ? Math.min(...values) : 0.9;
+  const yMin = Math.max(0, Math.floor((lowest * 100 - 1) / 5) * 5) / 100;
+  const yMax = 1;
+  const X = (n: number) => m.left + lx(n) * pw;
+  const Y = (v: number) => m.top + (1 - (v - yMin) / (yMax - yMin)) * ph;
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(o.title)}</text>`);
+  // Grid and y ticks every 5 points (or 1 when the range is narrow).
+  const step = yMax - yMin <= 0.1 ? 0.01 : 0.05;
+  for (let v = yMin; v <= yMax + 1e-9; v += step) {
+    const y = Y(v).toFixed(1);
+    out.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${y}" y2="${y}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${(v * 100).toFixed(0)}%</text>`);
+  }
+  for (const n of xs) {
+    const x = X(n).toFixed(1);
+    out.push(`<line x1="${x}" x2="${x}" y1="${m.top}" y2="${m.top + ph}" stroke="#f0f0f0"/>`);
+    out.push(`<text x="${x}" y="${m.top + ph + 16}" text-anchor="middle">${n}</text>`);
+  }
+  out.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
+  out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 34}" text-anchor="middle">number of tasks in the model (log scale)</text>`);
+  out.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">accuracy</text>`);
+  const series: { label: string; color: string; dash: string; get: (p: CurvePoint) => number }[] = [
+    { label: 'task given (GG)', color: '#1f77b4', dash: '', get: (p) => p.gg },
+    { label: o.gnLabel, color: '#d62728', dash: '', get: (p) => p.gn },
+    { label: 'task-id accuracy', color: '#2ca02c', dash: '6 4', get: (p) => p.taskIdAccuracy },
+  ];
+  series.forEach((s, i) => {
+    const pts = curve.map((p) => `${X(p.tasks).toFixed(1)},${Y(s.get(p)).toFixed(1)}`).join(' ');
+    out.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
+    for (const p of curve) out.push(`<circle cx="${X(p.tasks).toFixed(1)}" cy="${Y(s.get(p)).toFixed(1)}" r="3" fill="${s.color}"/>`);
+    const ly = m.top + ph + 52 + Math.floor(i / 2) * 16;
+    const lx0 = m.left + (i % 2) * (pw / 2);
+    out.push(`<line x1="${lx0}" x2="${lx0 + 24}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
+    out.push(`<text x="${lx0 + 30}" y="${ly}" dominant-baseline="middle">${esc(s.label)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Architecture } from '../src/core/architecture.ts';
+import { loadDataset } from '../src/data/datasets.ts';
+import { evalCommand, markdownSummary, orderTasks } from '../src/cli/commands/eval.ts';
+import { type EvalReport, METHODS, evaluateModel, evenlySpaced } from '../src/eval/evaluate.ts';
+import { curveSvg } from '../src/eval/plot.ts';
+import { openEngine } from '../src/runtime/open-engine.ts';
+import { runTraining } from '../src/train/run.ts';
+
+const TINY: Architecture = { inputSize: 784, hidden: [64, 32], outputs: 20, classes: 10 };
+let root: string;
+let model: string;
+
+before(async () => {
+  root = mkdtempSync(path.join(tmpdir(), 'supsup-eval-'));
+  model = path.join(root, 'model');
+  await runTraining({
+    modelDir: model,
+    create: { architecture: TINY, seed: 3, normalization: { mean: 0.1307, std: 0.3081 } },
+    config: { data: 'mnist', family: 'permuted', steps: 150, batch: 64, lr: 1e-3, mask: 'gn', density: 0.5, trainSeed: 1, transfer: false, backend: 'wasm' },
+    tasks: 3,
+    workers: 1,
+  });
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+describe('eval', () => {
+  it('reports sane accuracies, task identification and unknown rates on a tiny model', async () => {
+    const { engine, manifest } = await openEngine(model, { backend: 'wasm', kernels: 'typescript' });
+    const test = loadDataset('mnist').test;
+    const tasks = orderTasks(manifest.tasks).map((t) => ({ id: t.id, transform: t.transform }));
+    const r: EvalReport = evaluateModel(engine, tasks, test, {
+      batches: 2, batchSize: 32, eachExamples: 4, unknownTasks: 2, unknownBatches: 2,
+      curve: [1, 2], curveTasks: 3, seed: 1, methods: METHODS, decideFrom: ['first', 'batch', 'each'],
+    });
+    engine.dispose();
+    assert.equal(r.tasks, 3);
+    assert.equal(r.perTask.length, 3);
+    assert.equal(r.gg.examples, 3 * test.count);
+    assert.ok(r.gg.accuracy > 0.6, `GG ${r.gg.accuracy} is far above chance`);
+    assert.deepEqual(Object.keys(r.gn).sort(), METHODS.flatMap((m) => ['first', 'batch', 'each'].map((d) => `${m.name} / ${d}`)).sort());
+    for (const [key, s] of Object.entries(r.gn)) {
+      assert.ok(s.accuracy >= 0 && s.accuracy <= 1 && s.taskIdAccuracy >= 0 && s.taskIdAccuracy <= 1, key);
+      assert.equal(s.decisions, key.endsWith('each') ? 3 * 4 : 3 * 2, key);
+    }
+    // Three very different permutations: one image is enough to tell them apart.
+    assert.ok(r.gn['one-shot H / first'].taskIdAccuracy >= 5 / 6, JSON.stringify(r.gn['one-shot H / first']));
+    assert.ok(r.gn['one-shot H / batch'].taskIdAccuracy === 1);
+    // Picking the right task gives the given-task answer: GN equals GG on batches whose task was found.
+    if (r.gn['one-shot H / batch'].taskIdAccuracy === 1) assert.equal(r.gn['one-shot H / batch'].accuracy, r.gg.accuracyOnBatches);
+    for (const u of Object.values(r.unknown.flagged)) assert.ok(u.rate >= 0 && u.rate <= 1 && u.decisions === 4);
+    assert.deepEqual(r.curve.map((c) => c.tasks), [1, 2, 3]);
+    assert.equal(r.curve[0].taskIdAccuracy, 1, 'with one task there is nothing to confuse');
+
+    const md = markdownSummary({ ...r, model: 'tiny', data: test.name, epsilon: 0.125 });
+    assert.match(md, /\| one-shot H \| first example of each 32 \|/);
+    const svg = curveSvg(r.curve, { title: 'tiny', gnLabel: 'GN' });
+    assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    assert.equal(svg.match(/<polyline /g)?.length, 3);
+    assert.ok(svg.trimEnd().endsWith('</svg>'));
+  });
+
+  it('the command writes the JSON report and the SVG', async () => {
+    const out = path.join(root, 'out', 'report.json');
+    const svg = path.join(root, 'out', 'curve.svg');
+    const log = console.log;
+    let printed = '';
+    console.log = (s: string) => (printed += s);
+    try {
+      await evalCommand([
+        '--model', model, '--batches', '1', '--batch-size', '16', '--each-examples', '2', '--unknown-tasks', '1',
+        '--unknown-batches', '1', '--methods', 'one-shot-H', '--decide', 'first,each', '--curve', '1', '--kernels', 'typescript',
+        '--out', out, '--svg', svg, '--quiet',
+      ]);
+    } finally {
+      console.log = log;
+    }
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(report.data, 'mnist/test');
+    assert.deepEqual(Object.keys(report.gn).sort(), ['one-shot H / each', 'one-shot H / first']);
+    assert.match(readFileSync(svg, 'utf8'), /<svg/);
+    assert.match(printed, /Task given \(GG\)/);
+  });
+
+  it('refuses bad flags', async () => {
+    await assert.rejects(evalCommand([]), /--model DIR is required/);
+    await assert.rejects(evalCommand(['--model', model, '--methods', 'one-shot-X']), /--methods takes a comma-separated list/);
+    await assert.rejects(evalCommand(['--model', model, '--decide', 'all']), /--decide takes a comma-separated list/);
+    await assert.rejects(evalCommand(['--model', model, '--batches', '-2']), /argument is ambiguous|--batches must be/);
+  });
+
+  it('spaces curve tasks evenly, first and last included', () => {
+    assert.deepEqual(evenlySpaced(3, 5), [0, 1, 2]);
+    assert.deepEqual(evenlySpaced(250, 3), [0, 125, 249]);
+  });
+});
