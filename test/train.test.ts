@@ -230,6 +230,24 @@ describe('training runs', () => {
     for (const id of ['permuted-0', 'permuted-1', 'permuted-2']) assert.deepEqual(b.masks.get(id), a.masks.get(id), id);
   });
 
+  it('transfer starts each task from the mean of the earlier scores, kept beside the model', async () => {
+    const dir = path.join(tempDir(), 'transfer');
+    const create = { architecture: TINY, seed: 7, normalization: NORM };
+    const data = { train, test: heldOut };
+    await runTraining({ modelDir: dir, create, config: config({ transfer: true, steps: 20 }), tasks: 2, workers: 1, data });
+    const buf = readFileSync(path.join(dir, 'transfer-scores.bin'));
+    assert.equal(buf.length, weightCount(TINY) * 4 + 8);
+    assert.equal(buf.readDoubleLE(buf.length - 8), 2, 'two tasks summed');
+    // Resuming continues from the stored sum.
+    await runTraining({ modelDir: dir, config: config({ transfer: true, steps: 20 }), tasks: 3, workers: 1, data });
+    assert.equal(readFileSync(path.join(dir, 'transfer-scores.bin')).readDoubleLE(buf.length - 8), 3);
+    const plain = path.join(tempDir(), 'plain');
+    await runTraining({ modelDir: plain, create, config: config({ steps: 20 }), tasks: 2, workers: 1, data });
+    const [a, b] = [await loadModel(dir), await loadModel(plain)];
+    assert.deepEqual(a.masks.get('permuted-0'), b.masks.get('permuted-0'), 'the first task has nothing to transfer from');
+    assert.notDeepEqual(a.masks.get('permuted-1'), b.masks.get('permuted-1'));
+  });
+
   it('refuses bad flags with a clear message', async () => {
     await assert.rejects(trainCommand(['--tasks', '3']), /--model DIR is required/);
     await assert.rejects(trainCommand(['--model', tempDir(), '--tasks', 'x']), /--tasks must be an integer/);

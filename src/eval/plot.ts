@@ -15,7 +15,7 @@ export interface PlotOptions {
 export function curveSvg(curve: CurvePoint[], o: PlotOptions): string {
   const W = o.width ?? 640;
   const H = o.height ?? 400;
-  const m = { left: 60, right: 20, top: 40, bottom: 80 };
+  const m = { left: 60, right: 20, top: 40, bottom: 104 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const xs = curve.map((p) => p.tasks);
@@ -47,18 +47,19 @@ export function curveSvg(curve: CurvePoint[], o: PlotOptions): string {
   out.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
   out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 34}" text-anchor="middle">number of tasks in the model (log scale)</text>`);
   out.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">accuracy</text>`);
-  const series: { label: string; color: string; dash: string; get: (p: CurvePoint) => number }[] = [
-    { label: 'task given (GG)', color: '#1f77b4', dash: '', get: (p) => p.gg },
-    { label: o.gnLabel, color: '#d62728', dash: '', get: (p) => p.gn },
-    { label: 'task-id accuracy', color: '#2ca02c', dash: '6 4', get: (p) => p.taskIdAccuracy },
+  // GG is drawn wide and pale under GN, so the two stay visible where they coincide (task always found).
+  const series: { label: string; color: string; dash: string; width: number; get: (p: CurvePoint) => number }[] = [
+    { label: 'task given (GG)', color: '#9ecae1', dash: '', width: 6, get: (p) => p.gg },
+    { label: o.gnLabel, color: '#d62728', dash: '', width: 2, get: (p) => p.gn },
+    { label: 'task-id accuracy', color: '#2ca02c', dash: '6 4', width: 2, get: (p) => p.taskIdAccuracy },
   ];
   series.forEach((s, i) => {
     const pts = curve.map((p) => `${X(p.tasks).toFixed(1)},${Y(s.get(p)).toFixed(1)}`).join(' ');
-    out.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
+    out.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="${s.width}" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
     for (const p of curve) out.push(`<circle cx="${X(p.tasks).toFixed(1)}" cy="${Y(s.get(p)).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    const ly = m.top + ph + 52 + Math.floor(i / 2) * 16;
-    const lx0 = m.left + (i % 2) * (pw / 2);
-    out.push(`<line x1="${lx0}" x2="${lx0 + 24}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
+    const ly = m.top + ph + 52 + i * 16;
+    const lx0 = m.left;
+    out.push(`<line x1="${lx0}" x2="${lx0 + 24}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="${s.width}" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
     out.push(`<text x="${lx0 + 30}" y="${ly}" dominant-baseline="middle">${esc(s.label)}</text>`);
   });
   out.push('</svg>');

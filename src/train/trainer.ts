@@ -20,25 +20,12 @@ import { Xoshiro128 } from '../core/prng.ts';
 import { BatchSampler, type Normalization, type TaskSource, deriveSeed } from './batches.ts';
 import { type MaskStyle, keptPerLayer, maskDensity, packMask, topKThreshold } from './masks.ts';
 
-export interface TrainOptions {
+export interface TrainOptions extends OptimizerOptions {
   /** Optimiser steps (batches). The paper: 1000. */
   steps: number;
   /** The paper: 128. */
   batch: number;
-  /** RMSProp learning rate. The paper: 1e-4. */
-  lr: number;
-  /** RMSProp smoothing constant (PyTorch default 0.99). */
-  alpha?: number;
-  /** RMSProp epsilon (PyTorch default 1e-8). */
-  eps?: number;
-  mask: MaskStyle;
-  /** GG masks: fraction of each layer's weights kept. Ignored for GN. */
-  density?: number;
-  /** Seed of this task's score initialisation and batch order (see taskSeed). */
-  seed: number;
   normalization: Normalization;
-  /** Transfer: start from these scores (one array per layer) instead of the random init. Not modified. */
-  initScores?: Float32Array[];
   /** Return the final scores (for transfer or resuming). */
   keepScores?: boolean;
   /** Called every `progressEvery` steps and after the last one. */
@@ -88,47 +75,141 @@ export function initialScores(shapes: LayerShape[], seed: number): Float32Array[
   });
 }
 
+export interface OptimizerOptions {
+  /** RMSProp learning rate. The paper: 1e-4. */
+  lr: number;
+  /** RMSProp smoothing constant (PyTorch default 0.99). */
+  alpha?: number;
+  /** RMSProp epsilon (PyTorch default 1e-8). */
+  eps?: number;
+  mask: MaskStyle;
+  /** GG masks: fraction of each layer's weights kept. Ignored for GN. */
+  density?: number;
+  /** Seed of the score initialisation (ignored with initScores) and, in trainSupermask, of the batch order. */
+  seed: number;
+  /** Transfer: start from these scores (one array per layer) instead of the random init. Not modified. */
+  initScores?: Float32Array[];
+}
+
+/**
+ * The scores of one task and their RMSProp state: `step` trains on one batch, `mask` packs the current
+ * binary mask. trainSupermask drives it over a task's batches; the NN stream (stream.ts) over a stream.
+ */
+export class SupermaskOptimizer {
+  readonly scores: Float32Array[];
+  private readonly shapes: LayerShape[];
+  private readonly sq: Float32Array[];
+  private readonly weff: Float32Array[];
+  private readonly weffT: Float32Array[];
+  private readonly scratch: Float32Array;
+  private readonly thresholds: Float64Array;
+  private readonly grads: Float32Array[];
+  private readonly density: number;
+  private readonly alpha: number;
+  private readonly eps: number;
+  private dLogits = new Float32Array(0);
+
+  constructor(
+    private readonly base: BaseNetwork,
+    private readonly options: OptimizerOptions,
+  ) {
+    this.shapes = layerShapes(base.architecture);
+    if (!(options.lr > 0)) throw new RangeError(`lr must be positive, got ${options.lr}`);
+    this.density = options.density ?? 0.5;
+    if (options.mask === 'gg' && !(this.density > 0 && this.density <= 1)) {
+      throw new RangeError(`density must be in (0, 1], got ${this.density}`);
+    }
+    this.alpha = options.alpha ?? 0.99;
+    this.eps = options.eps ?? 1e-8;
+    const sizes = this.shapes.map((sh) => sh.in * sh.out);
+    this.scores = options.initScores ? options.initScores.map((a) => a.slice()) : initialScores(this.shapes, options.seed);
+    this.scores.forEach((a, l) => {
+      if (a.length !== sizes[l]) throw new Error(`initial scores of layer ${l} have the wrong size`);
+    });
+    this.sq = sizes.map((n) => new Float32Array(n));
+    this.weff = sizes.map((n) => new Float32Array(n));
+    this.weffT = sizes.map((n, l) => new Float32Array(l > 0 ? n : 0));
+    this.scratch = new Float32Array(Math.max(...sizes));
+    this.thresholds = new Float64Array(sizes.length);
+    this.grads = new Array(sizes.length);
+    this.refreshWeights();
+  }
+
+  /**
+   * One RMSProp step on a batch: x [B, inputs] normalised, xT its transpose, labels in 0..l−1.
+   * Returns the batch's mean loss and its number of correct argmax predictions (before the update).
+   */
+  step(x: Float32Array, xT: Float32Array, labels: Int32Array): { loss: number; correct: number } {
+    const arch = this.base.architecture;
+    const { shapes, weff, weffT, grads } = this;
+    const B = labels.length;
+    const L = shapes.length;
+    const s = arch.outputs;
+    if (this.dLogits.length !== B * s) this.dLogits = new Float32Array(B * s);
+    let result = { loss: 0, correct: 0 };
+    // tidy must not return the gradients: it would walk every element of the typed arrays looking for tensors.
+    tf.tidy(() => {
+      const w = weff.map((E, l) => tf.tensor2d(E, [shapes[l].in, shapes[l].out]));
+      const input = tf.tensor2d(x, [B, arch.inputSize]);
+      const acts: tf.Tensor2D[] = [input];
+      let h: tf.Tensor2D = input;
+      for (let l = 0; l < L; l++) {
+        const z = tf.matMul(h, w[l]) as tf.Tensor2D;
+        h = l + 1 < L ? tf.relu(z) : z;
+        if (l + 1 < L) acts.push(h);
+      }
+      result = crossEntropyGradient(h.dataSync() as Float32Array, labels, B, s, arch.classes, this.dLogits);
+      let delta: tf.Tensor2D = tf.tensor2d(this.dLogits, [B, s]);
+      for (let l = L - 1; l >= 0; l--) {
+        const inputT = l === 0 ? tf.tensor2d(xT, [arch.inputSize, B]) : tf.transpose(acts[l]);
+        grads[l] = tf.matMul(inputT, delta).dataSync() as Float32Array;
+        if (l > 0) {
+          const back = tf.matMul(delta, tf.tensor2d(weffT[l], [shapes[l].out, shapes[l].in]));
+          delta = tf.mul(back, tf.step(acts[l])) as tf.Tensor2D;
+        }
+      }
+    });
+    // RMSProp on the scores with the straight-through gradient ∂L/∂S = ∂L/∂W_eff ⊙ W.
+    for (let l = 0; l < L; l++) rmspropStep(this.scores[l], this.sq[l], grads[l], this.base.layers[l], this.options.lr, this.alpha, this.eps);
+    this.refreshWeights();
+    return result;
+  }
+
+  /** The current binary mask, canonical packed layout. */
+  mask(): Uint32Array {
+    const gg = this.options.mask === 'gg';
+    const keep = this.scores.map((S, l) => {
+      const k = new Uint8Array(S.length);
+      const thr = this.thresholds[l];
+      if (gg) for (let i = 0; i < S.length; i++) k[i] = Math.abs(S[i]) >= thr ? 1 : 0;
+      else for (let i = 0; i < S.length; i++) k[i] = S[i] >= 0 ? 1 : 0;
+      return k;
+    });
+    return packMask(keep, maskWords(this.base.architecture));
+  }
+
+  /** Effective weights W ⊙ M from the current scores (and their transposes for layers past the first). */
+  private refreshWeights(): void {
+    for (let l = 0; l < this.shapes.length; l++) {
+      const S = this.scores[l];
+      if (this.options.mask === 'gg') {
+        const thr = (this.thresholds[l] = topKThreshold(S, keptPerLayer(S.length, this.density), this.scratch));
+        maskedByMagnitude(S, this.base.layers[l], thr, this.weff[l]);
+      } else {
+        maskedBySign(S, this.base.layers[l], this.weff[l]);
+      }
+      if (l > 0) transposeInto(this.weff[l], this.shapes[l].in, this.shapes[l].out, this.weffT[l]);
+    }
+  }
+}
+
 export function trainSupermask(base: BaseNetwork, source: TaskSource, options: TrainOptions): TrainedTask {
   const arch = base.architecture;
-  const shapes = layerShapes(arch);
   if (source.pixels !== arch.inputSize) throw new Error(`examples have ${source.pixels} values, the model takes ${arch.inputSize}`);
   const steps = options.steps;
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be a positive integer, got ${steps}`);
-  if (!(options.lr > 0)) throw new RangeError(`lr must be positive, got ${options.lr}`);
-  const density = options.density ?? 0.5;
-  if (options.mask === 'gg' && !(density > 0 && density <= 1)) throw new RangeError(`density must be in (0, 1], got ${density}`);
-  const alpha = options.alpha ?? 0.99;
-  const eps = options.eps ?? 1e-8;
-  const lr = options.lr;
-  const B = options.batch;
-  const L = shapes.length;
-  const s = arch.outputs;
-  const classes = arch.classes;
-
-  const scores = options.initScores ? options.initScores.map((a) => a.slice()) : initialScores(shapes, options.seed);
-  scores.forEach((a, l) => {
-    if (a.length !== shapes[l].in * shapes[l].out) throw new Error(`initial scores of layer ${l} have the wrong size`);
-  });
-  const sq = shapes.map((sh) => new Float32Array(sh.in * sh.out));
-  const weff = shapes.map((sh) => new Float32Array(sh.in * sh.out));
-  const weffT = shapes.map((sh, l) => (l > 0 ? new Float32Array(sh.in * sh.out) : new Float32Array(0)));
-  const scratch = new Float32Array(Math.max(...shapes.map((sh) => sh.in * sh.out)));
-  const thresholds = new Float64Array(L);
-
-  // Effective weights W ⊙ M from the current scores (and their transposes for layers past the first).
-  const refreshWeights = () => {
-    for (let l = 0; l < L; l++) {
-      const n = scores[l].length;
-      const thr = options.mask === 'gg' ? topKThreshold(scores[l], keptPerLayer(n, density), scratch) : 0;
-      thresholds[l] = thr;
-      if (options.mask === 'gg') maskedByMagnitude(scores[l], base.layers[l], thr, weff[l]);
-      else maskedBySign(scores[l], base.layers[l], weff[l]);
-      if (l > 0) transposeInto(weff[l], shapes[l].in, shapes[l].out, weffT[l]);
-    }
-  };
-
-  const sampler = new BatchSampler(source, B, deriveSeed(options.seed, 0, 2), options.normalization);
-  const dLogits = new Float32Array(B * s);
+  const optimizer = new SupermaskOptimizer(base, options);
+  const sampler = new BatchSampler(source, options.batch, deriveSeed(options.seed, 0, 2), options.normalization);
   const window = Math.max(1, Math.round(steps / 10));
   let firstLoss = 0;
   let lastLossSum = 0;
@@ -139,62 +220,26 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
   let reportCount = 0;
   const every = options.progressEvery ?? 50;
   const start = performance.now();
-
-  refreshWeights();
-  const grads: Float32Array[] = new Array(L);
   for (let step = 1; step <= steps; step++) {
     sampler.next();
-    // tidy must not return the gradients: it would walk every element of the typed arrays looking for tensors.
-    tf.tidy(() => {
-      const w = weff.map((E, l) => tf.tensor2d(E, [shapes[l].in, shapes[l].out]));
-      const x = tf.tensor2d(sampler.x, [B, arch.inputSize]);
-      const acts: tf.Tensor2D[] = [x];
-      let h: tf.Tensor2D = x;
-      for (let l = 0; l < L; l++) {
-        const z = tf.matMul(h, w[l]) as tf.Tensor2D;
-        h = l + 1 < L ? tf.relu(z) : z;
-        if (l + 1 < L) acts.push(h);
-      }
-      const logits = h.dataSync() as Float32Array;
-      const { loss, correct } = crossEntropyGradient(logits, sampler.labels, B, s, classes, dLogits);
-      reportLoss += loss;
-      reportAcc += correct / B;
-      reportCount++;
-      if (step <= window) firstLoss += loss / window;
-      if (step > steps - window) {
-        lastLossSum += loss;
-        lastAccSum += correct / B;
-        lastCount++;
-      }
-      let delta: tf.Tensor2D = tf.tensor2d(dLogits, [B, s]);
-      for (let l = L - 1; l >= 0; l--) {
-        const inputT = l === 0 ? tf.tensor2d(sampler.xT, [arch.inputSize, B]) : tf.transpose(acts[l]);
-        grads[l] = tf.matMul(inputT, delta).dataSync() as Float32Array;
-        if (l > 0) {
-          const back = tf.matMul(delta, tf.tensor2d(weffT[l], [shapes[l].out, shapes[l].in]));
-          delta = tf.mul(back, tf.step(acts[l])) as tf.Tensor2D;
-        }
-      }
-    });
-
-    // RMSProp on the scores with the straight-through gradient ∂L/∂S = ∂L/∂W_eff ⊙ W.
-    for (let l = 0; l < L; l++) rmspropStep(scores[l], sq[l], grads[l], base.layers[l], lr, alpha, eps);
-    refreshWeights();
-
+    const { loss, correct } = optimizer.step(sampler.x, sampler.xT, sampler.labels);
+    const acc = correct / options.batch;
+    reportLoss += loss;
+    reportAcc += acc;
+    reportCount++;
+    if (step <= window) firstLoss += loss / window;
+    if (step > steps - window) {
+      lastLossSum += loss;
+      lastAccSum += acc;
+      lastCount++;
+    }
     if (options.onProgress && (step % every === 0 || step === steps)) {
       options.onProgress({ step, steps, loss: reportLoss / reportCount, accuracy: reportAcc / reportCount });
       reportLoss = reportAcc = reportCount = 0;
     }
   }
   const ms = performance.now() - start;
-
-  const keep = scores.map((S, l) => {
-    const k = new Uint8Array(S.length);
-    if (options.mask === 'gg') for (let i = 0; i < S.length; i++) k[i] = Math.abs(S[i]) >= thresholds[l] ? 1 : 0;
-    else for (let i = 0; i < S.length; i++) k[i] = S[i] >= 0 ? 1 : 0;
-    return k;
-  });
-  const mask = packMask(keep, maskWords(arch));
+  const mask = optimizer.mask();
   return {
     mask,
     density: maskDensity(mask, weightCount(arch)),
@@ -203,7 +248,7 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
     finalAccuracy: lastAccSum / lastCount,
     steps,
     ms,
-    scores: options.keepScores ? scores : undefined,
+    scores: options.keepScores ? optimizer.scores : undefined,
   };
 }
 

@@ -12,6 +12,7 @@ import { type Normalization, pixelStatistics } from '../../train/batches.ts';
 import { MASK_STYLES, type MaskStyle } from '../../train/masks.ts';
 import { createReporter } from '../../train/progress.ts';
 import { type NewModelSpec, runTraining } from '../../train/run.ts';
+import { runStream } from '../../train/stream.ts';
 import { type TrainConfig } from '../../train/task-plan.ts';
 import { COMMON_SWITCHES, int, number, oneOf, parseFlags, required, stringFlags } from '../flags.ts';
 
@@ -37,6 +38,11 @@ training (defaults: the paper's PermutedMNIST settings):
   --density X        kept fraction for gg masks (default 0.5)
   --train-seed N     seed of score initialisation and batch order (default: the model's seed)
   --transfer         start each task from the mean of the earlier tasks' scores (needs --workers 1)
+without task ids (the NN scenario):
+  --no-task-ids      one stream of batches, tasks 0..N-1 one after another with no boundaries given; a new
+                     mask is allocated when no stored mask fits the data (k · max ν < 1 + ε), stored after
+                     --steps batches or when the data changes; batches of learned tasks are skipped
+  --stream-batches N batches each task contributes to the stream (default: --steps)
 run:
   --workers N        train N tasks at a time in child processes (default 1)
   --backend NAME     wasm | cpu (default wasm)
@@ -49,9 +55,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
     {
       ...stringFlags(
         'model', 'arch', 'outputs', 'classes', 'seed', 'data', 'data-dir', 'family', 'tasks', 'steps', 'batch',
-        'lr', 'mask', 'density', 'train-seed', 'workers', 'backend',
+        'lr', 'mask', 'density', 'train-seed', 'workers', 'backend', 'stream-batches',
       ),
       transfer: { type: 'boolean' },
+      'no-task-ids': { type: 'boolean' },
       ...COMMON_SWITCHES,
     },
     USAGE,
@@ -95,6 +102,32 @@ export async function trainCommand(argv: string[]): Promise<void> {
     }
   }
   const workers = int('--workers', values.workers ?? '1', 1, 64);
+  if (values['no-task-ids']) {
+    if (workers > 1 || config.transfer) throw new Error('--no-task-ids trains one stream in order: it takes neither --workers > 1 nor --transfer');
+    const batchesPerTask = int('--stream-batches', values['stream-batches'] ?? String(config.steps), 1);
+    const log = (line: string) => {
+      if (!values.quiet) process.stderr.write(`${line}\n`);
+    };
+    const s = await runStream({
+      modelDir,
+      create,
+      config,
+      tasks,
+      batchesPerTask,
+      onEvent: (e) =>
+        log(
+          e.type === 'allocate'
+            ? `batch ${e.batch}: no stored mask fits; allocated ${e.id}`
+            : `batch ${e.batch}: stored ${e.id} after ${e.steps} batches (${e.why}); the stream was in task ${e.trueTask}`,
+        ),
+    });
+    log(
+      `stream of ${s.batches} batches from ${tasks} task(s): ${s.allocated.length} mask(s) allocated, ${s.skipped} batches recognised ` +
+        `as learned tasks and skipped; the model has ${s.masks} task(s) (${s.seconds.toFixed(0)} s)`,
+    );
+    return;
+  }
+  if (values['stream-batches'] !== undefined) throw new Error('--stream-batches goes with --no-task-ids');
   await runTraining({ modelDir, create, config, tasks, workers, reporter: createReporter(process.stderr, values.quiet === true) });
 }
 
