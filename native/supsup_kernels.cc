@@ -249,54 +249,51 @@ bool g_has_avx2 = false;  // CPU supports it (set once at load)
 bool g_use_avx2 = false;  // path in use
 
 void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, size_t examples, float* out) {
-  const size_t slots = blocks * kLanes;
-  std::fill(out, out + examples * slots, 0.0f);
+  const size_t slots = blocks * kLanes, n_out = examples * slots;
+  std::fill(out, out + n_out, 0.0f);
   if (blocks == 0 || examples == 0) return;
   const size_t tw = TileWords(examples), tiles = (words + tw - 1) / tw;
-  // Each worker sums into its own buffer (worker 0 straight into out); the helper's is added at the end.
-  std::vector<float> helper_acc;
-  std::atomic<bool> helper_used{false};
+  // Tiles are handed out in up to 16 contiguous groups, each summed into its own buffer in tile order and
+  // the buffers added in group order: the result does not depend on which thread ran what (same input, same
+  // bits), and 16 groups still balance 2 threads when one starts late.
+  const size_t groups = std::min<size_t>(tiles, 16), per_group = (tiles + groups - 1) / groups;
+  std::vector<float> partial(groups * n_out, 0.0f);
   const bool avx2 = g_use_avx2;
   const size_t work = words * examples * (blocks + 4);  // ~ word-visits, tables counted as 4 blocks
-  ForTiles(tiles, work < 2048, [&](int worker, size_t tile) {
+  ForTiles(groups, work < 2048, [&](int, size_t group) {
     thread_local std::vector<float> table_store;
-    float* acc = out;
-    if (worker == 1) {
-      if (!helper_used.load(std::memory_order_relaxed)) {
-        helper_acc.assign(examples * slots, 0.0f);
-        helper_used.store(true, std::memory_order_relaxed);
-      }
-      acc = helper_acc.data();
-    }
-    const size_t j0 = tile * tw, n = std::min(tw, words - j0);
     table_store.resize(examples * tw * kTableFloats + 16);
     float* tables = Align64(table_store.data());  // 32-byte table loads must not straddle cache lines
-    for (size_t e = 0; e < examples; e++) {
-      const float* ve = v + (e * words + j0) * 32;
-      float* te = tables + e * tw * kTableFloats;
+    float* acc = &partial[group * n_out];
+    for (size_t tile = group * per_group; tile < std::min(tiles, (group + 1) * per_group); tile++) {
+      const size_t j0 = tile * tw, n = std::min(tw, words - j0);
+      for (size_t e = 0; e < examples; e++) {
+        const float* ve = v + (e * words + j0) * 32;
+        float* te = tables + e * tw * kTableFloats;
 #if SUPSUP_X86
-      if (avx2) { BuildTablesAvx2(ve, n, te); continue; }
+        if (avx2) { BuildTablesAvx2(ve, n, te); continue; }
 #endif
-      BuildTables(ve, n, te);
-    }
-    for (size_t b = 0; b < blocks; b++) {
-      const uint32_t* chunk = bank + (b * words + j0) * kLanes;
-      // Software prefetch of the chunk 2 blocks ahead: each chunk is a short run the hardware prefetcher
-      // only locks onto after its first misses (measured: ~10-25% faster at k = 2500).
-      const uint32_t* next = b + 2 < blocks ? chunk + 2 * words * kLanes : chunk;
-      for (size_t e = 0; e < examples; e++) {  // the chunk is reused from L1 for every vector
-        const float* t = tables + e * tw * kTableFloats;
-        float* a = acc + e * slots + b * kLanes;
+        BuildTables(ve, n, te);
+      }
+      for (size_t b = 0; b < blocks; b++) {
+        const uint32_t* chunk = bank + (b * words + j0) * kLanes;
+        // Software prefetch of the chunk 2 blocks ahead: each chunk is a short run the hardware prefetcher
+        // only locks onto after its first misses (measured: ~10-25% faster at k = 2500).
+        const uint32_t* next = b + 2 < blocks ? chunk + 2 * words * kLanes : chunk;
+        for (size_t e = 0; e < examples; e++) {  // the chunk is reused from L1 for every vector
+          const float* t = tables + e * tw * kTableFloats;
+          float* a = acc + e * slots + b * kLanes;
 #if SUPSUP_X86
-        if (avx2) { TileAvx2(chunk, next, n, t, a); continue; }
+          if (avx2) { TileAvx2(chunk, next, n, t, a); continue; }
 #endif
-        (void)next; (void)avx2;
-        TileScalar(chunk, n, t, a);
+          (void)next; (void)avx2;
+          TileScalar(chunk, n, t, a);
+        }
       }
     }
   });
-  // The pool's acquire/release hand-over makes helper_acc visible here.
-  if (helper_used.load()) for (size_t i = 0; i < examples * slots; i++) out[i] += helper_acc[i];
+  for (size_t g = 0; g < groups; g++)
+    for (size_t i = 0; i < n_out; i++) out[i] += partial[g * n_out + i];
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -161,7 +161,7 @@ describe('native kernels against the TypeScript oracle', { skip: native.addon ? 
         }
       }));
 
-      it('scores on a larger bank (many tiles and blocks, both threads busy)', run(() => {
+      it('scores on a larger bank (many tiles and blocks, both threads busy), identical on every run', run(() => {
         const rand = rng(12);
         const words = 1000, blocks = 40;
         const bank = randomBank(words, blocks, rand, [5, 100, 319]);
@@ -170,9 +170,13 @@ describe('native kernels against the TypeScript oracle', { skip: native.addon ? 
         oracle.scores(bank, words, blocks, v, 1, expected);
         oracle.scores(bank, words, blocks, v.map(Math.abs), 1, scale);
         const out = new Float32Array(blocks * BLOCK_SLOTS);
-        for (let r = 0; r < 3; r++) {
+        let first: Float32Array | undefined;
+        for (let r = 0; r < 5; r++) {
           kernels.scores(bank, words, blocks, v, 1, out);
           assertScoresClose(out, expected, scale, `${path} large, run ${r}`);
+          // The sum order must not depend on thread timing: same input, same bits.
+          if (first) assert.deepEqual(out, first, `run ${r} differs from run 0`);
+          else first = out.slice();
         }
         for (const s of [5, 100, 319]) assert.equal(out[s], 0);
       }));
