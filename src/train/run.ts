@@ -109,9 +109,14 @@ export async function runTraining(o: RunOptions): Promise<RunSummary> {
     return appendChain;
   };
 
-  if (pending.length > 0) {
-    if (workers === 1) await trainInProcess(o, init, pending, commit);
-    else await trainInWorkers(o, init, pending, workers, commit);
+  try {
+    if (pending.length > 0) {
+      if (workers === 1) await trainInProcess(o, init, pending, commit);
+      else await trainInWorkers(o, init, pending, workers, commit);
+    }
+  } finally {
+    // Even when interrupted, let an append already under way finish: it is a finished task.
+    await appendChain.catch(() => undefined);
   }
   await appendChain;
   const summary: RunSummary = {
