@@ -1,0 +1,220 @@
+import { type ClassifyCall, type RawClassifyCall, validateClassifyCall } from '../core/classify-request.ts';
+import type { Prediction } from '../core/engine.ts';
+import { EngineError } from '../core/engine-error.ts';
+import type { BackendPreference } from './backend.ts';
+import { type BatchObserver, Batcher } from './batcher.ts';
+import { EngineClient } from './engine-client.ts';
+import type { KernelPreference } from '../core/kernels/select-kernels.ts';
+import type { ModelInfo, NewTaskRequest, TaskInfo } from './worker-protocol.ts';
+
+/**
+ * The runtime the servers talk to: owns the engine worker (and through it the Engine and the model
+ * directory), the batching queue in front of it, and a main-thread mirror of what is loaded (limits, tasks)
+ * so requests are validated, and unknown tasks refused, before they are queued.
+ * Readiness: the model is loaded and a warm-up pass ran. If the worker dies it is restarted from the
+ * model directory (the durable state), and the runtime is not ready until that is done.
+ */
+export interface RuntimeOptions {
+  dir: string;
+  backend: BackendPreference;
+  kernels: KernelPreference;
+  maxBatch: number;
+  maxQueue: number;
+  maxWaitMs: number;
+}
+
+export interface RuntimeObserver extends BatchObserver {
+  inference(seconds: number, mode: 'given' | 'inferred'): void;
+  predictions(predictions: Prediction[]): void;
+}
+
+export interface RuntimeLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const RESTART_DELAY_MS = 1000;
+
+export class ModelRuntime {
+  private client: EngineClient;
+  private model: ModelInfo | undefined;
+  private readonly taskMap = new Map<string, TaskInfo>();
+  private readonly batcher: Batcher;
+  private warm = false;
+  private closed = false;
+  private readonly readyListeners: (() => void)[] = [];
+
+  private constructor(
+    private readonly options: RuntimeOptions,
+    private readonly log: RuntimeLog,
+    private readonly observer?: RuntimeObserver,
+  ) {
+    this.client = this.startWorker();
+    this.batcher = new Batcher(options, (call) => this.runPass(call), observer);
+  }
+
+  /** Starts the engine worker; the model is not loaded until `load()`. */
+  static create(options: RuntimeOptions, log: RuntimeLog, observer?: RuntimeObserver): ModelRuntime {
+    return new ModelRuntime(options, log, observer);
+  }
+
+  /** create + load; on failure the worker is stopped and the error rethrown. */
+  static async open(options: RuntimeOptions, log: RuntimeLog, observer?: RuntimeObserver): Promise<ModelRuntime> {
+    const runtime = new ModelRuntime(options, log, observer);
+    try {
+      await runtime.load();
+    } catch (e) {
+      await runtime.close();
+      throw e;
+    }
+    return runtime;
+  }
+
+  /** Whether a model is loaded (it may still be warming up). */
+  get loaded(): boolean {
+    return this.model !== undefined;
+  }
+
+  get ready(): boolean {
+    return this.warm && !this.closed;
+  }
+
+  /** Called whenever `ready` may have changed (loaded, worker lost, closed). */
+  onReadyChange(listener: () => void): void {
+    this.readyListeners.push(listener);
+  }
+
+  /** The loaded model; throws `unavailable` before it is loaded. */
+  get info(): ModelInfo {
+    if (!this.model) throw new EngineError('unavailable', 'the model is not loaded yet');
+    return this.model;
+  }
+
+  get taskCount(): number {
+    return this.taskMap.size;
+  }
+
+  get maskBankBytes(): number {
+    return this.model?.maskBankBytes ?? 0;
+  }
+
+  get queueDepth(): number {
+    return this.batcher.depth;
+  }
+
+  get tensors(): number {
+    return this.client.tensors;
+  }
+
+  tasks(): TaskInfo[] {
+    return [...this.taskMap.values()];
+  }
+
+  task(id: string): TaskInfo | undefined {
+    return this.taskMap.get(id);
+  }
+
+  /** The engine's validator with the loaded model's limits, plus: the given task must exist. */
+  validate(raw: RawClassifyCall): ClassifyCall {
+    const call = validateClassifyCall(raw, this.info.limits);
+    if (call.task !== undefined && !this.taskMap.has(call.task)) throw new EngineError('not_found', `task "${call.task}" does not exist`);
+    if (call.task === undefined && this.taskMap.size === 0) {
+      throw new EngineError('failed_precondition', 'the model has no tasks: add one before classifying');
+    }
+    return call;
+  }
+
+  /** Queues a validated call; resolves with one prediction per example. */
+  classify(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
+    if (this.closed) throw new EngineError('unavailable', 'the server is shutting down');
+    return this.batcher.submit(call, timeoutMs);
+  }
+
+  /** Durable first (the worker writes the model directory), then live; resolves once both are done. */
+  async addTask(task: NewTaskRequest): Promise<TaskInfo> {
+    const mask = transferable(task.mask);
+    const r = await this.client.request({ op: 'addTask', task: { ...task, mask } }, [mask.buffer as ArrayBuffer]);
+    this.taskMap.set(r.task.id, r.task);
+    this.info.maskBankBytes = r.maskBankBytes;
+    this.log.info({ task: r.task.id, tasks: this.taskMap.size }, 'task added');
+    return r.task;
+  }
+
+  async removeTask(id: string): Promise<void> {
+    const r = await this.client.request({ op: 'removeTask', id });
+    this.taskMap.delete(id);
+    this.info.maskBankBytes = r.maskBankBytes;
+    if (r.warning) this.log.warn({ task: id }, r.warning);
+    this.log.info({ task: id, tasks: this.taskMap.size }, 'task removed');
+  }
+
+  /** Drain: queued requests run now, without waiting for company. Resolves when the queue is empty. */
+  async drain(): Promise<void> {
+    this.batcher.flush();
+    await this.batcher.idle();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.setWarm(false);
+    await this.client.terminate();
+  }
+
+  private startWorker(): EngineClient {
+    return new EngineClient((code) => this.onWorkerExit(code));
+  }
+
+  /** Loads the model directory in the worker, then runs the warm-up pass; ready after that. */
+  async load(): Promise<void> {
+    const { dir, backend, kernels, maxBatch } = this.options;
+    const model = await this.client.request({ op: 'open', dir, backend, kernels, maxBatch });
+    this.model = model;
+    this.taskMap.clear();
+    for (const t of model.tasks) this.taskMap.set(t.id, t);
+    await this.warmUp();
+    this.setWarm(true);
+  }
+
+  private setWarm(warm: boolean): void {
+    this.warm = warm;
+    for (const l of this.readyListeners) l();
+  }
+
+  /** One given-task pass and one inferred-task pass on zeros, so the first real request pays no compile cost. */
+  private async warmUp(): Promise<void> {
+    const [first] = this.taskMap.keys();
+    if (first === undefined) return;
+    const { limits } = this.info;
+    const zeros = () => ({ inputs: new Float32Array(limits.inputSize), batch: 1 });
+    await this.client.request({ op: 'classify', call: validateClassifyCall({ ...zeros(), task: first }, limits) });
+    await this.client.request({ op: 'classify', call: validateClassifyCall(zeros(), limits) });
+  }
+
+  private async runPass(call: ClassifyCall): Promise<Prediction[]> {
+    const inputs = transferable(call.inputs);
+    const r = await this.client.request({ op: 'classify', call: { ...call, inputs } }, [inputs.buffer as ArrayBuffer]);
+    this.observer?.inference(r.seconds, call.task === undefined ? 'inferred' : 'given');
+    this.observer?.predictions(r.predictions);
+    return r.predictions;
+  }
+
+  private onWorkerExit(code: number): void {
+    this.setWarm(false);
+    if (this.closed) return;
+    this.log.error({ exitCode: code }, 'the engine worker stopped unexpectedly; restarting it from the model directory');
+    setTimeout(() => {
+      if (this.closed) return;
+      this.client = this.startWorker();
+      this.load().then(
+        () => this.log.info({ tasks: this.taskMap.size }, 'engine worker restarted; ready again'),
+        (e: Error) => this.log.error({ err: e.message }, 'restarting the engine worker failed'),
+      );
+    }, RESTART_DELAY_MS).unref();
+  }
+}
+
+/** The array itself if it owns its whole buffer (so the buffer can move to the worker), else a copy that does. */
+function transferable<T extends Float32Array | Uint32Array>(a: T): T {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : (a.slice() as T);
+}
