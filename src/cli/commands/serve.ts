@@ -1,0 +1,25 @@
+import { parseServeConfig, serveUsage } from '../../service/config.ts';
+import { startService } from '../../service/server.ts';
+
+/**
+ * `supsup serve`: REST on --http-port, gRPC on --grpc-port, until SIGTERM or SIGINT; then a graceful drain
+ * bounded by --shutdown-timeout-ms. Exit code 0 after a clean drain, 1 when the timeout had to cut.
+ * A bad setting throws before anything starts, with a message naming the flag and its SUPSUP_* variable.
+ */
+export async function serveCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(serveUsage());
+    return;
+  }
+  const config = parseServeConfig(argv);
+  const service = await startService(config);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  service.ctx.log.info({ signal }, `${signal} received`);
+  process.once('SIGINT', () => process.exit(130)); // a second Ctrl-C: stop now
+  setTimeout(() => process.exit(1), config.shutdownTimeoutMs + 1000).unref(); // backstop
+  const clean = await service.stop(config.shutdownTimeoutMs);
+  process.exit(clean ? 0 : 1);
+}

@@ -1,0 +1,150 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { KernelPreference } from '../core/kernels/select-kernels.ts';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../runtime/backend.ts';
+
+/**
+ * `supsup serve` configuration: one table of settings, each a `--flag` with a `SUPSUP_*` environment
+ * variable of the same name (flag wins). Every value is checked before anything starts; a bad one stops
+ * the server with a message that names the flag and the variable.
+ */
+export const KERNELS_PREFERENCES: readonly KernelPreference[] = ['auto', 'native', 'typescript'];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * The model `supsup serve` opens when no --model is given: the first of these that exists, relative to the
+ * project root. The trained PermutedMNIST model first, the bundled random-mask example as the fallback.
+ */
+export const DEFAULT_MODEL_DIRS = ['models/permuted-mnist-lenet', 'models/example-lenet'];
+const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface ServeConfig {
+  model: string;
+  host: string;
+  httpPort: number;
+  grpcPort: number;
+  backend: BackendPreference;
+  kernels: KernelPreference;
+  /** Most examples in one request, and in one merged forward pass. */
+  maxBatch: number;
+  /** Most requests waiting for the engine; past it: 503 / RESOURCE_EXHAUSTED. */
+  maxQueue: number;
+  /** How long the first request of a mergeable group waits for company before its pass starts. */
+  maxWaitMs: number;
+  /** Bytes: HTTP body limit and gRPC message limit. */
+  bodyLimit: number;
+  /** Per-request deadline, from arrival to answer. */
+  timeoutMs: number;
+  adminToken?: string;
+  logLevel: LogLevel;
+  shutdownTimeoutMs: number;
+}
+
+type Kind = 'string' | 'port' | 'count' | 'ms' | 'bytes';
+interface Setting {
+  key: keyof ServeConfig;
+  flag: string;
+  kind: Kind;
+  help: string;
+  default?: string;
+  choices?: readonly string[];
+  min?: number;
+}
+
+export const SETTINGS: Setting[] = [
+  { key: 'model', flag: 'model', kind: 'string', help: `model directory (default: the first of ${DEFAULT_MODEL_DIRS.join(', ')} that exists)` },
+  { key: 'host', flag: 'host', kind: 'string', default: '0.0.0.0', help: 'address both servers listen on' },
+  { key: 'httpPort', flag: 'http-port', kind: 'port', default: '8080', help: 'REST port (0: pick a free one)' },
+  { key: 'grpcPort', flag: 'grpc-port', kind: 'port', default: '50051', help: 'gRPC port (0: pick a free one)' },
+  { key: 'backend', flag: 'backend', kind: 'string', default: 'auto', choices: BACKEND_PREFERENCES, help: 'TensorFlow.js backend' },
+  { key: 'kernels', flag: 'kernels', kind: 'string', default: 'auto', choices: KERNELS_PREFERENCES, help: 'mask kernels' },
+  { key: 'maxBatch', flag: 'max-batch', kind: 'count', default: '1024', min: 1, help: 'most examples per request and per merged forward pass' },
+  { key: 'maxQueue', flag: 'max-queue', kind: 'count', default: '256', min: 1, help: 'most requests waiting; past it 503 + Retry-After' },
+  { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },
+  { key: 'bodyLimit', flag: 'body-limit', kind: 'bytes', default: '8mib', min: 1024, help: 'HTTP body / gRPC message limit (bytes; k, m, kib, mib suffixes)' },
+  { key: 'timeoutMs', flag: 'timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'per-request deadline' },
+  { key: 'adminToken', flag: 'admin-token', kind: 'string', help: 'bearer token for PUT/DELETE /tasks (unset: task management is disabled)' },
+  { key: 'logLevel', flag: 'log-level', kind: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
+  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'on SIGTERM, exit within this long' },
+];
+
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function envName(flag: string): string {
+  return `SUPSUP_${flag.replace(/-/g, '_').toUpperCase()}`;
+}
+
+/** Parses argv and env into a checked config. Throws ConfigError naming the setting. */
+export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }]));
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const config: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const fromFlag = values[s.flag] as string | undefined;
+    const fromEnv = env[envName(s.flag)];
+    const raw = fromFlag ?? (fromEnv === '' ? undefined : fromEnv) ?? s.default;
+    if (raw === undefined) continue;
+    const where = fromFlag !== undefined ? `--${s.flag}` : fromEnv ? envName(s.flag) : `--${s.flag} (default)`;
+    config[s.key] = parseValue(s, raw, where);
+  }
+  config.model ??= defaultModelDir();
+  const token = config.adminToken as string | undefined;
+  if (token !== undefined && (token.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(token))) {
+    throw new ConfigError(`--admin-token / ${envName('admin-token')} must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no whitespace`);
+  }
+  const c = config as unknown as ServeConfig;
+  if (c.httpPort !== 0 && c.httpPort === c.grpcPort) {
+    throw new ConfigError(`--http-port and --grpc-port are both ${c.httpPort}: they must differ`);
+  }
+  return c;
+}
+
+export function defaultModelDir(): string {
+  const found = DEFAULT_MODEL_DIRS.map((d) => join(PROJECT_ROOT, d)).find((d) => existsSync(d));
+  if (!found) throw new ConfigError(`no --model given and none of the default models (${DEFAULT_MODEL_DIRS.join(', ')}) exists`);
+  return found;
+}
+
+function parseValue(s: Setting, raw: string, where: string): unknown {
+  const fail = (why: string): never => {
+    throw new ConfigError(`${where}: ${why}, got ${JSON.stringify(raw)}`);
+  };
+  if (s.kind === 'string') {
+    if (raw.length === 0) fail('must not be empty');
+    if (s.choices && !s.choices.includes(raw)) fail(`must be one of ${s.choices.join(', ')}`);
+    return raw;
+  }
+  const n = s.kind === 'bytes' ? parseBytes(raw) : /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n)) fail(s.kind === 'bytes' ? 'must be a byte count like 8388608, 512kib or 8mib' : 'must be a whole number');
+  if (s.kind === 'port' && n > 65535) fail('must be a port number from 0 to 65535');
+  if (s.min !== undefined && n < s.min) fail(`must be at least ${s.min}`);
+  return n;
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2 };
+
+function parseBytes(raw: string): number {
+  const m = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim());
+  const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
+  return m && unit !== undefined ? Number(m[1]) * unit : NaN;
+}
+
+export function serveUsage(): string {
+  const rows = SETTINGS.map((s) => {
+    const def = s.default !== undefined ? ` [default ${s.default}]` : '';
+    return `  --${s.flag.padEnd(20)} ${envName(s.flag).padEnd(28)} ${s.help}${def}`;
+  });
+  return `usage: supsup serve [options]\n\noptions (flag, environment variable, meaning):\n${rows.join('\n')}`;
+}

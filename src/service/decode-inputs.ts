@@ -1,0 +1,82 @@
+import { invalid } from '../core/engine-error.ts';
+
+/**
+ * Wire decoding shared by REST and gRPC: turns what a client sent (JSON rows, or packed bytes with a dtype
+ * and a shape) into a flat Float32Array and an example count. It checks only the wire structure; what the
+ * values must be (length per example, finite, batch limits) is the engine validator's job.
+ */
+export const INPUT_DTYPES = ['float32', 'uint8'] as const;
+export type InputDtype = (typeof INPUT_DTYPES)[number];
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export interface DecodedInputs {
+  inputs: Float32Array;
+  batch: number;
+}
+
+/** `inputs` as JSON: an array of examples, each an array of numbers. */
+export function decodeJsonRows(rows: unknown, field = 'inputs'): DecodedInputs {
+  if (!Array.isArray(rows)) throw invalid(`${field} must be an array of examples, each an array of numbers`);
+  const width = Array.isArray(rows[0]) ? rows[0].length : 0;
+  const inputs = new Float32Array(rows.length * width);
+  rows.forEach((row, i) => {
+    if (!Array.isArray(row)) throw invalid(`${field}[${i}] must be an array of numbers`);
+    if (row.length !== width) throw invalid(`${field}[${i}] has ${row.length} values but ${field}[0] has ${width}: every example must have the same length`);
+    for (let j = 0; j < width; j++) {
+      const v = row[j];
+      if (typeof v !== 'number') throw invalid(`${field}[${i}][${j}] must be a number, got ${v === null ? 'null' : typeof v}`);
+      inputs[i * width + j] = v;
+    }
+  });
+  return { inputs, batch: rows.length };
+}
+
+/** Standard base64 (RFC 4648 §4, padded) to bytes; anything else is refused rather than silently skipped. */
+export function decodeBase64(text: unknown, field: string): Buffer {
+  if (typeof text !== 'string') throw invalid(`${field} must be a base64 string`);
+  if (!BASE64.test(text)) throw invalid(`${field} is not valid base64 (standard alphabet, padded with "=")`);
+  return Buffer.from(text, 'base64');
+}
+
+/**
+ * Packed examples: `dtype` float32 (little-endian IEEE 754) or uint8 (pixel values 0..255, divided by 255),
+ * `shape` [examples, values per example], row-major.
+ */
+export function decodePacked(bytes: Uint8Array, dtype: unknown, shape: unknown, field = 'inputs'): DecodedInputs {
+  const type = dtype ?? 'float32';
+  if (typeof type !== 'string' || !(INPUT_DTYPES as readonly string[]).includes(type)) {
+    throw invalid(`dtype must be one of ${INPUT_DTYPES.map((d) => `"${d}"`).join(', ')}`);
+  }
+  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw invalid('shape must be [examples, values per example], two non-negative integers');
+  }
+  const [batch, width] = shape as number[];
+  const size = type === 'float32' ? 4 : 1;
+  if (bytes.byteLength !== batch * width * size) {
+    throw invalid(`${field} holds ${bytes.byteLength} bytes, but shape [${batch}, ${width}] of ${type} needs ${batch * width * size}`);
+  }
+  const inputs = new Float32Array(batch * width);
+  if (type === 'uint8') {
+    for (let i = 0; i < inputs.length; i++) inputs[i] = bytes[i] / 255;
+  } else if (LITTLE_ENDIAN) {
+    new Uint8Array(inputs.buffer).set(bytes);
+  } else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < inputs.length; i++) inputs[i] = view.getFloat32(i * 4, true);
+  }
+  return { inputs, batch };
+}
+
+/** Packed little-endian 32-bit words (a task mask) from bytes. */
+export function decodeWords(bytes: Uint8Array, field: string): Uint32Array {
+  if (bytes.byteLength % 4 !== 0) throw invalid(`${field} holds ${bytes.byteLength} bytes: a packed mask is a whole number of 32-bit words`);
+  const words = new Uint32Array(bytes.byteLength / 4);
+  if (LITTLE_ENDIAN) new Uint8Array(words.buffer).set(bytes);
+  else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < words.length; i++) words[i] = view.getUint32(i * 4, true);
+  }
+  return words;
+}

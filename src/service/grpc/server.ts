@@ -1,0 +1,71 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { fileURLToPath } from 'node:url';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import type { ServiceContext } from '../context.ts';
+import { classifierService } from './classifier-service.ts';
+
+/**
+ * The gRPC server: supsup.v1.Classifier, grpc.health.v1.Health (SERVING only while ready; NOT_SERVING
+ * from the moment draining starts) and server reflection covering both. Message limits match REST's body limit.
+ */
+export const PROTO_PATH = fileURLToPath(new URL('../../../proto/supsup.proto', import.meta.url));
+export const CLASSIFIER_SERVICE = 'supsup.v1.Classifier';
+export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true };
+
+export interface GrpcServer {
+  server: grpc.Server;
+  port: number;
+  health: HealthImplementation;
+  /** Unary Classifier calls in progress. */
+  inflight: { count: number };
+}
+
+export async function startGrpcServer(ctx: ServiceContext): Promise<GrpcServer> {
+  const definition = protoLoader.loadSync([PROTO_PATH, healthProtoPath], LOADER_OPTIONS);
+  const proto = grpc.loadPackageDefinition(definition) as unknown as { supsup: { v1: { Classifier: grpc.ServiceClientConstructor } } };
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': ctx.config.bodyLimit,
+    'grpc.max_send_message_length': Math.max(ctx.config.bodyLimit, 64 * 1024 * 1024),
+  });
+  const inflight = { count: 0 };
+  server.addService(proto.supsup.v1.Classifier.service, classifierService(ctx, inflight));
+
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [CLASSIFIER_SERVICE]: 'NOT_SERVING' });
+  health.addToServer(server);
+  ctx.health.onChange((ready) => {
+    const status = ready ? 'SERVING' : 'NOT_SERVING';
+    health.setStatus('', status);
+    health.setStatus(CLASSIFIER_SERVICE, status);
+  });
+  new ReflectionService(definition).addToServer(server);
+
+  const address = ctx.config.host.includes(':') ? `[${ctx.config.host}]:${ctx.config.grpcPort}` : `${ctx.config.host}:${ctx.config.grpcPort}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(new Error(`gRPC could not listen on ${address}: ${err.message}`)) : resolve(bound)));
+  });
+  return { server, port, health, inflight };
+}
+
+/**
+ * Graceful stop: no new calls; once the Classifier calls in progress have finished, the long-lived streams
+ * (health Watch, reflection) are cancelled, since they would otherwise hold the server open. After
+ * `timeoutMs` everything left is cancelled.
+ */
+export function stopGrpcServer(g: GrpcServer, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    g.server.tryShutdown(() => {
+      clearInterval(poll);
+      resolve();
+    });
+    const poll = setInterval(() => {
+      if (g.inflight.count === 0 || Date.now() - started >= timeoutMs) {
+        clearInterval(poll);
+        g.server.forceShutdown();
+        resolve();
+      }
+    }, 20);
+  });
+}

@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { ServeConfig } from '../config.ts';
+import type { ServiceContext } from '../context.ts';
+import { PACKAGE_VERSION } from '../version.ts';
+import { classifyRoute } from './classify-route.ts';
+import { errorsPlugin } from './errors.ts';
+import { healthRoutes } from './health-routes.ts';
+import { metricsRoute } from './metrics-route.ts';
+import { modelRoute } from './model-route.ts';
+import { oipRoutes } from './oip-routes.ts';
+import { openapiPlugin } from './openapi.ts';
+import { requestMetricsPlugin } from './request-metrics.ts';
+import { tasksRoutes } from './tasks-routes.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The Fastify instance, created first so its pino logger (JSON, one request id per request, taken from
+ * X-Request-Id when the client sends a sane one) serves the whole process.
+ * Route schemas document the API (OpenAPI) but do not validate: decoding and the engine's validator do.
+ */
+export function createHttpApp(config: ServeConfig): FastifyInstance {
+  const app = Fastify({
+    logger: { level: config.logLevel },
+    bodyLimit: config.bodyLimit,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  app.removeContentTypeParser('text/plain'); // JSON only: anything else is 415
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  return app;
+}
+
+/** Registers every plugin and route on the app. */
+export async function registerHttpRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+  await app.register(errorsPlugin, { bodyLimit: ctx.config.bodyLimit });
+  await app.register(requestMetricsPlugin, { metrics: ctx.metrics });
+  await app.register(openapiPlugin, { version: PACKAGE_VERSION });
+  for (const routes of [healthRoutes, metricsRoute, modelRoute, classifyRoute, tasksRoutes, oipRoutes]) {
+    await app.register(async (scope) => routes(scope, ctx));
+  }
+}

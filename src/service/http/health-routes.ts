@@ -1,0 +1,11 @@
+import type { FastifyInstance } from 'fastify';
+import type { ServiceContext } from '../context.ts';
+
+/** GET /healthz (live: the process answers) and GET /readyz (200 once loaded and warmed up; 503 before and while draining). */
+export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+  app.get('/healthz', { schema: { summary: 'Liveness', tags: ['health'] } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { summary: 'Readiness: 200 ready, 503 not (yet) or draining', tags: ['health'] } }, async (_request, reply) => {
+    if (ctx.health.ready) return { ready: true };
+    return reply.code(503).header('retry-after', '1').send({ ready: false, reason: ctx.health.reason });
+  });
+}

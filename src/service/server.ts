@@ -1,0 +1,93 @@
+import type { FastifyInstance } from 'fastify';
+import { ModelRuntime } from '../runtime/model-runtime.ts';
+import type { ServeConfig } from './config.ts';
+import type { ServiceContext } from './context.ts';
+import { type GrpcServer, startGrpcServer, stopGrpcServer } from './grpc/server.ts';
+import { HealthState } from './health-state.ts';
+import { createHttpApp, registerHttpRoutes } from './http/app.ts';
+import { ServiceMetrics } from './metrics.ts';
+
+/**
+ * The whole service: HTTP (Fastify) and gRPC listening first, so liveness answers while the model loads;
+ * then the model is loaded and warmed up, and readiness turns true.
+ * Stop (SIGTERM): readiness false and gRPC health NOT_SERVING at once, both servers stop accepting, queued
+ * and in-flight requests finish, then the engine worker stops; whatever is still open at the timeout is cut.
+ */
+export interface RunningService {
+  ctx: ServiceContext;
+  app: FastifyInstance;
+  httpPort: number;
+  grpcPort: number;
+  /** Resolves true when everything finished within the timeout, false when it had to cut. */
+  stop(timeoutMs: number): Promise<boolean>;
+}
+
+export async function startService(config: ServeConfig): Promise<RunningService> {
+  const app = createHttpApp(config);
+  const log = app.log;
+  const { adminToken, ...shown } = config;
+  log.info({ config: { ...shown, adminToken: adminToken ? '(set)' : '(unset)' } }, 'starting supsup serve');
+
+  let runtime: ModelRuntime | undefined;
+  const metrics = new ServiceMetrics({
+    tasksLoaded: () => runtime?.taskCount ?? 0,
+    maskBankBytes: () => runtime?.maskBankBytes ?? 0,
+    queueDepth: () => runtime?.queueDepth ?? 0,
+    tensors: () => runtime?.tensors ?? 0,
+  });
+  runtime = ModelRuntime.create(
+    { dir: config.model, backend: config.backend, kernels: config.kernels, maxBatch: config.maxBatch, maxQueue: config.maxQueue, maxWaitMs: config.maxWaitMs },
+    log,
+    metrics.runtimeObserver(),
+  );
+  const rt = runtime;
+  const health = new HealthState(() => rt.ready);
+  rt.onReadyChange(() => health.check());
+  const ctx: ServiceContext = { config, runtime: rt, metrics, health, log };
+
+  let grpc: GrpcServer | undefined;
+  try {
+    await registerHttpRoutes(app, ctx);
+    await app.listen({ host: config.host, port: config.httpPort });
+    grpc = await startGrpcServer(ctx);
+    await rt.load();
+  } catch (e) {
+    grpc?.server.forceShutdown();
+    await app.close().catch(() => undefined);
+    await rt.close();
+    throw e;
+  }
+  const info = rt.info;
+  log.info({ backend: info.backend.name }, `backend: ${info.backend.name} (${info.backend.reason})`);
+  log.info({ kernels: info.kernels.name }, `kernels: ${info.kernels.name} (${info.kernels.reason})`);
+  const address = app.server.address();
+  const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
+  const g = grpc;
+  log.info(
+    { httpPort, grpcPort: g.port, model: info.dir, tasks: rt.taskCount, maskBankBytes: rt.maskBankBytes, architecture: info.architecture },
+    `ready: HTTP on ${config.host}:${httpPort}, gRPC on ${config.host}:${g.port}`,
+  );
+
+  return {
+    ctx,
+    app,
+    httpPort,
+    grpcPort: g.port,
+    async stop(timeoutMs) {
+      const started = Date.now();
+      health.startDraining();
+      log.info({ timeoutMs }, 'draining: readiness is false; finishing in-flight requests');
+      const graceful = Promise.all([app.close(), stopGrpcServer(g, timeoutMs), rt.drain()]).then(() => true);
+      const cut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), Math.max(0, timeoutMs - 250)).unref());
+      const clean = await Promise.race([graceful, cut]);
+      if (!clean) {
+        log.warn({ queued: rt.queueDepth }, 'shutdown timeout reached: cutting the remaining connections');
+        app.server.closeAllConnections();
+        g.server.forceShutdown();
+      }
+      await rt.close();
+      log.info({ clean, ms: Date.now() - started }, 'stopped');
+      return clean;
+    },
+  };
+}
