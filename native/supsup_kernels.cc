@@ -245,8 +245,8 @@ AVX2_FN void TileAvx2(const uint32_t* chunk, const uint32_t* next_chunk, size_t 
 }
 #endif
 
-bool g_has_avx2 = false;  // CPU supports it (set once at load)
-bool g_use_avx2 = false;  // path in use
+bool g_has_avx2 = false;               // CPU supports it (set at load)
+std::atomic<bool> g_use_avx2{false};  // path in use (process-wide; worker threads share it)
 
 void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, size_t examples, float* out) {
   const size_t slots = blocks * kLanes, n_out = examples * slots;
@@ -518,11 +518,14 @@ Napi::Value JsSetCpuPath(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  static std::once_flag detected;  // Init runs again in every worker thread that loads the addon
+  std::call_once(detected, [] {
 #if SUPSUP_X86
-  __builtin_cpu_init();
-  g_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    __builtin_cpu_init();
+    g_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-  g_use_avx2 = g_has_avx2;
+    g_use_avx2 = g_has_avx2;
+  });
   exports.Set("scores", Napi::Function::New(env, JsScores, "scores"));
   exports.Set("subsetCount", Napi::Function::New(env, JsSubsetCount, "subsetCount"));
   exports.Set("readFloor", Napi::Function::New(env, JsReadFloor, "readFloor"));

@@ -4,10 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { BLOCK_SLOTS, MaskBank } from '../src/core/mask-bank.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import type { MaskKernels } from '../src/core/kernels/mask-kernels.ts';
-import { loadNativeAddon, loadNativeKernels } from '../src/core/kernels/native-kernels.ts';
+import { loadNativeAddon, loadNativeKernels, NATIVE_ADDON_PATH } from '../src/core/kernels/native-kernels.ts';
 import { selectKernels } from '../src/core/kernels/select-kernels.ts';
 import { typescriptKernels as oracle } from '../src/core/kernels/typescript-kernels.ts';
 
@@ -217,6 +218,35 @@ describe('native kernels against the TypeScript oracle', { skip: native.addon ? 
       }));
     });
   }
+
+  it('works from worker threads, also while the main thread uses it (the helper thread is shared)', async () => {
+    const rand = rng(15);
+    const words = 2000, blocks = 12;
+    const bank = randomBank(words, blocks, rand);
+    const v = randomV(words * 32, rand);
+    const expected = new Float32Array(blocks * BLOCK_SLOTS);
+    kernels.scores(bank, words, blocks, v, 1, expected);
+    const code = `
+      const { parentPort, workerData: d } = require('node:worker_threads');
+      const addon = require(d.path);
+      const out = new Float32Array(d.blocks * 8);
+      for (let r = 0; r < 20; r++) addon.scores(d.bank, d.words, d.blocks, d.v, 1, out);
+      parentPort.postMessage(out);`;
+    const workers = [0, 1].map(
+      () =>
+        new Promise<Float32Array>((resolve, reject) => {
+          const w = new Worker(code, { eval: true, workerData: { path: NATIVE_ADDON_PATH, bank, words, blocks, v } });
+          w.once('message', resolve);
+          w.once('error', reject);
+        }),
+    );
+    const out = new Float32Array(blocks * BLOCK_SLOTS);
+    for (let r = 0; r < 20; r++) {
+      kernels.scores(bank, words, blocks, v, 1, out);
+      assert.deepEqual(out, expected);
+    }
+    for (const result of await Promise.all(workers)) assert.deepEqual(result, expected);
+  });
 
   it('readFloor reads every byte (checksum of a known buffer)', () => {
     const bytes = new Uint8Array((3 << 20) + 13);
