@@ -74,6 +74,12 @@ export class ServiceMetrics {
     gauge('supsup_queue_depth', 'Classification requests waiting for the engine.', sources.queueDepth, registers);
     gauge('supsup_tensors', 'Live TensorFlow.js tensors in the engine worker (steady under load when nothing leaks).', sources.tensors, registers);
     collectDefaultMetrics({ register: this.registry });
+    // prom-client's totals of the per-type gauges nodejs_active_{handles,requests,resources} are gauges named
+    // *_total, which `promtool check metrics` rejects ("non-counter metrics should not have _total suffix").
+    // The per-type gauges stay; sum() over them gives the same totals.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
   }
 
   /** What the runtime reports: queue waits, pass sizes and compute times, and how each example's task was chosen. */
