@@ -41,6 +41,8 @@ export interface ServeConfig {
   adminToken?: string;
   logLevel: LogLevel;
   shutdownTimeoutMs: number;
+  /** On SIGTERM, how long to keep serving with readiness false before closing the listeners. */
+  drainDelayMs: number;
 }
 
 type Kind = 'string' | 'port' | 'count' | 'ms' | 'bytes';
@@ -69,6 +71,14 @@ export const SETTINGS: Setting[] = [
   { key: 'adminToken', flag: 'admin-token', kind: 'string', help: 'bearer token for PUT/DELETE /tasks (unset: task management is disabled)' },
   { key: 'logLevel', flag: 'log-level', kind: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'on SIGTERM, exit within this long' },
+  {
+    key: 'drainDelayMs',
+    flag: 'drain-delay-ms',
+    kind: 'ms',
+    default: '0',
+    min: 0,
+    help: 'on SIGTERM, keep serving this long with readiness false before closing (time for load balancers to notice)',
+  },
 ];
 
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -107,6 +117,9 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   const c = config as unknown as ServeConfig;
   if (c.httpPort !== 0 && c.httpPort === c.grpcPort) {
     throw new ConfigError(`--http-port and --grpc-port are both ${c.httpPort}: they must differ`);
+  }
+  if (c.drainDelayMs >= c.shutdownTimeoutMs) {
+    throw new ConfigError(`--drain-delay-ms (${c.drainDelayMs}) must be shorter than --shutdown-timeout-ms (${c.shutdownTimeoutMs})`);
   }
   return c;
 }

@@ -10,8 +10,9 @@ import { ServiceMetrics } from './metrics.ts';
 /**
  * The whole service: HTTP (Fastify) and gRPC listening first, so liveness answers while the model loads;
  * then the model is loaded and warmed up, and readiness turns true.
- * Stop (SIGTERM): readiness false and gRPC health NOT_SERVING at once, both servers stop accepting, queued
- * and in-flight requests finish, then the engine worker stops; whatever is still open at the timeout is cut.
+ * Stop (SIGTERM): readiness false and gRPC health NOT_SERVING at once; after --drain-delay-ms (default 0)
+ * both servers stop accepting, queued and in-flight requests finish, then the engine worker stops;
+ * whatever is still open at the timeout is cut.
  */
 export interface RunningService {
   ctx: ServiceContext;
@@ -76,7 +77,9 @@ export async function startService(config: ServeConfig): Promise<RunningService>
     async stop(timeoutMs) {
       const started = Date.now();
       health.startDraining();
-      log.info({ timeoutMs }, 'draining: readiness is false; finishing in-flight requests');
+      log.info({ timeoutMs, drainDelayMs: config.drainDelayMs }, 'draining: readiness is false; finishing in-flight requests');
+      if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, Math.min(config.drainDelayMs, timeoutMs)));
+      timeoutMs = Math.max(0, timeoutMs - (Date.now() - started));
       const graceful = Promise.all([app.close(), stopGrpcServer(g, timeoutMs), rt.drain()]).then(() => true);
       const cut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), Math.max(0, timeoutMs - 250)).unref());
       const clean = await Promise.race([graceful, cut]);

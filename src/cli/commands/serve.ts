@@ -1,5 +1,4 @@
 import { parseServeConfig, serveUsage } from '../../service/config.ts';
-import { startService } from '../../service/server.ts';
 
 /**
  * `supsup serve`: REST on --http-port, gRPC on --grpc-port, until SIGTERM or SIGINT; then a graceful drain
@@ -12,6 +11,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     return;
   }
   const config = parseServeConfig(argv);
+  // Loaded only once the settings are known good, so a bad one is refused at once.
+  const { startService } = await import('../../service/server.ts');
   const service = await startService(config);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

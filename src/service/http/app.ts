@@ -42,6 +42,10 @@ export function createHttpApp(config: ServeConfig): FastifyInstance {
 
 /** Registers every plugin and route on the app. */
 export async function registerHttpRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+  // While draining, every answer closes its connection, so keep-alive clients do not hold the server open.
+  app.addHook('onSend', async (_request, reply) => {
+    if (ctx.health.isDraining) reply.header('connection', 'close');
+  });
   await app.register(errorsPlugin, { bodyLimit: ctx.config.bodyLimit });
   await app.register(requestMetricsPlugin, { metrics: ctx.metrics });
   await app.register(openapiPlugin, { version: PACKAGE_VERSION });
