@@ -48,6 +48,7 @@ export function testConfig(model: string, overrides: Partial<ServeConfig> = {}):
     timeoutMs: 30_000,
     logLevel: 'silent',
     shutdownTimeoutMs: 5_000,
+    drainDelayMs: 0,
     ...overrides,
   };
 }
@@ -113,4 +114,61 @@ export function float32Base64(values: Float32Array): string {
 
 export function maskBase64(mask: Uint32Array): string {
   return Buffer.from(mask.buffer, mask.byteOffset, mask.byteLength).toString('base64');
+}
+
+export interface ServeProcess {
+  child: import('node:child_process').ChildProcess;
+  httpPort: number;
+  grpcPort: number;
+  url: string;
+  /** Every JSON log line so far. */
+  logs: any[];
+  exited: Promise<{ code: number | null; at: number }>;
+}
+
+const BIN = new URL('../../bin/supsup.js', import.meta.url);
+
+/** Runs `supsup serve ARGS` in a child process; resolves once its "ready" log line gives the bound ports. */
+export async function spawnServe(args: string[], env: Record<string, string> = {}, readyTimeoutMs = 60_000): Promise<ServeProcess> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [BIN.pathname, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: any[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.on('exit', (code) => resolve({ code, at: performance.now() })));
+  const ready = new Promise<any>((resolve, reject) => {
+    let buffer = '';
+    child.stdout!.on('data', (d) => {
+      buffer += d;
+      let nl;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        try {
+          const entry = JSON.parse(line);
+          logs.push(entry);
+          if (typeof entry.msg === 'string' && entry.msg.startsWith('ready:')) resolve(entry);
+        } catch {
+          // not a log line
+        }
+      }
+    });
+    void exited.then(({ code }) => reject(new Error(`supsup serve exited (${code}) before it was ready: ${stderr}`)));
+    setTimeout(() => reject(new Error(`supsup serve not ready after ${readyTimeoutMs} ms: ${stderr}`)), readyTimeoutMs).unref();
+  });
+  const entry = await ready.catch((e) => {
+    child.kill('SIGKILL');
+    throw e;
+  });
+  return { child, httpPort: entry.httpPort, grpcPort: entry.grpcPort, url: `http://127.0.0.1:${entry.httpPort}`, logs, exited };
+}
+
+/** Runs `supsup serve ARGS` expecting it to refuse to start; resolves with its exit code and stderr. */
+export async function serveRefusal(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [BIN.pathname, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, stderr };
 }
