@@ -80,7 +80,7 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
     const blocks = Math.ceil(c.k / BLOCK_SLOTS);
     const bank = randomBank(blocks * BLOCK_SLOTS * words, c.k, words);
     const v = new Float32Array(examples * words * 32);
-    for (let i = 0; i < v.length; i++) v[i] = (i % 32) + (i >> 5) * 32 < c.weights ? Math.random() * 2 - 1 : 0;
+    for (let i = 0; i < v.length; i++) v[i] = i % (words * 32) < c.weights ? Math.random() * 2 - 1 : 0;
     const out = new Float32Array(examples * blocks * BLOCK_SLOTS);
     const tsRuns = Math.max(0, opts.tsRuns ?? (c.k * c.weights > 1e9 ? 3 : 5));
     const floor: number[] = [], native: number[] = [], ts: number[] = [], subset: number[] = [];
