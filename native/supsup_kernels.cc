@@ -60,7 +60,10 @@ class Pool {
     fn(0);
     int expected = kPosted;
     if (!state_.compare_exchange_strong(expected, kIdle, std::memory_order_acq_rel)) {
-      while (state_.load(std::memory_order_acquire) != kDone) Relax();
+      // The helper has at most one work item left; yield rather than spin if it was descheduled mid-item.
+      for (unsigned spin = 0; state_.load(std::memory_order_acquire) != kDone; spin++) {
+        if (spin < 4096) Relax(); else std::this_thread::yield();
+      }
       state_.store(kIdle, std::memory_order_relaxed);
     }
   }
