@@ -76,10 +76,23 @@ describe('supsup serve process', () => {
     }
   });
 
-  it('keeps /healthz and /metrics under 50 ms while inference runs flat out', async () => {
+  it('keeps /healthz and /metrics under 50 ms while inference runs flat out', async (t) => {
     const modelDir = existsSync(EXAMPLE_MODEL) ? EXAMPLE_MODEL : model;
     const server = await spawnServe(['--model', modelDir, ...PORTS, '--log-level', 'info']);
+    const p = (a: number[], q: number) => [...a].sort((u, v) => u - v)[Math.min(a.length - 1, Math.floor(q * a.length))];
+    const sample = async (ms: number) => {
+      const health: number[] = [];
+      const metrics: number[] = [];
+      const until = performance.now() + ms;
+      while (performance.now() < until) {
+        health.push((await http('GET', `${server.url}/healthz`)).ms);
+        if (health.length % 3 === 0) metrics.push((await http('GET', `${server.url}/metrics`)).ms);
+        await sleep(10);
+      }
+      return { health, metrics, text: `healthz p50 ${p(health, 0.5).toFixed(1)} p95 ${p(health, 0.95).toFixed(1)} max ${Math.max(...health).toFixed(1)} ms, metrics p95 ${p(metrics, 0.95).toFixed(1)} ms` };
+    };
     try {
+      const idle = await sample(1500);
       const x = randomExamples(128, TINY.inputSize, 61);
       const body = JSON.stringify({ inputsBase64: float32Base64(x.flat), shape: [128, TINY.inputSize], inference: { method: 'binary', decideFrom: 'batch' } });
       let stop = false;
@@ -92,23 +105,20 @@ describe('supsup serve process', () => {
         }
       });
       await sleep(300);
-      const health: number[] = [];
-      const metrics: number[] = [];
-      const until = performance.now() + 3000;
-      while (performance.now() < until) {
-        health.push((await http('GET', `${server.url}/healthz`)).ms);
-        if (health.length % 10 === 0) metrics.push((await http('GET', `${server.url}/metrics`)).ms);
-        await sleep(20);
-      }
+      const busy = await sample(3000);
       stop = true;
       await Promise.all(flood);
-      const p = (a: number[], q: number) => [...a].sort((u, v) => u - v)[Math.min(a.length - 1, Math.floor(q * a.length))];
-      const summary = `healthz p50 ${p(health, 0.5).toFixed(1)} p95 ${p(health, 0.95).toFixed(1)} max ${Math.max(...health).toFixed(1)} ms; metrics p95 ${p(metrics, 0.95).toFixed(1)} ms; ${served} batches of 128 served`;
-      console.log(`# ${summary}`);
+      const summary = `idle: ${idle.text}; under load (${served} batches of 128 served): ${busy.text}`;
+      t.diagnostic(summary);
       assert.ok(served >= 4, summary);
-      // p95 rather than max: this machine is shared, and a scheduler hiccup there says nothing about the server.
-      assert.ok(p(health, 0.95) < 50, summary);
-      assert.ok(p(metrics, 0.95) < 50, summary);
+      if (p(idle.health, 0.95) >= 25 || p(idle.metrics, 0.95) >= 25) {
+        // Other processes hold the CPUs: even an idle server is slow to be scheduled, so no verdict on ours.
+        t.skip(`this machine is too busy to judge event-loop latency (${idle.text})`);
+        return;
+      }
+      // p95 rather than max: a scheduler hiccup on a shared machine says nothing about the server.
+      assert.ok(p(busy.health, 0.95) < 50, summary);
+      assert.ok(p(busy.metrics, 0.95) < 50, summary);
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;
