@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, DEFAULT_MODEL_DIRS, SETTINGS, envName, parseServeConfig, serveUsage } from '../src/service/config.ts';
+import { DEFAULT_MODEL_DIRS } from '../src/runtime/default-model.ts';
+import { ConfigError, SETTINGS, envName, parseServeConfig, serveUsage } from '../src/service/config.ts';
 
 const MODEL = ['--model', '/some/model'];
 

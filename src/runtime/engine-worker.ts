@@ -3,10 +3,9 @@ import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { Engine } from '../core/engine.ts';
 import { EngineError } from '../core/engine-error.ts';
-import { selectKernels } from '../core/kernels/select-kernels.ts';
-import { appendTask, loadModel, readManifest, removeTask } from '../model/model-store.ts';
+import { appendTask, readManifest, removeTask } from '../model/model-store.ts';
 import type { TaskEntry } from '../model/manifest.ts';
-import { selectBackend } from './backend.ts';
+import { openEngine } from './open-engine.ts';
 import { type ModelInfo, type NewTaskRequest, type WorkerReply, type WorkerRequest, type WorkerResults, taskInfo } from './worker-protocol.ts';
 
 /**
@@ -19,32 +18,21 @@ let dir = '';
 
 const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K }>) => Promise<WorkerResults[K]> | WorkerResults[K] } = {
   async open(r) {
-    const backend = await selectBackend(r.backend);
-    const kernels = await selectKernels(r.kernels);
-    const model = await loadModel(r.dir);
-    const { architecture, seed, normalization } = model.manifest;
-    const e = new Engine<TaskEntry>({
-      architecture,
-      seed,
-      normalization,
-      kernels: kernels.kernels,
-      expectedTasks: model.manifest.tasks.length,
-      maxBatch: r.maxBatch,
-    });
-    for (const t of model.manifest.tasks) e.addTask(t.id, model.masks.get(t.id)!, t);
+    const opened = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch });
+    const { architecture, seed, normalization, tasks } = opened.manifest;
     engine?.dispose();
-    engine = e;
+    engine = opened.engine;
     dir = r.dir;
     return {
       dir,
       architecture,
       seed,
       normalization,
-      limits: e.limits,
-      tasks: model.manifest.tasks.map(taskInfo),
-      maskBankBytes: e.maskBankBytes,
-      backend,
-      kernels: { name: e.kernelsName, reason: kernels.reason },
+      limits: engine.limits,
+      tasks: tasks.map(taskInfo),
+      maskBankBytes: engine.maskBankBytes,
+      backend: opened.backend,
+      kernels: opened.kernels,
     } satisfies ModelInfo;
   },
 

@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { KernelPreference } from '../core/kernels/select-kernels.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../runtime/backend.ts';
+import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
 
 /**
  * `supsup serve` configuration: one table of settings, each a `--flag` with a `SUPSUP_*` environment
@@ -18,8 +16,6 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * The model `supsup serve` opens when no --model is given: the first of these that exists, relative to the
  * project root. The trained PermutedMNIST model first, the bundled random-mask example as the fallback.
  */
-export const DEFAULT_MODEL_DIRS = ['models/permuted-mnist-lenet', 'models/example-lenet'];
-const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface ServeConfig {
   model: string;
@@ -109,7 +105,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     const where = fromFlag !== undefined ? `--${s.flag}` : fromEnv ? envName(s.flag) : `--${s.flag} (default)`;
     config[s.key] = parseValue(s, raw, where);
   }
-  config.model ??= defaultModelDir();
+  config.model ??= requireDefaultModel();
   const token = config.adminToken as string | undefined;
   if (token !== undefined && (token.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(token))) {
     throw new ConfigError(`--admin-token / ${envName('admin-token')} must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no whitespace`);
@@ -124,8 +120,8 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
   return c;
 }
 
-export function defaultModelDir(): string {
-  const found = DEFAULT_MODEL_DIRS.map((d) => join(PROJECT_ROOT, d)).find((d) => existsSync(d));
+function requireDefaultModel(): string {
+  const found = defaultModelDir();
   if (!found) throw new ConfigError(`no --model given and none of the default models (${DEFAULT_MODEL_DIRS.join(', ')}) exists`);
   return found;
 }

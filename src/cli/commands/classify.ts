@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { type DatasetName, DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
 import { taskDataset } from '../../data/transforms.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
-import { DEFAULT_MODEL_DIR } from '../default-model.ts';
+import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../../runtime/default-model.ts';
 
 const HELP = `usage: supsup classify [--model DIR] [--input FILE | --dataset mnist|fashion-mnist --examples N --from-task ID]
                         [--task ID] [--method one-shot|binary] [--objective entropy|superfluous]
@@ -19,7 +19,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     args: argv,
     strict: true,
     options: {
-      model: { type: 'string', default: DEFAULT_MODEL_DIR },
+      model: { type: 'string' },
       input: { type: 'string' },
       dataset: { type: 'string' },
       examples: { type: 'string', default: '8' },
@@ -34,7 +34,9 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     },
   });
   if (values.help) return void console.log(HELP);
-  const opened = await openEngine(values.model, { backend: values.backend as never });
+  const model = values.model ?? defaultModelDir();
+  if (model === undefined) throw new Error(`no --model given and none of the bundled models (${DEFAULT_MODEL_DIRS.join(', ')}) exists`);
+  const opened = await openEngine(model, { backend: values.backend as never });
   const { engine, manifest } = opened;
   let inputs: Float32Array;
   let expected: { label: number; task: string }[] | undefined;
@@ -46,7 +48,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     const name = (values.dataset ?? 'mnist') as DatasetName;
     if (!DATASET_NAMES.includes(name)) throw new Error(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
     const source = manifest.tasks.find((t) => t.id === (values['from-task'] ?? manifest.tasks[0]?.id));
-    if (!source) throw new Error(`--from-task: no such task in ${values.model}`);
+    if (!source) throw new Error(`--from-task: no such task in ${model}`);
     const n = Number(values.examples);
     if (!Number.isInteger(n) || n < 1) throw new Error('--examples must be a positive integer');
     const data = taskDataset(source.transform, loadDataset(name).test);
@@ -61,7 +63,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
   const call = engine.validate({ inputs, batch: Number.isInteger(batch) ? batch : -1, task: values.task, inference });
   const predictions = engine.classify(call);
   if (values.json) return void console.log(JSON.stringify({ predictions }, null, 2));
-  console.error(`model ${values.model}: ${manifest.tasks.length} tasks; backend ${opened.backend.name}; kernels ${opened.kernels.name}`);
+  console.error(`model ${model}: ${manifest.tasks.length} tasks; backend ${opened.backend.name}; kernels ${opened.kernels.name}`);
   const rows = predictions.map((p, i) => {
     const e = expected?.[i];
     const mark = e ? (e.label === p.label && e.task === p.task.id ? 'ok' : 'MISS') : '';

@@ -1,0 +1,12 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Bundled models, in order of preference: the trained PermutedMNIST model, else the small random example. */
+export const DEFAULT_MODEL_DIRS = ['models/permuted-mnist-lenet', 'models/example-lenet'];
+const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The first bundled model that exists (absolute path), or undefined. */
+export function defaultModelDir(): string | undefined {
+  return DEFAULT_MODEL_DIRS.map((d) => join(PROJECT_ROOT, d)).find((d) => existsSync(d));
+}
