@@ -1,0 +1,114 @@
+# syntax=docker/dockerfile:1
+#
+# supsup serve in a container. Two images from one file:
+#
+#   docker build --target cpu -t supsup:cpu .     # Node 20 (Debian 12 slim), TensorFlow.js wasm backend
+#   docker build --target gpu -t supsup:gpu .     # CUDA 11.2 + cuDNN 8.1, @tensorflow/tfjs-node-gpu 4.22.0
+#
+# Both run as a non-root user, listen on 8080 (REST) and 50051 (gRPC), answer the HEALTHCHECK from
+# /readyz, and drain on SIGTERM (exit within SUPSUP_SHUTDOWN_TIMEOUT_MS, 30 s by default: give `docker stop`
+# a longer -t, or compose a longer stop_grace_period). Every `supsup serve` flag is a SUPSUP_* variable
+# (`docker run --rm supsup:cpu --help`). The model is /app/models/<name>; mount a volume there to keep
+# tasks added with PUT /tasks (see docker-compose.yml).
+#
+# No Docker engine runs on this project's machines: these images are not built in CI. What can be
+# checked without one is checked by test/system/container.ts (run by .ci/run).
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG CUDA_IMAGE=nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04
+
+# ---------------------------------------------------------------------------------------------------
+# CPU build: production dependencies, and the native mask kernels (build/Release/supsup_kernels.node)
+# that the package's install script compiles with node-gyp.
+FROM ${NODE_IMAGE} AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# Build the addon against the image's own Node headers instead of downloading them.
+ENV npm_config_nodedir=/usr/local
+COPY package.json package-lock.json binding.gyp ./
+COPY native ./native
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && test -f build/Release/supsup_kernels.node \
+ && npm cache clean --force
+
+# ---------------------------------------------------------------------------------------------------
+# CPU image.
+FROM ${NODE_IMAGE} AS cpu
+ENV NODE_ENV=production \
+    SUPSUP_HOST=0.0.0.0 \
+    SUPSUP_HTTP_PORT=8080 \
+    SUPSUP_GRPC_PORT=50051 \
+    SUPSUP_BACKEND=wasm
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/build/Release/supsup_kernels.node ./build/Release/supsup_kernels.node
+COPY package.json ./
+COPY bin ./bin
+COPY src ./src
+COPY proto ./proto
+# The model directory must be writable by the server: PUT/DELETE /tasks write it.
+COPY --chown=node:node models ./models
+USER node
+EXPOSE 8080 50051
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SUPSUP_HTTP_PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["node", "bin/supsup.js", "serve"]
+
+# ---------------------------------------------------------------------------------------------------
+# GPU base: the CUDA runtime that libtensorflow 2.9.1 (inside @tensorflow/tfjs-node-gpu 4.22) is built
+# for (CUDA 11.2, cuDNN 8.1), with Node 20 taken from the official Node image (its binaries need
+# glibc >= 2.28; Ubuntu 20.04 has 2.31).
+FROM ${NODE_IMAGE} AS node
+FROM ${CUDA_IMAGE} AS gpu-base
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /usr/local/include/node /usr/local/include/node
+COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
+ && node --version && npm --version
+
+# GPU build: as the CPU build, but compiled on Ubuntu 20.04 (the addon built on Debian 12 needs a newer
+# libstdc++), plus tfjs-node-gpu, whose install downloads libtensorflow (GPU, 2.9.1) and its binding.
+FROM gpu-base AS gpu-build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV npm_config_nodedir=/usr/local
+COPY package.json package-lock.json binding.gyp ./
+COPY native ./native
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && npm install --omit=dev --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0 \
+ && test -f build/Release/supsup_kernels.node \
+ && find node_modules/@tensorflow/tfjs-node-gpu/lib -name tfjs_binding.node | grep -q . \
+ && npm cache clean --force
+
+# GPU image. Run with the NVIDIA container toolkit (`docker run --gpus all`, or the compose gpu profile).
+FROM gpu-base AS gpu
+RUN useradd --create-home --uid 1000 --user-group supsup
+ENV NODE_ENV=production \
+    SUPSUP_HOST=0.0.0.0 \
+    SUPSUP_HTTP_PORT=8080 \
+    SUPSUP_GRPC_PORT=50051 \
+    SUPSUP_BACKEND=tensorflow \
+    TF_CPP_MIN_LOG_LEVEL=1
+WORKDIR /app
+COPY --from=gpu-build /app/node_modules ./node_modules
+COPY --from=gpu-build /app/build/Release/supsup_kernels.node ./build/Release/supsup_kernels.node
+COPY package.json ./
+COPY bin ./bin
+COPY src ./src
+COPY proto ./proto
+COPY --chown=supsup:supsup models ./models
+USER supsup
+EXPOSE 8080 50051
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=90s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SUPSUP_HTTP_PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["node", "bin/supsup.js", "serve"]
+
+# `docker build .` without --target builds the last stage; make that the CPU image, which runs anywhere.
+FROM cpu AS default
