@@ -52,9 +52,12 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     const n = Number(values.examples);
     if (!Number.isInteger(n) || n < 1) throw new Error('--examples must be a positive integer');
     const data = taskDataset(source.transform, loadDataset(name).test);
-    const count = Math.min(n, data.count);
-    inputs = data.images.slice(0, count * engine.architecture.inputSize);
-    expected = Array.from(data.labels.subarray(0, count), (label) => ({ label, task: source.id }));
+    // Evenly spaced through the test split (it is ordered by digit), so a few examples cover the classes.
+    const picks = Array.from({ length: Math.min(n, data.count) }, (_, i) => Math.floor((i * data.count) / Math.min(n, data.count)));
+    const size = engine.architecture.inputSize;
+    inputs = new Float32Array(picks.length * size);
+    picks.forEach((p, i) => inputs.set(data.images.subarray(p * size, (p + 1) * size), i * size));
+    expected = picks.map((p) => ({ label: data.labels[p], task: source.id }));
   }
   const batch = inputs.length / engine.architecture.inputSize;
   const inference = Object.fromEntries(
