@@ -22,7 +22,12 @@ export interface InferenceOptions {
   epsilon: number;
 }
 
-export const DEFAULT_INFERENCE: InferenceOptions = { method: 'one-shot', objective: 'entropy', decideFrom: 'first', epsilon: 1 / 8 };
+/**
+ * Defaults: one-shot H, deciding from the whole batch. The paper decides from the first example; on our
+ * 250-task PermutedMNIST model the whole batch gives task id 100% (vs 99.6%) and flags 98.8% of batches from
+ * unseen tasks as unknown with none of the known ones (vs 51% and 1.5%), for about 1.6x the time (docs/results.md).
+ */
+export const DEFAULT_INFERENCE: InferenceOptions = { method: 'one-shot', objective: 'entropy', decideFrom: 'batch', epsilon: 1 / 8 };
 
 export interface TaskDecision {
   slot: number;

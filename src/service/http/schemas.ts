@@ -3,6 +3,8 @@
  * (app.ts turns schema validation off). Requests are decoded by the adapters and validated by the engine's
  * one validator, so REST and gRPC refuse exactly the same things with the same messages.
  */
+import { OBJECTIVES } from '../../core/objectives.ts';
+import { DECIDE_FROM, DEFAULT_INFERENCE, INFERENCE_METHODS } from '../../core/task-inference.ts';
 const error = {
   type: 'object',
   properties: {
@@ -38,12 +40,12 @@ const inference = {
   description: 'How to infer the task when none is given.',
   additionalProperties: false,
   properties: {
-    method: { type: 'string', enum: ['one-shot', 'binary'], default: 'one-shot' },
-    objective: { type: 'string', enum: ['entropy', 'superfluous'], default: 'entropy', description: '"superfluous" needs a model with s > l outputs' },
+    method: { type: 'string', enum: INFERENCE_METHODS, default: DEFAULT_INFERENCE.method },
+    objective: { type: 'string', enum: OBJECTIVES, default: DEFAULT_INFERENCE.objective, description: '"superfluous" needs a model with s > l outputs' },
     decideFrom: {
       type: 'string',
-      enum: ['first', 'batch', 'each'],
-      default: 'first',
+      enum: DECIDE_FROM,
+      default: DEFAULT_INFERENCE.decideFrom,
       description: 'first: the first example decides for the whole batch (the paper); batch: all examples together; each: every example on its own',
     },
   },
