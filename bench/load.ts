@@ -28,6 +28,7 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_INFERENCE } from '../src/core/task-inference.ts';
 import { loadDataset } from '../src/data/datasets.ts';
 import { applyTransform, type TaskTransform } from '../src/data/transforms.ts';
 import { LOADER_OPTIONS, PROTO_PATH } from '../src/service/grpc/server.ts';
@@ -351,7 +352,7 @@ async function main(): Promise<number> {
       examples: big.length * BIG_BATCH,
       rightTaskFraction: round(rightTask / (big.length * BIG_BATCH), 4),
       unknownFraction: round(unknown / (big.length * BIG_BATCH), 4),
-      options: 'service defaults (one-shot, entropy, decideFrom first)',
+      options: `service defaults (${DEFAULT_INFERENCE.method}, ${DEFAULT_INFERENCE.objective}, decideFrom ${DEFAULT_INFERENCE.decideFrom})`,
       perBatch,
     };
     console.log(`pre-flight: inferred task right for ${(taskInference.rightTaskFraction * 100).toFixed(1)}% of ${taskInference.examples} examples (${tasks.length} tasks)`);
