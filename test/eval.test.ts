@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Architecture } from '../src/core/architecture.ts';
 import { loadDataset } from '../src/data/datasets.ts';
 import { evalCommand, markdownSummary, orderTasks } from '../src/cli/commands/eval.ts';
-import { type EvalReport, METHODS, evaluateModel, evenlySpaced } from '../src/eval/evaluate.ts';
+import { type EvalReport, METHODS, calibrate, evaluateModel, evenlySpaced } from '../src/eval/evaluate.ts';
 import { curveSvg } from '../src/eval/plot.ts';
 import { openEngine } from '../src/runtime/open-engine.ts';
 import { runTraining } from '../src/train/run.ts';
@@ -34,7 +34,7 @@ describe('eval', () => {
     const test = loadDataset('mnist').test;
     const tasks = orderTasks(manifest.tasks).map((t) => ({ id: t.id, transform: t.transform }));
     const r: EvalReport = evaluateModel(engine, tasks, test, {
-      batches: 2, batchSize: 32, eachExamples: 4, unknownTasks: 2, unknownBatches: 2,
+      batches: 2, batchSize: 32, eachExamples: 4, unknownTasks: 2, unknownFrom: 1_000_000, unknownBatches: 2,
       curve: [1, 2], curveTasks: 3, seed: 1, methods: METHODS, decideFrom: ['first', 'batch', 'each'],
     });
     engine.dispose();
@@ -52,7 +52,10 @@ describe('eval', () => {
     assert.ok(r.gn['one-shot H / batch'].taskIdAccuracy === 1);
     // Picking the right task gives the given-task answer: GN equals GG on batches whose task was found.
     if (r.gn['one-shot H / batch'].taskIdAccuracy === 1) assert.equal(r.gn['one-shot H / batch'].accuracy, r.gg.accuracyOnBatches);
-    for (const u of Object.values(r.unknown.flagged)) assert.ok(u.rate >= 0 && u.rate <= 1 && u.decisions === 4);
+    for (const u of Object.values(r.unknown.flagged)) {
+      assert.ok(u.rate >= 0 && u.rate <= 1 && u.decisions === 4);
+      assert.ok(u.calibration.epsilon >= 0 && u.calibration.unknownFlagged - u.calibration.knownFlagged >= 0);
+    }
     assert.deepEqual(r.curve.map((c) => c.tasks), [1, 2, 3]);
     assert.equal(r.curve[0].taskIdAccuracy, 1, 'with one task there is nothing to confuse');
 
@@ -91,6 +94,17 @@ describe('eval', () => {
     await assert.rejects(evalCommand(['--model', model, '--methods', 'one-shot-X']), /--methods takes a comma-separated list/);
     await assert.rejects(evalCommand(['--model', model, '--decide', 'all']), /--decide takes a comma-separated list/);
     await assert.rejects(evalCommand(['--model', model, '--batches', '-2']), /argument is ambiguous|--batches must be/);
+  });
+
+  it('calibrates ε to separate known from unknown decisions', () => {
+    // Known decisions have k·ν of 3, 4, 5; unknown ones 1.05, 1.1, 2: any threshold in (2, 3] separates them.
+    const c = calibrate([3, 4, 5], [1.05, 1.1, 2]);
+    assert.equal(c.unknownFlagged, 1);
+    assert.equal(c.knownFlagged, 0);
+    assert.equal(c.epsilon, 1.5);
+    // Overlap: the best threshold trades one for the other.
+    const o = calibrate([1.2, 3, 4, 5], [1.05, 1.1, 3.5]);
+    assert.ok(o.unknownFlagged - o.knownFlagged >= 2 / 3 - 1 / 4 - 1e-9);
   });
 
   it('spaces curve tasks evenly, first and last included', () => {

@@ -7,7 +7,7 @@
  *
  * Data: each task's inputs are the test split with the task's stored transform applied (the manifest's
  * explicit permutation, angle or class pair), so the evaluation needs nothing but the model and the data.
- * Batches are drawn from one fixed seeded shuffle of the test split (MNIST's split is ordered by digit).
+ * Batches are drawn from a seeded shuffle of the test split, one per task (MNIST's split is ordered by digit).
  */
 import { type Engine } from '../core/engine.ts';
 import { type Objective } from '../core/objectives.ts';
@@ -15,7 +15,7 @@ import { Xoshiro128 } from '../core/prng.ts';
 import { type DecideFrom, type InferenceMethod } from '../core/task-inference.ts';
 import { type Dataset } from '../data/datasets.ts';
 import { type TaskTransform, permutedTask, taskDataset } from '../data/transforms.ts';
-import { shuffle } from '../train/batches.ts';
+import { deriveSeed, shuffle } from '../train/batches.ts';
 
 export interface MethodSpec {
   /** e.g. "one-shot H". */
@@ -42,8 +42,9 @@ export interface EvalOptions {
   batchSize: number;
   /** Examples per task for per-example decisions (each example decides alone). */
   eachExamples: number;
-  /** Tasks not in the model for the unknown-task test, and batches of each. */
+  /** Tasks not in the model for the unknown-task test (permutations from seed `unknownFrom`), and batches of each. */
   unknownTasks: number;
+  unknownFrom: number;
   unknownBatches: number;
   /** Numbers of tasks at which to draw the curve (points above the model's task count are dropped). */
   curve: number[];
@@ -62,6 +63,7 @@ export const DEFAULT_EVAL: Omit<EvalOptions, 'onProgress'> = {
   batchSize: 128,
   eachExamples: 16,
   unknownTasks: 20,
+  unknownFrom: 1_000_000,
   unknownBatches: 4,
   curve: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
   curveTasks: 20,
@@ -77,6 +79,8 @@ export interface Score {
   decisions: number;
   taskCorrect: number;
   flaggedUnknown: number;
+  /** k · ν of the chosen task, per decision: the statistic the unknown test compares with 1 + ε. */
+  margins: number[];
   /** Wall time of the classify calls. */
   ms: number;
 }
@@ -116,13 +120,28 @@ export interface EvalReport {
   gg: { accuracy: number; examples: number; accuracyOnBatches: number };
   /** Key: "<method> / <decideFrom>", e.g. "one-shot H / first". */
   gn: Record<string, ScoreSummary>;
-  unknown: { tasks: number; batches: number; flagged: Record<string, { rate: number; decisions: number }> };
+  unknown: { tasks: number; from: number; batches: number; flagged: Record<string, UnknownSummary> };
   perTask: TaskResult[];
   curve: CurvePoint[];
   seconds: { total: number; gg: number; gn: number; unknown: number; curve: number };
 }
 
-export const UNKNOWN_TASK_BASE = 1_000_000;
+export interface UnknownSummary {
+  /** Fraction of unknown-task decisions flagged unknown at the engine's ε. */
+  rate: number;
+  decisions: number;
+  /** The ε that would best separate these decisions from the known-task ones (in-sample; see calibrate). */
+  calibration: Calibration;
+}
+
+export interface Calibration {
+  epsilon: number;
+  unknownFlagged: number;
+  knownFlagged: number;
+  /** Quartiles of k · ν over known-task and unknown-task decisions. */
+  known: [number, number, number];
+  unknown: [number, number, number];
+}
 
 export function methodKey(m: MethodSpec, d: DecideFrom): string {
   return `${m.name} / ${d}`;
@@ -142,7 +161,14 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
     throw new Error(`${test.name} has ${test.width * test.height} pixels per image, the model takes ${arch.inputSize}`);
   }
   const pixels = arch.inputSize;
-  const order = shuffledIndices(test.count, options.seed);
+  // Each task draws its batches from its own shuffle of the test split: with one shared order, the "first
+  // example" of batch b would be the same image for every task, and a few hard images would decide the score.
+  const orders = new Map<number, Uint32Array>();
+  const orderOf = (stream: number) => {
+    let o = orders.get(stream);
+    if (!o) orders.set(stream, (o = shuffledIndices(test.count, deriveSeed(options.seed, stream, 7))));
+    return o;
+  };
   const batchSize = Math.min(options.batchSize, test.count);
   const batches = Math.min(options.batches, Math.floor(test.count / batchSize));
   const eachExamples = Math.min(options.eachExamples, test.count);
@@ -165,7 +191,7 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
     }
     return { inputs, labels };
   };
-  const batchIndices = (b: number) => order.subarray(b * batchSize, (b + 1) * batchSize);
+  const batchIndices = (order: Uint32Array, b: number) => order.subarray(b * batchSize, (b + 1) * batchSize);
 
   /** Given-task accuracy on all of `ds`, in chunks under the engine's batch limit. */
   const ggAccuracy = (id: string, ds: Dataset) => {
@@ -180,12 +206,14 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
   };
 
   /** GN on one known task: returns per method/decideFrom scores and GG on the same batches. */
-  const gnOnTask = (task: EvalTask, ds: Dataset, specs: MethodSpec[], decideFrom: DecideFrom[]) => {
+  const gnOnTask = (task: EvalTask, position: number, ds: Dataset, specs: MethodSpec[], decideFrom: DecideFrom[]) => {
+    const k = engine.taskCount;
+    const order = orderOf(position);
     const scores: Record<string, Score> = {};
     let ggCorrect = 0;
     let ggExamples = 0;
     for (let b = 0; b < batches; b++) {
-      const { inputs, labels } = pick(ds, batchIndices(b));
+      const { inputs, labels } = pick(ds, batchIndices(order, b));
       const { predictions } = call(inputs, labels.length, { task: task.id });
       predictions.forEach((p, i) => (ggCorrect += p.label === labels[i] ? 1 : 0));
       ggExamples += labels.length;
@@ -203,11 +231,12 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
             s.decisions++;
             s.taskCorrect += p.task.id === task.id ? 1 : 0;
             s.flaggedUnknown += p.task.unknown ? 1 : 0;
+            s.margins.push(k * p.task.confidence);
           });
           continue;
         }
         for (let b = 0; b < batches; b++) {
-          const { inputs, labels } = pick(ds, batchIndices(b));
+          const { inputs, labels } = pick(ds, batchIndices(order, b));
           const { predictions, ms } = call(inputs, labels.length, { method: m, decideFrom: d });
           s.ms += ms;
           predictions.forEach((p, i) => (s.correct += p.label === labels[i] ? 1 : 0));
@@ -215,6 +244,7 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
           s.decisions++;
           s.taskCorrect += predictions[0].task.id === task.id ? 1 : 0;
           s.flaggedUnknown += predictions[0].task.unknown ? 1 : 0;
+          s.margins.push(k * predictions[0].task.confidence);
         }
       }
     }
@@ -235,7 +265,7 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
     const gg = ggAccuracy(task.id, ds);
     ggTime += performance.now() - g0;
     const n0 = performance.now();
-    const { scores, ggOnBatches } = gnOnTask(task, ds, methods, options.decideFrom);
+    const { scores, ggOnBatches } = gnOnTask(task, i, ds, methods, options.decideFrom);
     gnTime += performance.now() - n0;
     for (const [k, s] of Object.entries(scores)) addScore((totals[k] ??= emptyScore()), s);
     ggSum += gg * ds.count;
@@ -249,27 +279,32 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
   // 2. Tasks the model has not learned: how many of their batches are flagged unknown.
   const u0 = performance.now();
   const known = new Set(tasks.map((t) => JSON.stringify(t.transform)));
-  const unknownFlags: Record<string, { rate: number; decisions: number }> = {};
+  const unknownFlags: Record<string, UnknownSummary> = {};
   const unknownDecide = options.decideFrom.filter((d) => d !== 'each');
-  const counts: Record<string, { flagged: number; n: number }> = {};
+  const counts: Record<string, { flagged: number; n: number; margins: number[] }> = {};
+  const k = engine.taskCount;
   for (let u = 0; u < options.unknownTasks; u++) {
-    const transform = permutedTask(UNKNOWN_TASK_BASE + u, pixels);
+    const transform = permutedTask(options.unknownFrom + u, pixels);
     if (known.has(JSON.stringify(transform))) continue;
     const ds = taskDataset(transform, test);
+    const order = orderOf(tasks.length + u);
     for (const m of methods) {
       for (const d of unknownDecide) {
-        const c = (counts[methodKey(m, d)] ??= { flagged: 0, n: 0 });
+        const c = (counts[methodKey(m, d)] ??= { flagged: 0, n: 0, margins: [] });
         for (let b = 0; b < Math.min(options.unknownBatches, batches || 1); b++) {
-          const { inputs, labels } = pick(ds, batchIndices(b));
+          const { inputs, labels } = pick(ds, batchIndices(order, b));
           const { predictions } = call(inputs, labels.length, { method: m, decideFrom: d });
           c.flagged += predictions[0].task.unknown ? 1 : 0;
+          c.margins.push(k * predictions[0].task.confidence);
           c.n++;
         }
       }
     }
     log(`unknown task ${u + 1}/${options.unknownTasks} done`);
   }
-  for (const [k, c] of Object.entries(counts)) unknownFlags[k] = { rate: c.n ? c.flagged / c.n : 0, decisions: c.n };
+  for (const [key, c] of Object.entries(counts)) {
+    unknownFlags[key] = { rate: c.n ? c.flagged / c.n : 0, decisions: c.n, calibration: calibrate(totals[key]?.margins ?? [], c.margins) };
+  }
   const unknownTime = performance.now() - u0;
 
   // 3. The curve: the engine holds the first n tasks, for each n from large to small.
@@ -286,7 +321,7 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
     const s = emptyScore();
     for (const i of chosen) {
       const ds = taskDataset(tasks[i].transform, test);
-      const r = gnOnTask(tasks[i], ds, [main], ['first']);
+      const r = gnOnTask(tasks[i], i, ds, [main], ['first']);
       gg += r.ggOnBatches;
       addScore(s, r.scores[methodKey(main, 'first')]);
     }
@@ -302,7 +337,7 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
     options: { ...stripCallbacks(options), methods: methods.map((m) => m.name) },
     gg: { accuracy: ggSum / Math.max(1, ggExamplesTotal), examples: ggExamplesTotal, accuracyOnBatches: ggBatchSum / Math.max(1, tasks.length) },
     gn: mapValues(totals, summarize),
-    unknown: { tasks: options.unknownTasks, batches: options.unknownBatches, flagged: unknownFlags },
+    unknown: { tasks: options.unknownTasks, from: options.unknownFrom, batches: options.unknownBatches, flagged: unknownFlags },
     perTask,
     curve,
     seconds: {
@@ -315,13 +350,46 @@ export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dat
   };
 }
 
+/**
+ * The threshold on k · ν that best separates known-task decisions (which should pass) from unknown-task
+ * ones (which should be flagged): it maximises flagged-unknown minus flagged-known, ties to fewer known
+ * flagged, and is placed half-way between neighbouring observed values. Chosen on the same decisions it
+ * is scored on, so it is optimistic: confirm with `--epsilon` on other batches and other unknown tasks.
+ */
+export function calibrate(known: number[], unknown: number[]): Calibration {
+  const k = Float64Array.from(known).sort();
+  const u = Float64Array.from(unknown).sort();
+  const below = (a: Float64Array, t: number) => {
+    let lo = 0;
+    let hi = a.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const values = [...new Set([...k, ...u])].sort((a, b) => a - b);
+  let best = { t: 1, score: -Infinity, uf: 0, kf: 0 };
+  for (let i = 0; i <= values.length; i++) {
+    const t = i === 0 ? 1 : i === values.length ? values[i - 1] + 1 : (values[i - 1] + values[i]) / 2;
+    const uf = u.length ? below(u, t) / u.length : 0;
+    const kf = k.length ? below(k, t) / k.length : 0;
+    const score = uf - kf;
+    if (score > best.score + 1e-12 || (Math.abs(score - best.score) <= 1e-12 && kf < best.kf)) best = { t, score, uf, kf };
+  }
+  const q = (a: Float64Array): [number, number, number] =>
+    a.length ? [a[Math.floor((a.length - 1) / 4)], a[Math.floor((a.length - 1) / 2)], a[Math.floor((3 * (a.length - 1)) / 4)]] : [0, 0, 0];
+  return { epsilon: Math.max(0, best.t - 1), unknownFlagged: best.uf, knownFlagged: best.kf, known: q(k), unknown: q(u) };
+}
+
 function stripCallbacks(o: EvalOptions): Omit<EvalOptions, 'onProgress' | 'methods'> {
   const { onProgress: _p, methods: _m, ...rest } = o;
   return rest;
 }
 
 function emptyScore(): Score {
-  return { examples: 0, correct: 0, decisions: 0, taskCorrect: 0, flaggedUnknown: 0, ms: 0 };
+  return { examples: 0, correct: 0, decisions: 0, taskCorrect: 0, flaggedUnknown: 0, margins: [], ms: 0 };
 }
 
 function addScore(into: Score, s: Score): void {
@@ -330,6 +398,7 @@ function addScore(into: Score, s: Score): void {
   into.decisions += s.decisions;
   into.taskCorrect += s.taskCorrect;
   into.flaggedUnknown += s.flaggedUnknown;
+  for (const m of s.margins) into.margins.push(m);
   into.ms += s.ms;
 }
 

@@ -32,7 +32,8 @@ transform stored in its manifest entry.
   --each-examples N    examples per task deciding their task alone (default ${DEFAULT_EVAL.eachExamples})
   --methods LIST       comma-separated of ${Object.keys(METHOD_FLAGS).join(', ')} (default all; G needs s > l)
   --decide LIST        comma-separated of ${DECIDE_FROM.join(', ')} (default all)
-  --unknown-tasks N    permutations the model never saw (seeds from 1000000), for unknown detection (default ${DEFAULT_EVAL.unknownTasks})
+  --unknown-tasks N    permutations the model never saw, for unknown detection (default ${DEFAULT_EVAL.unknownTasks})
+  --unknown-from N     seed of the first of those permutations (default ${DEFAULT_EVAL.unknownFrom})
   --unknown-batches N  batches of each (default ${DEFAULT_EVAL.unknownBatches})
   --curve LIST         numbers of tasks for the curve (default ${DEFAULT_EVAL.curve.join(',')}, capped at the model)
   --curve-tasks N      tasks evaluated per curve point, evenly spaced (default ${DEFAULT_EVAL.curveTasks})
@@ -51,7 +52,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     {
       ...stringFlags(
         'model', 'data', 'data-dir', 'tasks', 'batches', 'batch-size', 'each-examples', 'methods', 'decide',
-        'unknown-tasks', 'unknown-batches', 'curve', 'curve-tasks', 'epsilon', 'seed', 'backend', 'kernels',
+        'unknown-tasks', 'unknown-from', 'unknown-batches', 'curve', 'curve-tasks', 'epsilon', 'seed', 'backend', 'kernels',
         'out', 'svg',
       ),
       ...COMMON_SWITCHES,
@@ -76,6 +77,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     batchSize: int('--batch-size', values['batch-size'] ?? String(DEFAULT_EVAL.batchSize), 1),
     eachExamples: int('--each-examples', values['each-examples'] ?? String(DEFAULT_EVAL.eachExamples), 1),
     unknownTasks: int('--unknown-tasks', values['unknown-tasks'] ?? String(DEFAULT_EVAL.unknownTasks), 0),
+    unknownFrom: int('--unknown-from', values['unknown-from'] ?? String(DEFAULT_EVAL.unknownFrom), 0, 0xffffffff - 100000),
     unknownBatches: int('--unknown-batches', values['unknown-batches'] ?? String(DEFAULT_EVAL.unknownBatches), 0),
     curve,
     curveTasks: int('--curve-tasks', values['curve-tasks'] ?? String(DEFAULT_EVAL.curveTasks), 1),
@@ -165,13 +167,22 @@ export function markdownSummary(r: EvalReport & { model: string; data: string; e
   }
   lines.push('');
   if (Object.keys(r.unknown.flagged).length > 0) {
-    lines.push(`Unknown tasks (${r.unknown.tasks} permutations not in the model, ${r.unknown.batches} batches each, ε = ${r.epsilon}):`);
+    lines.push(
+      `Unknown tasks (${r.unknown.tasks} permutations not in the model, seeds from ${r.unknown.from}, ${r.unknown.batches} batches each), ` +
+        `flagged when k · max ν < 1 + ε. "best ε" is the threshold that would best separate these batches from the known ones ` +
+        `above (chosen in-sample, so optimistic); k · ν quartiles show how far apart the two are.`,
+    );
     lines.push('');
-    lines.push('| method | decided from | unknown batches flagged | batches |');
-    lines.push('|---|---|---|---|');
+    lines.push(`| method | decided from | unknown flagged at ε = ${r.epsilon} | known flagged at ε = ${r.epsilon} | batches | best ε | unknown / known flagged at best ε | k·ν quartiles known | k·ν quartiles unknown |`);
+    lines.push('|---|---|---|---|---|---|---|---|---|');
+    const q = (a: number[]) => a.map((v) => v.toFixed(2)).join(' / ');
     for (const [key, u] of Object.entries(r.unknown.flagged)) {
       const [method, from] = key.split(' / ');
-      lines.push(`| ${method} | ${from} | ${p(u.rate)} | ${u.decisions} |`);
+      const c = u.calibration;
+      lines.push(
+        `| ${method} | ${from} | ${p(u.rate)} | ${p(r.gn[key]?.unknownRate ?? 0)} | ${u.decisions} | ${c.epsilon.toPrecision(3)} | ` +
+          `${p(c.unknownFlagged)} / ${p(c.knownFlagged)} | ${q(c.known)} | ${q(c.unknown)} |`,
+      );
     }
     lines.push('');
   }
