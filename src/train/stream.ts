@@ -21,6 +21,7 @@
  * stream: batches of tasks already learned are recognised and skipped, so it resumes.
  */
 import { existsSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { generateBaseNetwork } from '../core/base-network.ts';
 import { Engine } from '../core/engine.ts';
@@ -32,7 +33,7 @@ import { appendTask, createModel, loadModel } from '../model/model-store.ts';
 import { randomMask } from '../model/random-model.ts';
 import { selectBackend } from '../runtime/backend.ts';
 import { BatchSampler, deriveSeed, taskSource } from './batches.ts';
-import { type NewModelSpec } from './run.ts';
+import { type NewModelSpec, TRAINING_LOG } from './run.ts';
 import { type TrainConfig, taskName, taskTransform } from './task-plan.ts';
 import { SupermaskOptimizer } from './trainer.ts';
 
@@ -135,6 +136,8 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
     );
     engine.addTask(a.id, mask, null);
     stored++;
+    const record = { id: a.id, trueTask: a.trueTask, allocatedAt: a.allocatedAt, steps: a.steps, why, scenario: 'no-task-ids', config };
+    await appendFile(path.join(o.modelDir, TRAINING_LOG), JSON.stringify(record) + '\n');
     allocated.push({ id: a.id, trueTask: a.trueTask, allocatedAt: a.allocatedAt, steps: a.steps });
     o.onEvent?.({ type: 'store', id: a.id, batch, trueTask: a.trueTask, steps: a.steps, why });
   };
