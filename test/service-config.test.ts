@@ -23,6 +23,7 @@ describe('serve configuration', () => {
       logLevel: 'info',
       shutdownTimeoutMs: 30000,
       drainDelayMs: 0,
+      epsilon: 0.125,
     });
   });
 
@@ -39,6 +40,8 @@ describe('serve configuration', () => {
     assert.equal(c.backend, 'cpu');
     assert.equal(c.kernels, 'typescript');
     assert.equal(parseServeConfig([], { SUPSUP_MODEL: '/from/env' }).model, '/from/env');
+    assert.equal(parseServeConfig([...MODEL], {}).epsilon, 0.125);
+    assert.equal(parseServeConfig([...MODEL, '--epsilon', '0.25'], {}).epsilon, 0.25);
     for (const s of SETTINGS) assert.equal(envName(s.flag), `SUPSUP_${s.flag.toUpperCase().replace(/-/g, '_')}`);
     assert.match(serveUsage(), /--shutdown-timeout-ms\s+SUPSUP_SHUTDOWN_TIMEOUT_MS/);
   });
@@ -57,6 +60,8 @@ describe('serve configuration', () => {
       [['--admin-token', 'has space in it ok'], {}, /--admin-token \/ SUPSUP_ADMIN_TOKEN must be at least 16 characters with no whitespace/],
       [['--drain-delay-ms', '5000', '--shutdown-timeout-ms', '5000'], {}, /--drain-delay-ms \(5000\) must be shorter than --shutdown-timeout-ms/],
       [['--host', ''], {}, /--host: must not be empty/],
+      [['--epsilon', 'abc'], {}, /--epsilon: must be a decimal number like 0.125, got "abc"/],
+      [[], { SUPSUP_EPSILON: '-0.5' }, /SUPSUP_EPSILON: must be a decimal number/],
       [['--nope'], {}, /Unknown option '--nope'/],
       [['extra'], {}, /Unexpected argument 'extra'/],
     ];

@@ -18,7 +18,7 @@ let dir = '';
 
 const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K }>) => Promise<WorkerResults[K]> | WorkerResults[K] } = {
   async open(r) {
-    const opened = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch });
+    const opened = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon });
     const { architecture, seed, normalization, tasks } = opened.manifest;
     engine?.dispose();
     engine = opened.engine;

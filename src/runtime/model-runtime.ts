@@ -19,6 +19,7 @@ export interface RuntimeOptions {
   backend: BackendPreference;
   kernels: KernelPreference;
   maxBatch: number;
+  epsilon: number;
   maxQueue: number;
   maxWaitMs: number;
 }
@@ -167,8 +168,8 @@ export class ModelRuntime {
 
   /** Loads the model directory in the worker, then runs the warm-up pass; ready after that. */
   async load(): Promise<void> {
-    const { dir, backend, kernels, maxBatch } = this.options;
-    const model = await this.client.request({ op: 'open', dir, backend, kernels, maxBatch });
+    const { dir, backend, kernels, maxBatch, epsilon } = this.options;
+    const model = await this.client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon });
     this.model = model;
     this.taskMap.clear();
     for (const t of model.tasks) this.taskMap.set(t.id, t);

@@ -44,7 +44,7 @@ export interface NewTaskRequest {
 }
 
 export type WorkerRequest =
-  | { op: 'open'; dir: string; backend: BackendPreference; kernels: KernelPreference; maxBatch: number }
+  | { op: 'open'; dir: string; backend: BackendPreference; kernels: KernelPreference; maxBatch: number; epsilon: number }
   | { op: 'classify'; call: ClassifyCall }
   | { op: 'addTask'; task: NewTaskRequest }
   | { op: 'removeTask'; id: string };

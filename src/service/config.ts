@@ -26,6 +26,8 @@ export interface ServeConfig {
   kernels: KernelPreference;
   /** Most examples in one request, and in one merged forward pass. */
   maxBatch: number;
+  /** Unknown-task threshold ε: a batch is flagged unknown when k · max ν < 1 + ε. */
+  epsilon: number;
   /** Most requests waiting for the engine; past it: 503 / RESOURCE_EXHAUSTED. */
   maxQueue: number;
   /** How long the first request of a mergeable group waits for company before its pass starts. */
@@ -41,7 +43,7 @@ export interface ServeConfig {
   drainDelayMs: number;
 }
 
-type Kind = 'string' | 'port' | 'count' | 'ms' | 'bytes';
+type Kind = 'string' | 'port' | 'count' | 'ms' | 'bytes' | 'number';
 interface Setting {
   key: keyof ServeConfig;
   flag: string;
@@ -60,6 +62,7 @@ export const SETTINGS: Setting[] = [
   { key: 'backend', flag: 'backend', kind: 'string', default: 'auto', choices: BACKEND_PREFERENCES, help: 'TensorFlow.js backend' },
   { key: 'kernels', flag: 'kernels', kind: 'string', default: 'auto', choices: KERNELS_PREFERENCES, help: 'mask kernels' },
   { key: 'maxBatch', flag: 'max-batch', kind: 'count', default: '1024', min: 1, help: 'most examples per request and per merged forward pass' },
+  { key: 'epsilon', flag: 'epsilon', kind: 'number', default: '0.125', min: 0, help: 'unknown-task threshold ε: flagged unknown when k · max ν < 1 + ε (the paper: 1/8)' },
   { key: 'maxQueue', flag: 'max-queue', kind: 'count', default: '256', min: 1, help: 'most requests waiting; past it 503 + Retry-After' },
   { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'bytes', default: '8mib', min: 1024, help: 'HTTP body / gRPC message limit (bytes; k, m, kib, mib suffixes)' },
@@ -134,6 +137,12 @@ function parseValue(s: Setting, raw: string, where: string): unknown {
     if (raw.length === 0) fail('must not be empty');
     if (s.choices && !s.choices.includes(raw)) fail(`must be one of ${s.choices.join(', ')}`);
     return raw;
+  }
+  if (s.kind === 'number') {
+    const x = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isFinite(x)) fail('must be a decimal number like 0.125');
+    if (s.min !== undefined && x < s.min) fail(`must be at least ${s.min}`);
+    return x;
   }
   const n = s.kind === 'bytes' ? parseBytes(raw) : /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(n)) fail(s.kind === 'bytes' ? 'must be a byte count like 8388608, 512kib or 8mib' : 'must be a whole number');

@@ -37,7 +37,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
     tensors: () => runtime?.tensors ?? 0,
   });
   runtime = ModelRuntime.create(
-    { dir: config.model, backend: config.backend, kernels: config.kernels, maxBatch: config.maxBatch, maxQueue: config.maxQueue, maxWaitMs: config.maxWaitMs },
+    { dir: config.model, backend: config.backend, kernels: config.kernels, maxBatch: config.maxBatch, epsilon: config.epsilon, maxQueue: config.maxQueue, maxWaitMs: config.maxWaitMs },
     log,
     metrics.runtimeObserver(),
   );

@@ -42,6 +42,7 @@ export function testConfig(model: string, overrides: Partial<ServeConfig> = {}):
     backend: 'wasm',
     kernels: 'typescript',
     maxBatch: 256,
+    epsilon: 0.125,
     maxQueue: 64,
     maxWaitMs: 0,
     bodyLimit: 4 * 1024 * 1024,
