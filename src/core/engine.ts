@@ -5,6 +5,7 @@ import { type ClassifyCall, type ClassifyLimits, type RawClassifyCall, validateC
 import { EngineError } from './engine-error.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { forward } from './mlp.ts';
+import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
 import { type TaskDecision, inferTasks } from './task-inference.ts';
 
@@ -108,8 +109,7 @@ export class Engine<M = unknown> {
     if (!(mask instanceof Uint32Array) || mask.length !== this.net.words) {
       throw new EngineError('invalid_argument', `a mask for this model has ${this.net.words} 32-bit words, got ${mask.length}`);
     }
-    const padding = this.net.words * 32 - this.weightCount;
-    if (padding > 0 && mask[this.net.words - 1] >>> (32 - padding) !== 0) {
+    if (paddingBitsSet(mask, this.weightCount)) {
       throw new EngineError('invalid_argument', `the mask sets bits past the model's ${this.weightCount} weights`);
     }
     const slot = this.net.addMask(mask);

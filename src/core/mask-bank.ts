@@ -73,29 +73,14 @@ export class MaskBank {
     this.writeSlot(slot, mask);
     this.occupied[slot] = true;
     this.size++;
-    for (let j = 0; j < this.words; j++) {
-      let w = mask[j];
-      while (w !== 0) {
-        const b = 31 - Math.clz32(w & -w);
-        this.count[j * 32 + b]++;
-        w &= w - 1;
-      }
-    }
+    this.adjustCount(mask, 1);
     return slot;
   }
 
   /** Clears a slot; its bits are zeroed so it contributes nothing to any kernel. */
   remove(slot: number): void {
     if (!this.has(slot)) throw new RangeError(`slot ${slot} is empty`);
-    const mask = this.get(slot);
-    for (let j = 0; j < this.words; j++) {
-      let w = mask[j];
-      while (w !== 0) {
-        const b = 31 - Math.clz32(w & -w);
-        this.count[j * 32 + b]--;
-        w &= w - 1;
-      }
-    }
+    this.adjustCount(this.get(slot), -1);
     this.writeSlot(slot, new Uint32Array(this.words));
     this.occupied[slot] = false;
     this.size--;
@@ -109,6 +94,17 @@ export class MaskBank {
     const s = slot % BLOCK_SLOTS;
     for (let j = 0; j < this.words; j++) out[j] = this.data[base + j * BLOCK_SLOTS + s];
     return out;
+  }
+
+  /** count[w] += delta for every weight w the mask keeps. */
+  private adjustCount(mask: Uint32Array, delta: 1 | -1): void {
+    for (let j = 0; j < this.words; j++) {
+      let w = mask[j];
+      while (w !== 0) {
+        this.count[j * 32 + 31 - Math.clz32(w & -w)] += delta;
+        w &= w - 1;
+      }
+    }
   }
 
   private writeSlot(slot: number, mask: Uint32Array): void {
@@ -130,6 +126,12 @@ export class MaskBank {
       throw new RangeError(`a mask must be a Uint32Array of ${this.words} words`);
     }
   }
+}
+
+/** Whether a canonical mask sets any of the padding bits past its `weights` weights (it must not). */
+export function paddingBitsSet(mask: Uint32Array, weights: number): boolean {
+  const tail = weights & 31;
+  return tail !== 0 && mask[mask.length - 1] >>> tail !== 0;
 }
 
 function blocksFor(tasks: number): number {

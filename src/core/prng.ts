@@ -8,10 +8,14 @@
  */
 export const PRNG_VERSION = 1;
 
-/** splitmix32: z += 0x9e3779b9; z = (z ^ z>>>16) * 0x85ebca6b; z = (z ^ z>>>13) * 0xc2b2ae35; z ^ z>>>16. */
+/** splitmix32: z += 0x9e3779b9, then the finaliser mix32. */
 function splitmix32(state: { z: number }): number {
   state.z = (state.z + 0x9e3779b9) >>> 0;
-  let z = state.z;
+  return mix32(state.z);
+}
+
+/** The splitmix32 / murmur3 finaliser: z = (z ^ z>>>16) * 0x85ebca6b; z = (z ^ z>>>13) * 0xc2b2ae35; z ^ z>>>16. */
+export function mix32(z: number): number {
   z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
   z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
   return (z ^ (z >>> 16)) >>> 0;

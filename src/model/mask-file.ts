@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Architecture, maskWords, weightCount } from '../core/architecture.ts';
+import { paddingBitsSet } from '../core/mask-bank.ts';
 import { crc32 } from './crc32.ts';
 import { ModelFileError } from './errors.ts';
 
@@ -177,10 +178,7 @@ export function readRecords(buf: Buffer, file: string, start: number, end: numbe
 
 /** Why a canonical mask is not valid for P weights, or null when it is. */
 export function paddingProblem(mask: Uint32Array, weights: number): string | null {
-  const tail = weights & 31;
-  if (tail === 0) return null;
-  const extra = mask[mask.length - 1] >>> tail;
-  return extra === 0 ? null : `bits set in padding (past weight ${weights - 1}, in the last word)`;
+  return !paddingBitsSet(mask, weights) ? null : `bits set in padding (past weight ${weights - 1}, in the last word)`;
 }
 
 export function popcount(mask: Uint32Array): number {

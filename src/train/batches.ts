@@ -5,7 +5,7 @@
  * xᵀ [P, B] (the weight gradient of the first layer needs xᵀ and the wasm backend's transpose is slow),
  * with the task's pixel permutation applied on the fly and the model's normalisation (x − mean) / std.
  */
-import { Xoshiro128 } from '../core/prng.ts';
+import { Xoshiro128, mix32 } from '../core/prng.ts';
 import type { Dataset } from '../data/datasets.ts';
 import { type TaskTransform, taskDataset } from '../data/transforms.ts';
 
@@ -43,10 +43,7 @@ export function taskSource(transform: TaskTransform, ds: Dataset): TaskSource {
 
 /** 32-bit mix of a seed and a stream index (splitmix32 finaliser), so task i's streams do not depend on worker order. */
 export function deriveSeed(seed: number, stream: number, purpose: number): number {
-  let z = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(stream + 1, 0x85ebca77) ^ Math.imul(purpose + 1, 0xc2b2ae3d)) >>> 0;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
+  return mix32((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(stream + 1, 0x85ebca77) ^ Math.imul(purpose + 1, 0xc2b2ae3d)) >>> 0);
 }
 
 export class BatchSampler {
