@@ -145,7 +145,6 @@ void ForTiles(size_t tiles, bool small, Body body) {
 // stay in L1 while all blocks stream through it (each block contributes one contiguous chunk per tile).
 
 constexpr int kGroups3 = 8, kGroups2 = 4, kTableFloats = (kGroups3 + kGroups2) * 8;
-constexpr size_t kPartialBudgetFloats = size_t(1) << 20;  // 4 MiB of per-group partial sums
 
 // Tile width in words: 32 words of tables (12 KiB) for one vector, about a third of L1, so the bank lines
 // streaming through L1 do not evict them (64 words, 24 KiB, measured ~5-10% slower on Zen 3's 32 KiB L1).
@@ -268,14 +267,10 @@ void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, s
   std::fill(out, out + n_out, 0.0f);
   if (blocks == 0 || examples == 0) return;
   const size_t tw = TileWords(examples), tiles = (words + tw - 1) / tw;
-  // Tiles are handed out in contiguous groups, each summed into its own buffer in tile order and the buffers
-  // added in group order: the result does not depend on which thread ran what (same input, same bits). 64
-  // groups keep the two threads' finishing times within ~1/64 of the call (16 left one thread idle for up to
-  // a sixteenth: measured 2.7x -> 2.4x the floor at k = 2500); with many vectors (large outputs) the group
-  // count falls back to 16 so the buffers stay a few MB.
-  const size_t by_memory = kPartialBudgetFloats / std::max<size_t>(n_out, 1);
-  const size_t groups = std::min<size_t>(tiles, std::max<size_t>(16, std::min<size_t>(64, by_memory)));
-  const size_t per_group = (tiles + groups - 1) / groups;
+  // Tiles are handed out in up to 16 contiguous groups, each summed into its own buffer in tile order and
+  // the buffers added in group order: the result does not depend on which thread ran what (same input, same
+  // bits), and 16 groups still balance 2 threads when one starts late.
+  const size_t groups = std::min<size_t>(tiles, 16), per_group = (tiles + groups - 1) / groups;
   std::vector<float> partial(groups * n_out, 0.0f);
   const bool avx2 = g_use_avx2;
   const size_t work = words * examples * (blocks + 4);  // ~ word-visits, tables counted as 4 blocks
