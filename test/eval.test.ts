@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,6 +8,7 @@ import { loadDataset } from '../src/data/datasets.ts';
 import { evalCommand, markdownSummary, orderTasks } from '../src/cli/commands/eval.ts';
 import { type EvalReport, METHODS, calibrate, evaluateModel, evenlySpaced } from '../src/eval/evaluate.ts';
 import { curveSvg } from '../src/eval/plot.ts';
+import { readManifest } from '../src/model/model-store.ts';
 import { openEngine } from '../src/runtime/open-engine.ts';
 import { runTraining } from '../src/train/run.ts';
 
@@ -87,6 +88,34 @@ describe('eval', () => {
     assert.deepEqual(Object.keys(report.gn).sort(), ['one-shot H / each', 'one-shot H / first']);
     assert.match(readFileSync(svg, 'utf8'), /<svg/);
     assert.match(printed, /Task given \(GG\)/);
+  });
+
+  it("--save-epsilon stores ε and this run's evidence in the manifest; serving then uses it", async () => {
+    const copy = path.join(root, 'calibrated');
+    cpSync(model, copy, { recursive: true });
+    const out = path.join(root, 'out', 'saved.json');
+    const common = ['--model', copy, '--batches', '2', '--batch-size', '16', '--each-examples', '1', '--unknown-tasks', '2', '--unknown-batches', '1', '--methods', 'one-shot-H', '--curve', '1', '--kernels', 'typescript', '--quiet'];
+    await assert.rejects(evalCommand([...common, '--save-epsilon']), /--save-epsilon needs --epsilon X/);
+    await assert.rejects(evalCommand([...common, '--epsilon', '0.3', '--save-epsilon', '--tasks', '2']), /drop --tasks/);
+    await assert.rejects(evalCommand([...common, '--epsilon', '0.3', '--save-epsilon', '--decide', 'first']), /--decide with batch/);
+    assert.equal((await readManifest(copy)).unknownTask, undefined, 'refusals write nothing');
+    const log = console.log;
+    console.log = () => undefined;
+    try {
+      await evalCommand([...common, '--decide', 'batch', '--epsilon', '0.3', '--save-epsilon', '--out', out]);
+    } finally {
+      console.log = log;
+    }
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    const saved = (await readManifest(copy)).unknownTask!;
+    assert.equal(saved.epsilon, 0.3);
+    const u = report.unknown.flagged['one-shot H / batch'], k = report.gn['one-shot H / batch'];
+    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+    assert.match(saved.calibration, new RegExp(`${pct(u.rate)} of ${u.decisions} batches of 2 unseen tasks .* flagged unknown, ${pct(k.unknownRate)} of ${k.decisions} known-task batches`));
+    const { engine, epsilonSource } = await openEngine(copy, { backend: 'wasm', kernels: 'typescript' });
+    assert.equal(engine.limits.epsilon, 0.3);
+    assert.match(epsilonSource, /^the model's own: supsup eval/);
+    engine.dispose();
   });
 
   it('refuses bad flags', async () => {

@@ -20,6 +20,7 @@ import {
   loadModel,
   readManifest,
   removeTask,
+  setUnknownTaskThreshold,
 } from '../src/model/model-store.ts';
 import { randomMask, writeRandomModel } from '../src/model/random-model.ts';
 
@@ -400,6 +401,12 @@ test('bad transforms, architectures and other manifest fields are rejected', asy
     [(m) => void (m.masks.file = '../etc/passwd'), /masks.file "..\/etc\/passwd" is not a masks file name/],
     [(m) => void (m.tasks[0].id = 'a b'), /task id "a b" does not match/],
     [(m) => void (m.tasks[0].addedAt = 'yesterday'), /addedAt must be an ISO 8601 UTC time/],
+    [(m) => void (m.unknownTask = { epsilon: -0.1, calibration: 'x' }), /unknownTask.epsilon must be a finite number >= 0, got -0.1/],
+    [(m) => void ((m as { unknownTask: unknown }).unknownTask = { epsilon: '0.25', calibration: 'x' }), /unknownTask.epsilon must be a finite number/],
+    [(m) => void (m.unknownTask = { epsilon: 0.25, calibration: '' }), /unknownTask.calibration must be a string of 1..4096 characters/],
+    [(m) => void ((m as { unknownTask: unknown }).unknownTask = { epsilon: 0.25 }), /unknownTask.calibration must be a string/],
+    [(m) => void ((m as { unknownTask: unknown }).unknownTask = { epsilon: 0.25, calibration: 'x', when: 'now' }), /unknownTask has an unknown field "when"/],
+    [(m) => void ((m as { unknownTask: unknown }).unknownTask = 0.25), /unknownTask must be a JSON object/],
   ];
   const good = await readFile(mfile);
   for (const [i, [edit, problem]] of cases.entries()) {
@@ -489,6 +496,33 @@ test('a crash before each create step leaves no model or the empty one; create c
     await appendTask(dir, task('a'), m);
     await assertHolds(dir, new Map([['a', m]]));
   }
+});
+
+test("the model's own unknown-task threshold: set, kept by later writes, cleared; a crash at any step leaves old or new", async () => {
+  const { dir, want } = await modelWith(['a', 'b']);
+  assert.equal((await readManifest(dir)).unknownTask, undefined);
+  const t = { epsilon: 0.25, calibration: 'chosen on batches A, confirmed on batches B' };
+  await setUnknownTaskThreshold(dir, t);
+  assert.deepEqual((await loadModel(dir)).manifest.unknownTask, t);
+  const maskC = mask();
+  await appendTask(dir, task('c'), maskC);
+  want.set('c', maskC);
+  await removeTask(dir, 'a', { compactAbove: 0 }); // compaction rewrites the manifest too
+  want.delete('a');
+  assert.deepEqual((await readManifest(dir)).unknownTask, t, 'appends, removals and compaction keep it');
+  await assertHolds(dir, want);
+  const t2 = { epsilon: 0.5, calibration: 'second opinion' };
+  for (const step of WRITE_STEPS.threshold) {
+    await assert.rejects(setUnknownTaskThreshold(dir, t2, { faults: crashAt('threshold', step) }), Crash);
+    const now = (await readManifest(dir)).unknownTask;
+    assert.deepEqual(now, step === 'manifest:fsync-dir' ? t2 : t, step);
+    await assertHolds(dir, want);
+    await setUnknownTaskThreshold(dir, t);
+  }
+  await setUnknownTaskThreshold(dir, undefined);
+  assert.equal((await readManifest(dir)).unknownTask, undefined);
+  assert.ok(!(await readFile(path.join(dir, 'manifest.json'), 'utf8')).includes('unknownTask'));
+  await assertHolds(dir, want);
 });
 
 test('removal, re-adding a removed id, and compaction when dead records pass half', async () => {

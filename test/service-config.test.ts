@@ -23,7 +23,6 @@ describe('serve configuration', () => {
       logLevel: 'info',
       shutdownTimeoutMs: 30000,
       drainDelayMs: 0,
-      epsilon: 0.125,
     });
   });
 
@@ -40,8 +39,9 @@ describe('serve configuration', () => {
     assert.equal(c.backend, 'cpu');
     assert.equal(c.kernels, 'typescript');
     assert.equal(parseServeConfig([], { SUPSUP_MODEL: '/from/env' }).model, '/from/env');
-    assert.equal(parseServeConfig([...MODEL], {}).epsilon, 0.125);
+    assert.equal(parseServeConfig([...MODEL], {}).epsilon, undefined, "unset: the model's own ε, else 1/8 (openEngine)");
     assert.equal(parseServeConfig([...MODEL, '--epsilon', '0.25'], {}).epsilon, 0.25);
+    assert.equal(parseServeConfig([...MODEL], { SUPSUP_EPSILON: '0' }).epsilon, 0);
     for (const s of SETTINGS) assert.equal(envName(s.flag), `SUPSUP_${s.flag.toUpperCase().replace(/-/g, '_')}`);
     assert.match(serveUsage(), /--shutdown-timeout-ms\s+SUPSUP_SHUTDOWN_TIMEOUT_MS/);
   });

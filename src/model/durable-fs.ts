@@ -7,11 +7,11 @@ import * as path from 'node:path';
  * there, leaving on disk exactly what a process crash at that instant would leave. Tests use it to
  * check every intermediate state; production passes none.
  */
-export type WriteOp = 'create' | 'append' | 'remove' | 'compact';
+export type WriteOp = 'create' | 'append' | 'remove' | 'compact' | 'threshold';
 
 export const MANIFEST_STEPS = ['manifest:write-temp', 'manifest:fsync-temp', 'manifest:rename', 'manifest:fsync-dir'] as const;
 
-/** Every step of every write operation, in order. remove = the manifest steps (then, maybe, a compaction). */
+/** Every step of every write operation, in order. remove = the manifest steps (then, maybe, a compaction); threshold = the manifest steps. */
 export const WRITE_STEPS = {
   create: ['create:write-masks', 'create:fsync-masks', 'create:fsync-dir', ...MANIFEST_STEPS],
   append: [
@@ -22,6 +22,7 @@ export const WRITE_STEPS = {
     ...MANIFEST_STEPS,
   ],
   remove: [...MANIFEST_STEPS],
+  threshold: [...MANIFEST_STEPS],
   compact: ['compact:write-masks', 'compact:fsync-masks', 'compact:fsync-dir', ...MANIFEST_STEPS, 'compact:remove-old'],
 } as const;
 

@@ -55,6 +55,16 @@ export interface MasksRef {
   bytes: number;
 }
 
+/**
+ * The model's own unknown-task threshold: a batch is flagged unknown when k · max ν < 1 + epsilon. Optional;
+ * readers without it use the paper's 1/8. `calibration` says how the value was chosen (the evidence), so an
+ * operator can judge it; `supsup eval --save-epsilon` writes both.
+ */
+export interface UnknownTaskThreshold {
+  epsilon: number;
+  calibration: string;
+}
+
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   formatVersion: typeof MANIFEST_FORMAT_VERSION;
@@ -62,6 +72,7 @@ export interface Manifest {
   seed: number;
   prngVersion: number;
   normalization: Normalization;
+  unknownTask?: UnknownTaskThreshold;
   masks: MasksRef;
   tasks: TaskEntry[];
   removed: RemovedRecord[];
@@ -73,8 +84,8 @@ const CHECKSUM_LINE_BYTES = CHECKSUM_HEAD.length + 8 + CHECKSUM_TAIL.length;
 
 /** The exact bytes of manifest.json for `m` (arrays of plain values on one line, 2-space indent). */
 export function serializeManifest(m: Manifest): Buffer {
-  const { format, formatVersion, architecture, seed, prngVersion, normalization, masks, tasks, removed } = m;
-  const text = formatJson({ format, formatVersion, architecture, seed, prngVersion, normalization, masks, tasks, removed }, '');
+  const { format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, tasks, removed } = m;
+  const text = formatJson({ format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, tasks, removed }, '');
   const body = Buffer.from(text.slice(0, -2) + ',\n', 'utf8'); // drop the final "\n}"
   const hex = crc32(body).toString(16).padStart(8, '0');
   return Buffer.concat([body, CHECKSUM_HEAD, Buffer.from(hex, 'ascii'), CHECKSUM_TAIL]);
@@ -116,7 +127,7 @@ export function validateManifest(value: unknown, file: string): Manifest {
     throw new ModelFileError(file, problem);
   };
   const o = object(value, 'the manifest', bad);
-  onlyKeys(o, ['format', 'formatVersion', 'architecture', 'seed', 'prngVersion', 'normalization', 'masks', 'tasks', 'removed'], 'the manifest', bad);
+  onlyKeys(o, ['format', 'formatVersion', 'architecture', 'seed', 'prngVersion', 'normalization', 'unknownTask', 'masks', 'tasks', 'removed'], 'the manifest', bad);
   if (o.format !== MANIFEST_FORMAT) bad(`format is ${JSON.stringify(o.format)}, expected "${MANIFEST_FORMAT}"`);
   if (o.formatVersion !== MANIFEST_FORMAT_VERSION) {
     bad(`unsupported formatVersion ${JSON.stringify(o.formatVersion)} (this reader knows ${MANIFEST_FORMAT_VERSION})`);
@@ -132,6 +143,8 @@ export function validateManifest(value: unknown, file: string): Manifest {
   if (!isFiniteNumber(norm.mean) || !isFiniteNumber(norm.std) || !((norm.std as number) > 0)) {
     bad(`normalization needs a finite mean and a finite positive std, got ${JSON.stringify(norm)}`);
   }
+
+  const unknownTask = o.unknownTask === undefined ? undefined : parseUnknownTask(o.unknownTask, bad);
 
   const masksRef = object(o.masks, 'masks', bad);
   onlyKeys(masksRef, ['file', 'fileId', 'bytes'], 'masks', bad);
@@ -212,6 +225,7 @@ export function validateManifest(value: unknown, file: string): Manifest {
     seed: o.seed as number,
     prngVersion: o.prngVersion as number,
     normalization: { mean: norm.mean as number, std: norm.std as number },
+    ...(unknownTask ? { unknownTask } : {}),
     masks: { file: masksRef.file as string, fileId: masksRef.fileId as string, bytes: masksRef.bytes as number },
     tasks,
     removed,
@@ -235,6 +249,16 @@ function parseArchitecture(value: unknown, bad: (p: string) => never): Architect
   const p = weightCount(arch);
   if (p > 0xffffffff) bad(`bad architecture: ${p} weights do not fit the masks file's 32-bit weight count`);
   return arch;
+}
+
+function parseUnknownTask(value: unknown, bad: (p: string) => never): UnknownTaskThreshold {
+  const u = object(value, 'unknownTask', bad);
+  onlyKeys(u, ['epsilon', 'calibration'], 'unknownTask', bad);
+  if (!isFiniteNumber(u.epsilon) || u.epsilon < 0) bad(`unknownTask.epsilon must be a finite number >= 0, got ${JSON.stringify(u.epsilon)}`);
+  if (typeof u.calibration !== 'string' || u.calibration.length === 0 || u.calibration.length > MAX_DESCRIPTION) {
+    bad(`unknownTask.calibration must be a string of 1..${MAX_DESCRIPTION} characters saying how epsilon was chosen`);
+  }
+  return { epsilon: u.epsilon as number, calibration: u.calibration as string };
 }
 
 function taskId(v: unknown, where: string, bad: (p: string) => never): string {

@@ -20,6 +20,7 @@ import {
   type Normalization,
   type RemovedRecord,
   type TaskEntry,
+  type UnknownTaskThreshold,
   parseManifest,
   serializeManifest,
   validateManifest,
@@ -241,6 +242,20 @@ export async function removeTask(
       throw new Error(`task '${taskId}' was removed, but compacting ${dir} then failed: ${(e as Error).message}`, { cause: e });
     }
     return { removed, compacted: true };
+  });
+}
+
+/** Sets (or, with undefined, clears) the model's own unknown-task threshold: one atomic manifest replace. */
+export async function setUnknownTaskThreshold(
+  dir: string,
+  threshold: UnknownTaskThreshold | undefined,
+  options: StoreOptions = {},
+): Promise<Manifest> {
+  return withWriteLock(dir, async () => {
+    const { unknownTask: _old, ...rest } = await readManifest(dir);
+    const next: Manifest = threshold ? { ...rest, unknownTask: { ...threshold } } : rest;
+    await writeManifest(dir, next, stepper(options.faults, 'threshold'));
+    return next;
   });
 }
 

@@ -29,6 +29,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
       seed,
       normalization,
       limits: engine.limits,
+      epsilonSource: opened.epsilonSource,
       tasks: tasks.map(taskInfo),
       maskBankBytes: engine.maskBankBytes,
       backend: opened.backend,

@@ -19,7 +19,8 @@ export interface RuntimeOptions {
   backend: BackendPreference;
   kernels: KernelPreference;
   maxBatch: number;
-  epsilon: number;
+  /** Unset: the model's own ε, else 1/8 (see openEngine). */
+  epsilon?: number;
   maxQueue: number;
   maxWaitMs: number;
 }

@@ -12,6 +12,8 @@ import { type BackendChoice, type BackendPreference, selectBackend } from './bac
 export interface OpenedEngine {
   engine: Engine<TaskEntry>;
   manifest: Manifest;
+  /** Where the unknown-task threshold ε came from, for the log. */
+  epsilonSource: string;
   backend: BackendChoice;
   kernels: { name: string; reason: string };
 }
@@ -20,6 +22,7 @@ export interface OpenOptions {
   backend?: BackendPreference;
   kernels?: KernelPreference;
   maxBatch?: number;
+  /** Overrides the model's own ε (manifest `unknownTask`); without either, the paper's 1/8. */
   epsilon?: number;
 }
 
@@ -35,8 +38,10 @@ export async function openEngine(dir: string, options: OpenOptions = {}): Promis
     kernels: kernels.kernels,
     expectedTasks: manifest.tasks.length,
     maxBatch: options.maxBatch,
-    epsilon: options.epsilon,
+    epsilon: options.epsilon ?? manifest.unknownTask?.epsilon,
   });
   for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!, t);
-  return { engine, manifest, backend, kernels: { name: engine.kernelsName, reason: kernels.reason } };
+  const epsilonSource =
+    options.epsilon !== undefined ? 'set for this run' : manifest.unknownTask ? `the model's own: ${manifest.unknownTask.calibration}` : "the paper's 1/8";
+  return { engine, manifest, epsilonSource, backend, kernels: { name: engine.kernelsName, reason: kernels.reason } };
 }

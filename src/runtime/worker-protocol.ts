@@ -28,6 +28,8 @@ export interface ModelInfo {
   seed: number;
   normalization: Normalization;
   limits: ClassifyLimits;
+  /** Where limits.epsilon came from (the --epsilon setting, the model's manifest, or the default). */
+  epsilonSource: string;
   tasks: TaskInfo[];
   maskBankBytes: number;
   backend: { name: string; reason: string };
@@ -44,7 +46,7 @@ export interface NewTaskRequest {
 }
 
 export type WorkerRequest =
-  | { op: 'open'; dir: string; backend: BackendPreference; kernels: KernelPreference; maxBatch: number; epsilon: number }
+  | { op: 'open'; dir: string; backend: BackendPreference; kernels: KernelPreference; maxBatch: number; epsilon?: number }
   | { op: 'classify'; call: ClassifyCall }
   | { op: 'addTask'; task: NewTaskRequest }
   | { op: 'removeTask'; id: string };

@@ -26,8 +26,8 @@ export interface ServeConfig {
   kernels: KernelPreference;
   /** Most examples in one request, and in one merged forward pass. */
   maxBatch: number;
-  /** Unknown-task threshold ε: a batch is flagged unknown when k · max ν < 1 + ε. */
-  epsilon: number;
+  /** Unknown-task threshold ε: a batch is flagged unknown when k · max ν < 1 + ε. Unset: the model's own, else 1/8. */
+  epsilon?: number;
   /** Most requests waiting for the engine; past it: 503 / RESOURCE_EXHAUSTED. */
   maxQueue: number;
   /** How long the first request of a mergeable group waits for company before its pass starts. */
@@ -62,7 +62,13 @@ export const SETTINGS: Setting[] = [
   { key: 'backend', flag: 'backend', kind: 'string', default: 'auto', choices: BACKEND_PREFERENCES, help: 'TensorFlow.js backend' },
   { key: 'kernels', flag: 'kernels', kind: 'string', default: 'auto', choices: KERNELS_PREFERENCES, help: 'mask kernels' },
   { key: 'maxBatch', flag: 'max-batch', kind: 'count', default: '1024', min: 1, help: 'most examples per request and per merged forward pass' },
-  { key: 'epsilon', flag: 'epsilon', kind: 'number', default: '0.125', min: 0, help: 'unknown-task threshold ε: flagged unknown when k · max ν < 1 + ε (the paper: 1/8)' },
+  {
+    key: 'epsilon',
+    flag: 'epsilon',
+    kind: 'number',
+    min: 0,
+    help: "unknown-task threshold ε: flagged unknown when k · max ν < 1 + ε (default: the model's own, from its manifest, else the paper's 1/8)",
+  },
   { key: 'maxQueue', flag: 'max-queue', kind: 'count', default: '256', min: 1, help: 'most requests waiting; past it 503 + Retry-After' },
   { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'bytes', default: '8mib', min: 1024, help: 'HTTP body / gRPC message limit (bytes; k, m, kib, mib suffixes)' },

@@ -61,6 +61,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
   const info = rt.info;
   log.info({ backend: info.backend.name }, `backend: ${info.backend.name} (${info.backend.reason})`);
   log.info({ kernels: info.kernels.name }, `kernels: ${info.kernels.name} (${info.kernels.reason})`);
+  log.info({ epsilon: info.limits.epsilon }, `unknown-task threshold: ε = ${info.limits.epsilon} (${info.epsilonSource})`);
   const address = app.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
   const g = grpc;

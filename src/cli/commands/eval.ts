@@ -6,11 +6,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { type DecideFrom, DECIDE_FROM } from '../../core/task-inference.ts';
+import { type DecideFrom, DECIDE_FROM, DEFAULT_INFERENCE } from '../../core/task-inference.ts';
 import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/datasets.ts';
 import { DEFAULT_EVAL, type EvalReport, type EvalTask, METHODS, evaluateModel, methodKey } from '../../eval/evaluate.ts';
 import { curveSvg } from '../../eval/plot.ts';
 import { type TaskEntry } from '../../model/manifest.ts';
+import { setUnknownTaskThreshold } from '../../model/model-store.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../../runtime/backend.ts';
 import { type KernelPreference } from '../../core/kernels/select-kernels.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
@@ -37,7 +38,10 @@ transform stored in its manifest entry.
   --unknown-batches N  batches of each (default ${DEFAULT_EVAL.unknownBatches})
   --curve LIST         numbers of tasks for the curve (default ${DEFAULT_EVAL.curve.join(',')}, capped at the model)
   --curve-tasks N      tasks evaluated per curve point, evenly spaced (default ${DEFAULT_EVAL.curveTasks})
-  --epsilon X          unknown when k · max ν < 1 + X (default 0.125, the paper)
+  --epsilon X          unknown when k · max ν < 1 + X (default: the model's own, else 0.125, the paper)
+  --save-epsilon       store --epsilon X in the model's manifest as its own threshold (what \`supsup serve\` uses
+                       unless told otherwise), with the rates measured by this run, deciding as the service does
+                       (one-shot H from the whole batch), as the evidence; choose X on other batches first
   --seed N             shuffle seed of the test split (default ${DEFAULT_EVAL.seed})
   --backend NAME       ${BACKEND_PREFERENCES.join(' | ')} (default wasm)
   --kernels NAME       auto | native | typescript (default auto)
@@ -55,6 +59,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
         'unknown-tasks', 'unknown-from', 'unknown-batches', 'curve', 'curve-tasks', 'epsilon', 'seed', 'backend', 'kernels',
         'out', 'svg',
       ),
+      'save-epsilon': { type: 'boolean' },
       ...COMMON_SWITCHES,
     },
     USAGE,
@@ -87,6 +92,18 @@ export async function evalCommand(argv: string[]): Promise<void> {
     onProgress: values.quiet ? undefined : (msg: string) => process.stderr.write(`${msg}\n`),
   };
 
+  const serviceMethod = METHODS.find((m) => m.method === DEFAULT_INFERENCE.method && m.objective === DEFAULT_INFERENCE.objective)!;
+  const serviceKey = methodKey(serviceMethod, DEFAULT_INFERENCE.decideFrom);
+  if (values['save-epsilon']) {
+    // The stored value must come with evidence for the model as served: all its tasks, the service's decision rule.
+    if (epsilon === undefined) throw new Error('--save-epsilon needs --epsilon X: the value to store');
+    if (values.tasks !== undefined) throw new Error('--save-epsilon evaluates the whole model: drop --tasks');
+    if (options.unknownTasks === 0 || options.unknownBatches === 0) throw new Error('--save-epsilon needs unknown tasks to measure: --unknown-tasks and --unknown-batches > 0');
+    if (!options.methods.includes(serviceMethod) || !decideFrom.includes(DEFAULT_INFERENCE.decideFrom)) {
+      throw new Error(`--save-epsilon needs the service's decision rule in the run: --methods with one-shot-H and --decide with ${DEFAULT_INFERENCE.decideFrom}`);
+    }
+  }
+
   const opened = await openEngine(dir, { backend, kernels, maxBatch: Math.max(1024, options.batchSize), epsilon });
   const { engine, manifest } = opened;
   try {
@@ -109,6 +126,11 @@ export async function evalCommand(argv: string[]): Promise<void> {
       ...report,
     };
     console.log(markdownSummary(full));
+    if (values['save-epsilon']) {
+      const calibration = evidence(full, serviceKey);
+      await setUnknownTaskThreshold(dir, { epsilon: engine.limits.epsilon, calibration });
+      console.log(`\nSaved ε = ${engine.limits.epsilon} in ${path.join(dir, 'manifest.json')}: ${calibration}`);
+    }
     if (values.out) {
       await mkdir(path.dirname(path.resolve(values.out)), { recursive: true });
       await writeFile(values.out, JSON.stringify(full, null, 2) + '\n');
@@ -124,6 +146,18 @@ export async function evalCommand(argv: string[]): Promise<void> {
   } finally {
     engine.dispose();
   }
+}
+
+/** One line of evidence for a saved ε: what this run measured at it, deciding as the service does. */
+function evidence(r: EvalReport & { data: string; epsilon: number }, key: string): string {
+  const p = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const known = r.gn[key], unknown = r.unknown.flagged[key];
+  const when = new Date().toISOString().slice(0, 10);
+  return (
+    `supsup eval ${when} on ${r.data}, ${r.tasks} tasks, ${key.replace(' / batch', ' from the whole batch')} of ${r.options.batchSize}: ` +
+    `${p(unknown.rate)} of ${unknown.decisions} batches of ${r.unknown.tasks} unseen tasks (seeds from ${r.unknown.from}) flagged unknown, ` +
+    `${p(known.unknownRate)} of ${known.decisions} known-task batches flagged`
+  );
 }
 
 /** The dataset the model's tasks were trained on, from the first line of its training log. */
