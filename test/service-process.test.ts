@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -72,6 +73,31 @@ describe('supsup serve process', () => {
       assert.ok(server.logs.some((l) => l.msg === 'stopped' && l.clean === true));
     } finally {
       health.close();
+      server.child.kill('SIGKILL');
+    }
+  });
+
+  it('on SIGTERM with a request that cannot finish: cuts it at the shutdown timeout and exits 1', async () => {
+    // A client that sends headers and half a body, then stalls: the request stays in flight forever.
+    const server = await spawnServe([...PORTS, '--model', model, '--shutdown-timeout-ms', '1500', '--log-level', 'info']);
+    const socket = connect(server.httpPort, '127.0.0.1');
+    try {
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
+      socket.on('error', () => undefined);
+      socket.write('POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"inputs": [[');
+      await sleep(300);
+      const sent = performance.now();
+      server.child.kill('SIGTERM');
+      const { code, at } = await server.exited;
+      assert.equal(code, 1, 'exit code 1 when the drain had to cut');
+      assert.ok(at - sent >= 1000, `waited for the request before cutting (exited after ${Math.round(at - sent)} ms)`);
+      assert.ok(at - sent < 1500 + 1000, `exited ${Math.round(at - sent)} ms after SIGTERM, timeout 1500 ms`);
+      assert.ok((await closed) - sent < 1500 + 1000, 'the stalled connection was closed by the server');
+      assert.ok(server.logs.some((l) => /^shutdown timeout reached/.test(l.msg)), JSON.stringify(server.logs.map((l) => l.msg)));
+      assert.ok(server.logs.some((l) => l.msg === 'stopped' && l.clean === false));
+    } finally {
+      socket.destroy();
       server.child.kill('SIGKILL');
     }
   });
