@@ -123,6 +123,33 @@ describe('gRPC service', () => {
     await rejectsWith(unary(c.classifier, 'Infer', request, 1), grpc.status.DEADLINE_EXCEEDED, /deadline/i);
   });
 
+  it("tags each call with a request id (the client's when sane, else a UUID), echoed in metadata and on its log line", async () => {
+    const logged: { reqId: string; rpc: string; code: string }[] = [];
+    const log = service.ctx.log;
+    const info = log.info;
+    log.info = ((obj: any, msg?: string) => void (msg === 'gRPC call completed' && logged.push(obj))) as typeof log.info;
+    const echoed = (id?: string) =>
+      new Promise<string>((resolve, reject) => {
+        const md = new grpc.Metadata();
+        if (id !== undefined) md.set('x-request-id', id);
+        const call = c.classifier.ListTasks({}, md, { deadline: Date.now() + 10_000 }, (err: Error | null) => err && reject(err));
+        call.on('metadata', (m: grpc.Metadata) => resolve(String(m.get('x-request-id')[0])));
+      });
+    try {
+      assert.equal(await echoed('trace-42.a:b'), 'trace-42.a:b');
+      const fresh = await echoed('not sane; has spaces');
+      assert.match(fresh, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      assert.notEqual(await echoed(), fresh, 'a new id per call');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(logged.slice(0, 2).map((l) => [l.reqId, l.rpc, l.code]), [
+        ['trace-42.a:b', '/supsup.v1.Classifier/ListTasks', 'ok'],
+        [fresh, '/supsup.v1.Classifier/ListTasks', 'ok'],
+      ]);
+    } finally {
+      log.info = info;
+    }
+  });
+
   it('lists the tasks', async () => {
     const res = await unary(c.classifier, 'ListTasks', {});
     assert.deepEqual(res.tasks.map((t: any) => t.id), ['random-0', 'random-1', 'random-2', 'random-3']);

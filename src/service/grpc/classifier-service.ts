@@ -1,15 +1,17 @@
-import type { ServerUnaryCall, UntypedServiceImplementation, sendUnaryData } from '@grpc/grpc-js';
+import { Metadata, type ServerUnaryCall, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
 import type { RawClassifyCall } from '../../core/classify-request.ts';
 import type { Prediction } from '../../core/engine.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodePacked } from '../decode-inputs.ts';
+import { requestId } from '../request-id.ts';
 import { toServiceError } from './status.ts';
 
 /**
  * supsup.v1.Classifier: Infer and ListTasks over the same runtime, validator and queue as REST.
  * Field names are the proto's (snake_case: the loader keeps case). The deadline is the client's gRPC
- * deadline when it is sooner than the server's --timeout-ms.
+ * deadline when it is sooner than the server's --timeout-ms. Each call gets a request id (the client's
+ * x-request-id metadata when sane, else a UUID), echoed in the response metadata and on its log line, as REST does.
  */
 interface InferRequest {
   inputs?: Buffer;
@@ -35,11 +37,17 @@ export function classifierService(ctx: ServiceContext, inflight: { count: number
   const observe = <Req, Res>(method: string, handler: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) => {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const start = performance.now();
+      const reqId = requestId(call.metadata.get('x-request-id')[0]);
+      const echo = new Metadata();
+      echo.set('x-request-id', reqId);
+      call.sendMetadata(echo);
       inflight.count++;
       const done = (outcome: string) => {
         inflight.count--;
+        const ms = performance.now() - start;
         ctx.metrics.requests.inc({ protocol: 'grpc', route: method, outcome });
-        ctx.metrics.requestDuration.observe({ protocol: 'grpc', route: method }, (performance.now() - start) / 1000);
+        ctx.metrics.requestDuration.observe({ protocol: 'grpc', route: method }, ms / 1000);
+        ctx.log.info({ reqId, rpc: method, code: outcome, responseTime: ms }, 'gRPC call completed');
       };
       handler(call).then(
         (response) => {
@@ -48,7 +56,7 @@ export function classifierService(ctx: ServiceContext, inflight: { count: number
         },
         (error: unknown) => {
           const { serviceError, code } = toServiceError(error);
-          if (code === 'internal') ctx.log.error({ err: error, rpc: method }, 'gRPC call failed');
+          if (code === 'internal') ctx.log.error({ reqId, err: error, rpc: method }, 'gRPC call failed');
           done(code);
           callback(serviceError);
         },

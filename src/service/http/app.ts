@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServeConfig } from '../config.ts';
 import type { ServiceContext } from '../context.ts';
+import { requestId } from '../request-id.ts';
 import { PACKAGE_VERSION } from '../version.ts';
 import { classifyRoute } from './classify-route.ts';
 import { errorsPlugin } from './errors.ts';
@@ -13,8 +13,6 @@ import { openapiPlugin } from './openapi.ts';
 import { requestMetricsPlugin } from './request-metrics.ts';
 import { tasksRoutes } from './tasks-routes.ts';
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 /**
  * The Fastify instance, created first so its pino logger (JSON, one request id per request, taken from
  * X-Request-Id when the client sends a sane one) serves the whole process.
@@ -24,10 +22,7 @@ export function createHttpApp(config: ServeConfig): FastifyInstance {
   const app = Fastify({
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimit,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    genReqId: (req) => requestId(req.headers['x-request-id']),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
