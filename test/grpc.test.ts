@@ -7,12 +7,13 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Engine } from '../src/core/engine.ts';
 import type { TaskEntry } from '../src/model/manifest.ts';
 import { LOADER_OPTIONS, PROTO_PATH } from '../src/service/grpc/server.ts';
+import { type DynamicClient, rejectsWith, unary } from './support/grpc-calls.ts';
 import { TINY, type TestService, directEngine, randomExamples, startTestService, tempDir, testConfig, tinyModel } from './support/service-fixture.ts';
 
 const SIZE = TINY.inputSize;
 const REFLECTION_PROTO = createRequire(import.meta.url).resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
 
-type Client = grpc.Client & Record<string, any>;
+type Client = DynamicClient;
 interface Clients {
   classifier: Client;
   health: Client;
@@ -29,20 +30,6 @@ function clients(port: number): Clients {
     health: new pkg.grpc.health.v1.Health(address, creds),
     reflection: new pkg.grpc.reflection.v1.ServerReflection(address, creds),
   };
-}
-
-function unary<T = any>(client: Client, method: string, request: unknown, deadlineMs = 10_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    client[method](request, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
-  });
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: grpc.status, message: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: grpc.ServiceError) => {
-    assert.equal(err.code, code, `${grpc.status[err.code]}: ${err.details}`);
-    assert.match(err.details, message);
-    return true;
-  });
 }
 
 function packed(values: Float32Array): Buffer {

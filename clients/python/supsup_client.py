@@ -52,7 +52,8 @@ CLASSIFIER_SERVICE = "supsup.v1.Classifier"
 
 
 def generate_stubs(out_dir: str | os.PathLike) -> Path:
-    """Generates the Python stubs for supsup.proto, health.proto and reflection.proto into out_dir.
+    """Generates the Python stubs for supsup.proto, inference.proto (Open Inference Protocol), health.proto
+    and reflection.proto into out_dir.
 
     The reflection proto is copied under another path first: generated as grpc/reflection/v1/... its
     modules would sit inside a package named `grpc` and shadow grpcio itself.
@@ -62,9 +63,10 @@ def generate_stubs(out_dir: str | os.PathLike) -> Path:
     src = out / "_protos"
     (src / "health/v1").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROTO_DIR / "supsup.proto", src / "supsup.proto")
+    shutil.copyfile(PROTO_DIR / "inference.proto", src / "inference.proto")
     shutil.copyfile(HEALTH_PROTO, src / "health/v1/health.proto")
     shutil.copyfile(REFLECTION_PROTO, src / "supsup_reflection_v1.proto")
-    files = ["supsup.proto", "health/v1/health.proto", "supsup_reflection_v1.proto"]
+    files = ["supsup.proto", "inference.proto", "health/v1/health.proto", "supsup_reflection_v1.proto"]
 
     protoc, plugin = shutil.which("protoc"), shutil.which("grpc_python_plugin")
     if protoc and plugin:
@@ -86,6 +88,8 @@ class Stubs:
             sys.path.insert(0, path)
         self.pb2: ModuleType = importlib.import_module("supsup_pb2")
         self.pb2_grpc: ModuleType = importlib.import_module("supsup_pb2_grpc")
+        self.inference_pb2: ModuleType = importlib.import_module("inference_pb2")
+        self.inference_pb2_grpc: ModuleType = importlib.import_module("inference_pb2_grpc")
         self.health_pb2: ModuleType = importlib.import_module("health.v1.health_pb2")
         self.health_pb2_grpc: ModuleType = importlib.import_module("health.v1.health_pb2_grpc")
         self.reflection_pb2: ModuleType = importlib.import_module("supsup_reflection_v1_pb2")
@@ -125,6 +129,8 @@ class SupsupClient:
         options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
         self.channel = grpc.insecure_channel(target, options=options)
         self.classifier = self.stubs.pb2_grpc.ClassifierStub(self.channel)
+        # The Open Inference Protocol service, for code written against Triton / KServe's gRPC API.
+        self.oip = self.stubs.inference_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.health = self.stubs.health_pb2_grpc.HealthStub(self.channel)
         self.reflection = self.stubs.reflection_pb2_grpc.ServerReflectionStub(self.channel)
 

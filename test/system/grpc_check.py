@@ -87,7 +87,7 @@ def assert_prediction_shape(p, classes: int, where: str) -> None:
 def run_checks(args) -> None:
     stubs = {}
 
-    @check("python stubs generated from proto/ (supsup, grpc.health.v1, reflection)")
+    @check("python stubs generated from proto/ (supsup, inference, grpc.health.v1, reflection)")
     def _stubs():
         out = Path(args.stubs)
         supsup_client.generate_stubs(out)
@@ -101,10 +101,10 @@ def run_checks(args) -> None:
     client.wait_ready(10)
     state: dict = {}
 
-    @check("reflection lists supsup.v1.Classifier and grpc.health.v1.Health")
+    @check("reflection lists supsup.v1.Classifier, inference.GRPCInferenceService and grpc.health.v1.Health")
     def _reflection():
         services = client.list_services()
-        for s in ("supsup.v1.Classifier", "grpc.health.v1.Health"):
+        for s in ("supsup.v1.Classifier", "inference.GRPCInferenceService", "grpc.health.v1.Health"):
             assert s in services, f"{s} missing from {services}"
         return ", ".join(services)
 
@@ -207,7 +207,38 @@ def run_checks(args) -> None:
                 assert e.details(), f"{code.name} without a message"
         return "3 cases"
 
-    for f in (_given, _inferred, _uint8, _errors):
+    @check("Open Inference Protocol: ServerReady, ModelMetadata, ModelInfer (raw FP32) equal to REST /classify")
+    def _oip():
+        pb = client.stubs.inference_pb2
+        assert client.oip.ServerLive(pb.ServerLiveRequest(), timeout=10).live
+        assert client.oip.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+        meta = client.oip.ModelMetadata(pb.ModelMetadataRequest(name="supsup"), timeout=10)
+        assert [(t.name, list(t.shape)) for t in meta.inputs] == [("x", [-1, 784])], f"inputs {meta.inputs}"
+        t = tasks[1 % len(tasks)]
+        x = apply_transform(t["transform"], rows)
+        packed, shape = supsup_client.pack_float32(x)
+        request = pb.ModelInferRequest(model_name="supsup", id="py-1", raw_input_contents=[packed])
+        request.inputs.add(name="x", datatype="FP32", shape=shape)
+        request.parameters["task"].string_param = t["id"]
+        reply = client.oip.ModelInfer(request, timeout=30)
+        assert reply.id == "py-1", f"id {reply.id!r}"
+        raw = {o.name: (o, reply.raw_output_contents[i]) for i, o in enumerate(reply.outputs)}
+        labels = list(struct.unpack(f"<{len(x)}q", raw["label"][1]))
+        probs = struct.unpack(f"<{len(x) * classes}f", raw["probabilities"][1])
+        rest_reply = rest(args.http, "POST", "/classify", {"inputs": x, "task": t["id"]})["predictions"]
+        assert labels == [r["label"] for r in rest_reply], f"labels {labels}"
+        diff = max(abs(probs[i * classes + k] - r["probabilities"][k]) for i, r in enumerate(rest_reply) for k in range(classes))
+        assert diff < 1e-5, f"probabilities differ by {diff}"
+        try:
+            bad = pb.ModelInferRequest(model_name="supsup", raw_input_contents=[packed])
+            bad.inputs.add(name="x", datatype="INT8", shape=shape)
+            client.oip.ModelInfer(bad, timeout=10)
+            raise AssertionError("INT8 input accepted")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, f"{e.code().name}: {e.details()}"
+        return f"{len(x)} predictions of {t['id']} agree; bad datatype INVALID_ARGUMENT"
+
+    for f in (_given, _inferred, _uint8, _errors, _oip):
         f()
     client.close()
 

@@ -1,17 +1,14 @@
-import { Metadata, type ServerUnaryCall, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
-import { performance } from 'node:perf_hooks';
+import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { RawClassifyCall } from '../../core/classify-request.ts';
 import type { Prediction } from '../../core/engine.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodePacked } from '../decode-inputs.ts';
-import { requestId } from '../request-id.ts';
-import { toServiceError } from './status.ts';
+import { callTimeoutMs, observeCall } from './observe-call.ts';
 
 /**
  * supsup.v1.Classifier: Infer and ListTasks over the same runtime, validator and queue as REST.
  * Field names are the proto's (snake_case: the loader keeps case). The deadline is the client's gRPC
- * deadline when it is sooner than the server's --timeout-ms. Each call gets a request id (the client's
- * x-request-id metadata when sane, else a UUID), echoed in the response metadata and on its log line, as REST does.
+ * deadline when it is sooner than the server's --timeout-ms.
  */
 interface InferRequest {
   inputs?: Buffer;
@@ -34,40 +31,11 @@ function encodePrediction(p: Prediction) {
 }
 
 export function classifierService(ctx: ServiceContext, inflight: { count: number }): UntypedServiceImplementation {
-  const observe = <Req, Res>(method: string, handler: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) => {
-    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      const start = performance.now();
-      const reqId = requestId(call.metadata.get('x-request-id')[0]);
-      const echo = new Metadata();
-      echo.set('x-request-id', reqId);
-      call.sendMetadata(echo);
-      inflight.count++;
-      const done = (outcome: string) => {
-        inflight.count--;
-        const ms = performance.now() - start;
-        ctx.metrics.requests.inc({ protocol: 'grpc', route: method, outcome });
-        ctx.metrics.requestDuration.observe({ protocol: 'grpc', route: method }, ms / 1000);
-        ctx.log.info({ reqId, rpc: method, code: outcome, responseTime: ms }, 'gRPC call completed');
-      };
-      handler(call).then(
-        (response) => {
-          done('ok');
-          callback(null, response);
-        },
-        (error: unknown) => {
-          const { serviceError, code } = toServiceError(error);
-          if (code === 'internal') ctx.log.error({ reqId, err: error, rpc: method }, 'gRPC call failed');
-          done(code);
-          callback(serviceError);
-        },
-      );
-    };
-  };
-
+  const observe = observeCall(ctx, inflight);
   return {
     Infer: observe('/supsup.v1.Classifier/Infer', async (call: ServerUnaryCall<InferRequest, unknown>) => {
       const classify = ctx.runtime.validate(decodeInferRequest(call.request));
-      const predictions = await ctx.runtime.classify(classify, timeoutFor(call.getDeadline(), ctx.config.timeoutMs));
+      const predictions = await ctx.runtime.classify(classify, callTimeoutMs(call, ctx.config.timeoutMs));
       return { predictions: predictions.map(encodePrediction) };
     }),
     ListTasks: observe('/supsup.v1.Classifier/ListTasks', async () => ({
@@ -81,10 +49,4 @@ export function classifierService(ctx: ServiceContext, inflight: { count: number
       })),
     })),
   };
-}
-
-function timeoutFor(deadline: Date | number, serverTimeoutMs: number): number {
-  const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(at)) return serverTimeoutMs;
-  return Math.max(1, Math.min(serverTimeoutMs, at - Date.now()));
 }

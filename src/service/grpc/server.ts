@@ -5,39 +5,46 @@ import { fileURLToPath } from 'node:url';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { ServiceContext } from '../context.ts';
 import { classifierService } from './classifier-service.ts';
+import { inferenceService } from './inference-service.ts';
 
 /**
- * The gRPC server: supsup.v1.Classifier, grpc.health.v1.Health (SERVING only while ready; NOT_SERVING
- * from the moment draining starts) and server reflection covering both. Message limits match REST's body limit.
+ * The gRPC server: supsup.v1.Classifier, the Open Inference Protocol's inference.GRPCInferenceService,
+ * grpc.health.v1.Health (SERVING only while ready; NOT_SERVING from the moment draining starts) and server
+ * reflection covering them all. Message limits match REST's body limit.
  */
 export const PROTO_PATH = fileURLToPath(new URL('../../../proto/supsup.proto', import.meta.url));
+export const OIP_PROTO_PATH = fileURLToPath(new URL('../../../proto/inference.proto', import.meta.url));
 export const CLASSIFIER_SERVICE = 'supsup.v1.Classifier';
+export const OIP_SERVICE = 'inference.GRPCInferenceService';
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true };
 
 export interface GrpcServer {
   server: grpc.Server;
   port: number;
   health: HealthImplementation;
-  /** Unary Classifier calls in progress. */
+  /** Unary calls (Classifier, inference) in progress. */
   inflight: { count: number };
 }
 
 export async function startGrpcServer(ctx: ServiceContext): Promise<GrpcServer> {
-  const definition = protoLoader.loadSync([PROTO_PATH, healthProtoPath], LOADER_OPTIONS);
-  const proto = grpc.loadPackageDefinition(definition) as unknown as { supsup: { v1: { Classifier: grpc.ServiceClientConstructor } } };
+  const definition = protoLoader.loadSync([PROTO_PATH, OIP_PROTO_PATH, healthProtoPath], LOADER_OPTIONS);
+  const proto = grpc.loadPackageDefinition(definition) as unknown as {
+    supsup: { v1: { Classifier: grpc.ServiceClientConstructor } };
+    inference: { GRPCInferenceService: grpc.ServiceClientConstructor };
+  };
   const server = new grpc.Server({
     'grpc.max_receive_message_length': ctx.config.bodyLimit,
     'grpc.max_send_message_length': Math.max(ctx.config.bodyLimit, 64 * 1024 * 1024),
   });
   const inflight = { count: 0 };
   server.addService(proto.supsup.v1.Classifier.service, classifierService(ctx, inflight));
+  server.addService(proto.inference.GRPCInferenceService.service, inferenceService(ctx, inflight));
 
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [CLASSIFIER_SERVICE]: 'NOT_SERVING' });
+  const names = ['', CLASSIFIER_SERVICE, OIP_SERVICE];
+  const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, 'NOT_SERVING'])));
   health.addToServer(server);
   ctx.health.onChange((ready) => {
-    const status = ready ? 'SERVING' : 'NOT_SERVING';
-    health.setStatus('', status);
-    health.setStatus(CLASSIFIER_SERVICE, status);
+    for (const n of names) health.setStatus(n, ready ? 'SERVING' : 'NOT_SERVING');
   });
   new ReflectionService(definition).addToServer(server);
 
@@ -49,7 +56,7 @@ export async function startGrpcServer(ctx: ServiceContext): Promise<GrpcServer> 
 }
 
 /**
- * Graceful stop: no new calls; once the Classifier calls in progress have finished, the long-lived streams
+ * Graceful stop: no new calls; once the unary calls in progress have finished, the long-lived streams
  * (health Watch, reflection) are cancelled, since they would otherwise hold the server open. After
  * `timeoutMs` everything left is cancelled.
  */

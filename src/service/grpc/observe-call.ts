@@ -1,0 +1,49 @@
+import { Metadata, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import type { ServiceContext } from '../context.ts';
+import { requestId } from '../request-id.ts';
+import { toServiceError } from './status.ts';
+
+/**
+ * Wraps a unary handler the way every supsup gRPC method is served: a request id (the client's
+ * x-request-id metadata when sane, else a UUID) echoed in the response metadata and on the call's log line,
+ * the in-flight count the graceful stop waits for, request metrics, and errors turned into statuses.
+ */
+export function observeCall(ctx: ServiceContext, inflight: { count: number }) {
+  return <Req, Res>(method: string, handler: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) =>
+    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      const start = performance.now();
+      const reqId = requestId(call.metadata.get('x-request-id')[0]);
+      const echo = new Metadata();
+      echo.set('x-request-id', reqId);
+      call.sendMetadata(echo);
+      inflight.count++;
+      const done = (outcome: string) => {
+        inflight.count--;
+        const ms = performance.now() - start;
+        ctx.metrics.requests.inc({ protocol: 'grpc', route: method, outcome });
+        ctx.metrics.requestDuration.observe({ protocol: 'grpc', route: method }, ms / 1000);
+        ctx.log.info({ reqId, rpc: method, code: outcome, responseTime: ms }, 'gRPC call completed');
+      };
+      handler(call).then(
+        (response) => {
+          done('ok');
+          callback(null, response);
+        },
+        (error: unknown) => {
+          const { serviceError, code } = toServiceError(error);
+          if (code === 'internal') ctx.log.error({ reqId, err: error, rpc: method }, 'gRPC call failed');
+          done(code);
+          callback(serviceError);
+        },
+      );
+    };
+}
+
+/** The call's time budget: the client's gRPC deadline when it is sooner than the server's own timeout. */
+export function callTimeoutMs(call: ServerUnaryCall<unknown, unknown>, serverTimeoutMs: number): number {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at)) return serverTimeoutMs;
+  return Math.max(1, Math.min(serverTimeoutMs, at - Date.now()));
+}
