@@ -3,6 +3,8 @@
 //   scores(bank, words, blocks, v, examples, out)  bit-matrix × float-vectors
 //   subsetCount(bank, words, slots, out)            per-weight count over a subset of slots
 //   readFloor(buffer) -> checksum                   streams a buffer with the same threads: the memory-read floor
+//   rmspropStep(S, V, G, W, lr, alpha, eps)          training: RMSProp on supermask scores (src/train/score-update.ts)
+//   maskBySign(S, W, out)                            training: effective weights W * (S >= 0)
 //   cpuPath() / setCpuPath('auto'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
 //
 // Built with generic flags; the AVX2 functions carry their own target attribute and are picked at run time
@@ -15,6 +17,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -436,6 +439,51 @@ uint64_t ReadFloor(const uint8_t* p, size_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Training updates, one thread (training runs one process per core). They must give the same bits as the
+// TypeScript versions in src/train/score-update.ts, which compute in double and store float32: so the same
+// operations in the same order, in double, rounded to float32 on store, and no fused multiply-add (the
+// build passes -ffp-contract=off; the AVX2 path uses separate multiplies and adds).
+
+void RmspropScalar(float* S, float* V, const float* G, const float* W, size_t n, double lr, double alpha, double eps) {
+  const double beta = 1 - alpha;
+  for (size_t i = 0; i < n; i++) {
+    const double g = double(G[i]) * double(W[i]);
+    const double v = alpha * double(V[i]) + beta * g * g;
+    V[i] = float(v);
+    S[i] = float(double(S[i]) - (lr * g) / (std::sqrt(v) + eps));
+  }
+}
+
+void MaskBySignScalar(const float* S, const float* W, float* out, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = W[i] * (S[i] >= 0 ? 1.0f : 0.0f);  // a multiply, so masked W < 0 gives -0 as in JS
+}
+
+#if SUPSUP_X86
+AVX2_FN void RmspropAvx2(float* S, float* V, const float* G, const float* W, size_t n, double lr, double alpha, double eps) {
+  const __m256d a = _mm256_set1_pd(alpha), b = _mm256_set1_pd(1 - alpha), r = _mm256_set1_pd(lr), e = _mm256_set1_pd(eps);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m256d g = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(G + i)), _mm256_cvtps_pd(_mm_loadu_ps(W + i)));
+    const __m256d v = _mm256_add_pd(_mm256_mul_pd(a, _mm256_cvtps_pd(_mm_loadu_ps(V + i))), _mm256_mul_pd(_mm256_mul_pd(b, g), g));
+    _mm_storeu_ps(V + i, _mm256_cvtpd_ps(v));
+    const __m256d step = _mm256_div_pd(_mm256_mul_pd(r, g), _mm256_add_pd(_mm256_sqrt_pd(v), e));
+    _mm_storeu_ps(S + i, _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(S + i)), step)));
+  }
+  RmspropScalar(S + i, V + i, G + i, W + i, n - i, lr, alpha, eps);
+}
+
+AVX2_FN void MaskBySignAvx2(const float* S, const float* W, float* out, size_t n) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(S + i), zero, _CMP_GE_OQ), one);
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(W + i), keep));
+  }
+  MaskBySignScalar(S + i, W + i, out + i, n - i);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
 // N-API glue: validate shapes (the kernels trust them), then call straight into the typed arrays' memory.
 
 bool Fail(const Napi::Env& env, const char* msg) {
@@ -517,6 +565,46 @@ Napi::Value JsReadFloor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, double(ReadFloor(p, n) & ((uint64_t(1) << 53) - 1)));
 }
 
+Napi::Value JsRmspropStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float *S, *V, *G, *W;
+  size_t ns, nv, ng, nw;
+  if (!GetArray<float, napi_float32_array>(env, info[0], "S must be a Float32Array", S, ns) ||
+      !GetArray<float, napi_float32_array>(env, info[1], "V must be a Float32Array", V, nv) ||
+      !GetArray<float, napi_float32_array>(env, info[2], "G must be a Float32Array", G, ng) ||
+      !GetArray<float, napi_float32_array>(env, info[3], "W must be a Float32Array", W, nw))
+    return env.Undefined();
+  if (nv != ns || ng != ns || nw != ns) Fail(env, "S, V, G and W must have the same length");
+  else if (!info[4].IsNumber() || !info[5].IsNumber() || !info[6].IsNumber()) Fail(env, "lr, alpha and eps must be numbers");
+  else {
+    const double lr = info[4].As<Napi::Number>().DoubleValue(), alpha = info[5].As<Napi::Number>().DoubleValue(),
+                 eps = info[6].As<Napi::Number>().DoubleValue();
+#if SUPSUP_X86
+    if (g_use_avx2) { RmspropAvx2(S, V, G, W, ns, lr, alpha, eps); return env.Undefined(); }
+#endif
+    RmspropScalar(S, V, G, W, ns, lr, alpha, eps);
+  }
+  return env.Undefined();
+}
+
+Napi::Value JsMaskBySign(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float *S, *W, *out;
+  size_t ns, nw, no;
+  if (!GetArray<float, napi_float32_array>(env, info[0], "S must be a Float32Array", S, ns) ||
+      !GetArray<float, napi_float32_array>(env, info[1], "W must be a Float32Array", W, nw) ||
+      !GetArray<float, napi_float32_array>(env, info[2], "out must be a Float32Array", out, no))
+    return env.Undefined();
+  if (nw != ns || no != ns) Fail(env, "S, W and out must have the same length");
+  else {
+#if SUPSUP_X86
+    if (g_use_avx2) { MaskBySignAvx2(S, W, out, ns); return env.Undefined(); }
+#endif
+    MaskBySignScalar(S, W, out, ns);
+  }
+  return env.Undefined();
+}
+
 const char* PathName() { return g_use_avx2 ? "avx2" : "scalar"; }
 
 Napi::Value JsCpuPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), PathName()); }
@@ -543,6 +631,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scores", Napi::Function::New(env, JsScores, "scores"));
   exports.Set("subsetCount", Napi::Function::New(env, JsSubsetCount, "subsetCount"));
   exports.Set("readFloor", Napi::Function::New(env, JsReadFloor, "readFloor"));
+  exports.Set("rmspropStep", Napi::Function::New(env, JsRmspropStep, "rmspropStep"));
+  exports.Set("maskBySign", Napi::Function::New(env, JsMaskBySign, "maskBySign"));
   exports.Set("cpuPath", Napi::Function::New(env, JsCpuPath, "cpuPath"));
   exports.Set("setCpuPath", Napi::Function::New(env, JsSetCpuPath, "setCpuPath"));
   return exports;

@@ -16,6 +16,8 @@ import { keptPerLayer, maskDensity, topKThreshold } from '../src/train/masks.ts'
 import { runTraining } from '../src/train/run.ts';
 import { type TrainConfig } from '../src/train/task-plan.ts';
 import { crossEntropyGradient, initialScores, trainSupermask } from '../src/train/trainer.ts';
+import { loadNativeAddon } from '../src/core/kernels/native-kernels.ts';
+import { selectScoreUpdate, typescriptScoreUpdate } from '../src/train/score-update.ts';
 import { referenceLogits } from './support/reference-mlp.ts';
 
 const TINY: Architecture = { inputSize: 784, hidden: [64, 32], outputs: 20, classes: 10 };
@@ -93,6 +95,42 @@ describe('supermask training', () => {
     const c = trainSupermask(base, src, { ...opts, seed: 5 }).mask;
     assert.deepEqual(a, b);
     assert.notDeepEqual(a, c);
+  });
+
+  const addon = loadNativeAddon().addon;
+  it('native and TypeScript score updates give the same bits (AVX2 and scalar), so a mask does not depend on which ran', { skip: addon ? false : 'native addon not built' }, () => {
+    const rng = new Xoshiro128(9);
+    const n = 200_003; // many values, so a rare rounding difference would show; not a multiple of the vector widths
+    const rand = (scale: number) => Float32Array.from({ length: n }, () => (rng.nextFloat() - 0.5) * scale);
+    const S0 = rand(1e-2), V0 = rand(1e-6).map(Math.abs), G = rand(1), W = Float32Array.from({ length: n }, (_, i) => (i % 3 ? 0.05 : -0.05));
+    // Edge values: zero gradient and state, ±0 and tiny scores (zero gradients keep them), huge and tiny gradients.
+    G[0] = 0; V0[0] = 0; G[4] = 1e30; G[5] = 1e-30; G[6] = -3e4;
+    [-0, 1e-45, -1e-45].forEach((v, i) => ((S0[i + 1] = v), (G[i + 1] = 0)));
+    try {
+      for (const path of ['avx2', 'scalar'] as const) {
+        if (path === 'avx2' && addon!.setCpuPath('auto') !== 'avx2') continue;
+        addon!.setCpuPath(path);
+        const native = selectScoreUpdate();
+        const [a, b] = [typescriptScoreUpdate, native].map((u) => {
+          const S = S0.slice(), V = V0.slice(), out = new Float32Array(n);
+          for (let k = 0; k < 4; k++) u.rmspropStep(S, V, G, W, 1e-4, 0.99, 1e-8);
+          u.maskBySign(S, W, out);
+          return [S, V, out].map((x) => Buffer.from(x.buffer));
+        });
+        ['S', 'V', 'W ⊙ mask'].forEach((what, i) => assert.ok(a[i].equals(b[i]), `${path}: ${what} differs`));
+      }
+      addon!.setCpuPath('auto');
+      const base = generateBaseNetwork(TINY, 5);
+      const src = taskSource(permutedTask(2), train);
+      for (const mask of ['gn', 'gg'] as const) {
+        const opts = { steps: 25, batch: 32, lr: 1e-3, mask, seed: 4, normalization: NORM };
+        const withTs = trainSupermask(base, src, { ...opts, update: typescriptScoreUpdate }).mask;
+        const withNative = trainSupermask(base, src, { ...opts, update: selectScoreUpdate() }).mask;
+        assert.deepEqual(withNative, withTs, `${mask}: masks differ`);
+      }
+    } finally {
+      addon!.setCpuPath('auto');
+    }
   });
 
   it('GG masks keep the requested fraction of every layer', () => {

@@ -11,6 +11,9 @@ import type { MaskKernels } from './mask-kernels.ts';
 export interface NativeAddon {
   scores(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
+  /** Training: RMSProp on scores and the GN effective weights (contract: src/train/score-update.ts). */
+  rmspropStep(S: Float32Array, V: Float32Array, G: Float32Array, W: Float32Array, lr: number, alpha: number, eps: number): void;
+  maskBySign(S: Float32Array, W: Float32Array, out: Float32Array): void;
   /** Reads every byte of the buffer once (2 threads) and returns a checksum, so the read cannot be skipped. */
   readFloor(buffer: ArrayBufferView | ArrayBuffer): number;
   /** "avx2" or "scalar": the code path in use. */
@@ -28,8 +31,9 @@ export function loadNativeAddon(): { addon: NativeAddon | null; reason: string }
   if (cached) return cached;
   try {
     const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
-    if (typeof addon.scores !== 'function' || typeof addon.subsetCount !== 'function') {
-      cached = { addon: null, reason: `native addon at ${NATIVE_ADDON_PATH} lacks scores/subsetCount` };
+    const missing = (['scores', 'subsetCount', 'rmspropStep', 'maskBySign'] as const).filter((f) => typeof addon[f] !== 'function');
+    if (missing.length > 0) {
+      cached = { addon: null, reason: `native addon at ${NATIVE_ADDON_PATH} lacks ${missing.join(', ')} (stale build: run \`npm run build:native\`)` };
     } else {
       cached = { addon, reason: `native addon loaded (${addon.cpuPath()})` };
     }
