@@ -1,10 +1,11 @@
-// Native MaskKernels for supsup (contract: src/core/kernels/mask-kernels.ts, bank layout: src/core/mask-bank.ts).
+// Native kernels for supsup: the mask kernels (contract: src/core/kernels/mask-kernels.ts, bank layout:
+// src/core/mask-bank.ts) and training's per-weight updates (contract: src/train/score-update.ts).
 //
 //   scores(bank, words, blocks, v, examples, out)  bit-matrix × float-vectors
 //   subsetCount(bank, words, slots, out)            per-weight count over a subset of slots
 //   readFloor(buffer) -> checksum                   streams a buffer with the same threads: the memory-read floor
-//   rmspropStep(S, V, G, W, lr, alpha, eps)          training: RMSProp on supermask scores (src/train/score-update.ts)
-//   maskBySign(S, W, out)                            training: effective weights W * (S >= 0)
+//   rmspropStep(S, V, G, W, lr, alpha, eps)         training: RMSProp on supermask scores
+//   maskBySign(S, W, out)                           training: effective weights W * (S >= 0)
 //   cpuPath() / setCpuPath('auto'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
 //
 // Built with generic flags; the AVX2 functions carry their own target attribute and are picked at run time
