@@ -263,6 +263,49 @@ AVX2_FN void TileAvx2(const uint32_t* chunk, const uint32_t* next_chunk, size_t 
 }
 #endif
 
+#if SUPSUP_X86
+// TileAvx2 for two blocks at once: each table row is loaded once and looked up for both, which saves a
+// load per lookup and gives the out-of-order core two independent streams and chains (A/B at k = 2500:
+// median 2.51x against 2.73x the floor, faster in 5 of 6 alternating pairs). Three short chains per block.
+AVX2_FN void TilePairAvx2(const uint32_t* c0, const uint32_t* c1, const uint32_t* next0, const uint32_t* next1, size_t n,
+                          const float* tables, float* acc0, float* acc1) {
+  __m256 total0 = _mm256_setzero_ps(), total1 = _mm256_setzero_ps();
+  for (size_t jj = 0; jj < n; jj++) {
+    if (!(jj & 1)) {
+      _mm_prefetch(reinterpret_cast<const char*>(next0 + jj * kLanes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(next1 + jj * kLanes), _MM_HINT_T0);
+    }
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c0 + jj * kLanes));
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c1 + jj * kLanes));
+    const float* t = tables + jj * kTableFloats;
+    // Chains a and b take the 3-bit groups alternately, chain c the 2-bit groups; one of each per block.
+    __m256 row = TableRow(t);
+    __m256 xa = _mm256_permutevar8x32_ps(row, x), ya = _mm256_permutevar8x32_ps(row, y);
+    row = TableRow(t + 8);
+    __m256 xb = _mm256_permutevar8x32_ps(row, _mm256_srli_epi32(x, 3)), yb = _mm256_permutevar8x32_ps(row, _mm256_srli_epi32(y, 3));
+    row = TableRow(t + 64);
+    __m256 xc = _mm256_permutevar_ps(row, _mm256_srli_epi32(x, 24)), yc = _mm256_permutevar_ps(row, _mm256_srli_epi32(y, 24));
+#define SUPSUP_LOOKUP3(sum_x, sum_y, g)                                                               \
+  row = TableRow(t + 8 * (g));                                                                       \
+  sum_x = _mm256_add_ps(sum_x, _mm256_permutevar8x32_ps(row, _mm256_srli_epi32(x, 3 * (g))));        \
+  sum_y = _mm256_add_ps(sum_y, _mm256_permutevar8x32_ps(row, _mm256_srli_epi32(y, 3 * (g))));
+#define SUPSUP_LOOKUP2(g)                                                                             \
+  row = TableRow(t + 8 * (kGroups3 + (g)));                                                          \
+  xc = _mm256_add_ps(xc, _mm256_permutevar_ps(row, _mm256_srli_epi32(x, 24 + 2 * (g))));             \
+  yc = _mm256_add_ps(yc, _mm256_permutevar_ps(row, _mm256_srli_epi32(y, 24 + 2 * (g))));
+    SUPSUP_LOOKUP3(xa, ya, 2) SUPSUP_LOOKUP3(xb, yb, 3) SUPSUP_LOOKUP3(xa, ya, 4)
+    SUPSUP_LOOKUP3(xb, yb, 5) SUPSUP_LOOKUP3(xa, ya, 6) SUPSUP_LOOKUP3(xb, yb, 7)
+    SUPSUP_LOOKUP2(1) SUPSUP_LOOKUP2(2) SUPSUP_LOOKUP2(3)
+#undef SUPSUP_LOOKUP3
+#undef SUPSUP_LOOKUP2
+    total0 = _mm256_add_ps(total0, _mm256_add_ps(_mm256_add_ps(xa, xb), xc));
+    total1 = _mm256_add_ps(total1, _mm256_add_ps(_mm256_add_ps(ya, yb), yc));
+  }
+  _mm256_storeu_ps(acc0, _mm256_add_ps(_mm256_loadu_ps(acc0), total0));
+  _mm256_storeu_ps(acc1, _mm256_add_ps(_mm256_loadu_ps(acc1), total1));
+}
+#endif
+
 bool g_has_avx2 = false;               // CPU supports it (set at load)
 std::atomic<bool> g_use_avx2{false};  // path in use (process-wide; worker threads share it)
 
@@ -293,20 +336,23 @@ void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, s
 #endif
         BuildTables(ve, n, te);
       }
-      for (size_t b = 0; b < blocks; b++) {
+      // AVX2 takes the blocks two at a time (TilePairAvx2); the scalar path one at a time.
+      for (size_t b = 0; b < blocks;) {
+        const size_t take = avx2 && b + 1 < blocks ? 2 : 1;
         const uint32_t* chunk = bank + (b * words + j0) * kLanes;
-        // Software prefetch of the chunk 2 blocks ahead: each chunk is a short run the hardware prefetcher
+        // Software prefetch of the chunks 2 blocks ahead: each chunk is a short run the hardware prefetcher
         // only locks onto after its first misses (measured: ~10-25% faster at k = 2500).
-        const uint32_t* next = b + 2 < blocks ? chunk + 2 * words * kLanes : chunk;
-        for (size_t e = 0; e < examples; e++) {  // the chunk is reused from L1 for every vector
+        const auto ahead = [&](size_t block) { return block + 2 < blocks ? bank + ((block + 2) * words + j0) * kLanes : chunk; };
+        for (size_t e = 0; e < examples; e++) {  // the chunks are reused from L1 for every vector
           const float* t = tables + e * tw * kTableFloats;
           float* a = acc + e * slots + b * kLanes;
 #if SUPSUP_X86
-          if (avx2) { TileAvx2(chunk, next, n, t, a); continue; }
+          if (take == 2) { TilePairAvx2(chunk, chunk + words * kLanes, ahead(b), ahead(b + 1), n, t, a, a + kLanes); continue; }
+          if (avx2) { TileAvx2(chunk, ahead(b), n, t, a); continue; }
 #endif
-          (void)next; (void)avx2;
           TileScalar(chunk, n, t, a);
         }
+        b += take;
       }
     }
   });
