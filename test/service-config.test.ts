@@ -39,6 +39,7 @@ describe('serve configuration', () => {
     assert.equal(c.backend, 'cpu');
     assert.equal(c.kernels, 'typescript');
     assert.equal(parseServeConfig([], { SUPSUP_MODEL: '/from/env' }).model, '/from/env');
+    assert.equal(parseServeConfig([...MODEL], { SUPSUP_API_TOKEN: 'y'.repeat(16) }).apiToken, 'y'.repeat(16));
     assert.equal(parseServeConfig([...MODEL], {}).epsilon, undefined, "unset: the model's own ε, else 1/8 (openEngine)");
     assert.equal(parseServeConfig([...MODEL, '--epsilon', '0.25'], {}).epsilon, 0.25);
     assert.equal(parseServeConfig([...MODEL], { SUPSUP_EPSILON: '0' }).epsilon, 0);
@@ -58,6 +59,7 @@ describe('serve configuration', () => {
       [['--body-limit', '10'], {}, /--body-limit: must be at least 1024/],
       [['--body-limit', '3gb'], {}, /--body-limit: must be a byte count/],
       [['--admin-token', 'has space in it ok'], {}, /--admin-token \/ SUPSUP_ADMIN_TOKEN must be at least 16 characters with no whitespace/],
+      [[], { SUPSUP_API_TOKEN: 'short' }, /--api-token \/ SUPSUP_API_TOKEN must be at least 16 characters with no whitespace/],
       [['--drain-delay-ms', '5000', '--shutdown-timeout-ms', '5000'], {}, /--drain-delay-ms \(5000\) must be shorter than --shutdown-timeout-ms/],
       [['--host', ''], {}, /--host: must not be empty/],
       [['--epsilon', 'abc'], {}, /--epsilon: must be a decimal number like 0.125, got "abc"/],

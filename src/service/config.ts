@@ -37,6 +37,8 @@ export interface ServeConfig {
   /** Per-request deadline, from arrival to answer. */
   timeoutMs: number;
   adminToken?: string;
+  /** Bearer token required on the serving calls (health, metrics and docs stay open); unset: open. */
+  apiToken?: string;
   logLevel: LogLevel;
   shutdownTimeoutMs: number;
   /** On SIGTERM, how long to keep serving with readiness false before closing the listeners. */
@@ -74,6 +76,12 @@ export const SETTINGS: Setting[] = [
   { key: 'bodyLimit', flag: 'body-limit', kind: 'bytes', default: '8mib', min: 1024, help: 'HTTP body / gRPC message limit (bytes; k, m, kib, mib suffixes)' },
   { key: 'timeoutMs', flag: 'timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'per-request deadline' },
   { key: 'adminToken', flag: 'admin-token', kind: 'string', help: 'bearer token for PUT/DELETE /tasks (unset: task management is disabled)' },
+  {
+    key: 'apiToken',
+    flag: 'api-token',
+    kind: 'string',
+    help: 'bearer token for classification and model/task reads, REST and gRPC; health, metrics and docs stay open (unset: open; the admin token is accepted too)',
+  },
   { key: 'logLevel', flag: 'log-level', kind: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'on SIGTERM, exit within this long' },
   {
@@ -86,6 +94,7 @@ export const SETTINGS: Setting[] = [
   },
 ];
 
+/** Shortest admin or API token accepted. */
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 
 export class ConfigError extends Error {
@@ -115,9 +124,11 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     config[s.key] = parseValue(s, raw, where);
   }
   config.model ??= requireDefaultModel();
-  const token = config.adminToken as string | undefined;
-  if (token !== undefined && (token.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(token))) {
-    throw new ConfigError(`--admin-token / ${envName('admin-token')} must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no whitespace`);
+  for (const flag of ['admin-token', 'api-token']) {
+    const token = config[flag === 'admin-token' ? 'adminToken' : 'apiToken'] as string | undefined;
+    if (token !== undefined && (token.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(token))) {
+      throw new ConfigError(`--${flag} / ${envName(flag)} must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no whitespace`);
+    }
   }
   const c = config as unknown as ServeConfig;
   if (c.httpPort !== 0 && c.httpPort === c.grpcPort) {

@@ -26,8 +26,9 @@ export interface RunningService {
 export async function startService(config: ServeConfig): Promise<RunningService> {
   const app = createHttpApp(config);
   const log = app.log;
-  const { adminToken, ...shown } = config;
-  log.info({ config: { ...shown, adminToken: adminToken ? '(set)' : '(unset)' } }, 'starting supsup serve');
+  const { adminToken, apiToken, ...shown } = config;
+  const hidden = (t: string | undefined) => (t ? '(set)' : '(unset)');
+  log.info({ config: { ...shown, adminToken: hidden(adminToken), apiToken: hidden(apiToken) } }, 'starting supsup serve');
 
   let runtime: ModelRuntime | undefined;
   const metrics = new ServiceMetrics({

@@ -43,13 +43,13 @@ export function inferenceService(ctx: ServiceContext, inflight: { count: number 
   const observe = observeCall(ctx, inflight);
   const rpc = (name: string) => `/inference.GRPCInferenceService/${name}`;
   return {
-    ServerLive: observe(rpc('ServerLive'), async () => ({ live: true })),
-    ServerReady: observe(rpc('ServerReady'), async () => ({ ready: ctx.health.ready })),
+    ServerLive: observe(rpc('ServerLive'), async () => ({ live: true }), 'open'),
+    ServerReady: observe(rpc('ServerReady'), async () => ({ ready: ctx.health.ready }), 'open'),
     ModelReady: observe(rpc('ModelReady'), async (call: ServerUnaryCall<{ name?: string }, unknown>) => {
       requireOipModel(call.request.name ?? '');
       return { ready: ctx.health.ready };
     }),
-    ServerMetadata: observe(rpc('ServerMetadata'), async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [] })),
+    ServerMetadata: observe(rpc('ServerMetadata'), async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [] }), 'open'),
     ModelMetadata: observe(rpc('ModelMetadata'), async (call: ServerUnaryCall<{ name?: string }, unknown>) => {
       requireOipModel(call.request.name ?? '');
       return { ...oipModelMetadata(ctx.runtime.info.limits), versions: [] };

@@ -1,5 +1,6 @@
 import { Metadata, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
+import { apiTokenCheck } from '../bearer-token.ts';
 import type { ServiceContext } from '../context.ts';
 import { requestId } from '../request-id.ts';
 import { toServiceError } from './status.ts';
@@ -7,10 +8,12 @@ import { toServiceError } from './status.ts';
 /**
  * Wraps a unary handler the way every supsup gRPC method is served: a request id (the client's
  * x-request-id metadata when sane, else a UUID) echoed in the response metadata and on the call's log line,
- * the in-flight count the graceful stop waits for, request metrics, and errors turned into statuses.
+ * the in-flight count the graceful stop waits for, request metrics, errors turned into statuses, and the
+ * API token (authorization metadata) when one is set, except for methods marked open (server health).
  */
 export function observeCall(ctx: ServiceContext, inflight: { count: number }) {
-  return <Req, Res>(method: string, handler: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) =>
+  const apiCheck = apiTokenCheck(ctx.config.apiToken, ctx.config.adminToken);
+  return <Req, Res>(method: string, handler: (call: ServerUnaryCall<Req, Res>) => Promise<Res>, access: 'open' | 'api' = 'api') =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const start = performance.now();
       const reqId = requestId(call.metadata.get('x-request-id')[0]);
@@ -25,7 +28,11 @@ export function observeCall(ctx: ServiceContext, inflight: { count: number }) {
         ctx.metrics.requestDuration.observe({ protocol: 'grpc', route: method }, ms / 1000);
         ctx.log.info({ reqId, rpc: method, code: outcome, responseTime: ms }, 'gRPC call completed');
       };
-      handler(call).then(
+      const checked = async () => {
+        if (apiCheck && access === 'api') apiCheck(call.metadata.get('authorization')[0]);
+        return handler(call);
+      };
+      checked().then(
         (response) => {
           done('ok');
           callback(null, response);

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServeConfig } from '../config.ts';
 import type { ServiceContext } from '../context.ts';
+import { apiTokenCheck } from '../bearer-token.ts';
 import { requestId } from '../request-id.ts';
 import { PACKAGE_VERSION } from '../version.ts';
 import { classifyRoute } from './classify-route.ts';
@@ -8,7 +9,7 @@ import { errorsPlugin } from './errors.ts';
 import { healthRoutes } from './health-routes.ts';
 import { metricsRoute } from './metrics-route.ts';
 import { modelRoute } from './model-route.ts';
-import { oipRoutes } from './oip-routes.ts';
+import { oipModelRoutes, oipServerRoutes } from './oip-routes.ts';
 import { openapiPlugin } from './openapi.ts';
 import { requestMetricsPlugin } from './request-metrics.ts';
 import { tasksRoutes } from './tasks-routes.ts';
@@ -44,7 +45,15 @@ export async function registerHttpRoutes(app: FastifyInstance, ctx: ServiceConte
   await app.register(errorsPlugin, { bodyLimit: ctx.config.bodyLimit });
   await app.register(requestMetricsPlugin, { metrics: ctx.metrics });
   await app.register(openapiPlugin, { version: PACKAGE_VERSION });
-  for (const routes of [healthRoutes, metricsRoute, modelRoute, classifyRoute, tasksRoutes, oipRoutes]) {
+  for (const routes of [healthRoutes, metricsRoute, oipServerRoutes]) {
     await app.register(async (scope) => routes(scope, ctx));
   }
+  // Everything that serves the model needs the API token when one is set; health, metrics and docs do not.
+  const apiCheck = apiTokenCheck(ctx.config.apiToken, ctx.config.adminToken);
+  await app.register(async (served) => {
+    if (apiCheck) served.addHook('onRequest', async (request) => apiCheck(request.headers.authorization));
+    for (const routes of [modelRoute, classifyRoute, tasksRoutes, oipModelRoutes]) {
+      await served.register(async (scope) => routes(scope, ctx));
+    }
+  });
 }

@@ -34,24 +34,37 @@ export function encodeOipResponse(id: string | undefined, predictions: Predictio
   };
 }
 
-export async function oipRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+/** OIP answers errors as `{"error": "<message>"}`. */
+function useOipErrors(app: FastifyInstance, ctx: ServiceContext): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { code, message } = describeError(error, ctx.config.bodyLimit);
     request.errorCode = code;
+    if (code === 'unauthenticated') reply.header('www-authenticate', 'Bearer realm="supsup"');
     return reply.code(HTTP_STATUS[code]).send({ error: message });
   });
-  const tags = ['oip'];
-  const readiness = (reply: { code(n: number): unknown }) => {
-    if (!ctx.health.ready) reply.code(503);
-    return { ready: ctx.health.ready };
-  };
+}
 
+const tags = ['oip'];
+
+function readiness(ctx: ServiceContext, reply: { code(n: number): unknown }) {
+  if (!ctx.health.ready) reply.code(503);
+  return { ready: ctx.health.ready };
+}
+
+/** Server health and metadata: open even when an API token is set, like /healthz. */
+export async function oipServerRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+  useOipErrors(app, ctx);
   app.get('/v2/health/live', { schema: { tags } }, async () => ({ live: true }));
-  app.get('/v2/health/ready', { schema: { tags } }, async (_req, reply) => readiness(reply));
+  app.get('/v2/health/ready', { schema: { tags } }, async (_req, reply) => readiness(ctx, reply));
   app.get('/v2', { schema: { tags } }, async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [] }));
+}
+
+/** The model's readiness, metadata and inference. */
+export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+  useOipErrors(app, ctx);
   app.get<{ Params: { name: string } }>('/v2/models/:name/ready', { schema: { tags } }, async (req, reply) => {
     requireOipModel(req.params.name);
-    return { name: OIP_MODEL, ...readiness(reply) };
+    return { name: OIP_MODEL, ...readiness(ctx, reply) };
   });
   app.get<{ Params: { name: string } }>('/v2/models/:name', { schema: { tags } }, async (req) => {
     requireOipModel(req.params.name);
