@@ -59,6 +59,8 @@ describe('serve configuration', () => {
       [['--body-limit', '10'], {}, /--body-limit: must be at least 1024/],
       [['--body-limit', '3gb'], {}, /--body-limit: must be a byte count/],
       [['--admin-token', 'has space in it ok'], {}, /--admin-token \/ SUPSUP_ADMIN_TOKEN must be at least 16 characters with no whitespace/],
+      [['--otel-endpoint', 'ftp://collector/v1/traces'], {}, /--otel-endpoint: must be an http:\/\/ or https:\/\/ URL, got "ftp:/],
+      [[], { SUPSUP_OTEL_ENDPOINT: 'not a url' }, /SUPSUP_OTEL_ENDPOINT: must be an http:\/\/ or https:\/\/ URL/],
       [[], { SUPSUP_API_TOKEN: 'short' }, /--api-token \/ SUPSUP_API_TOKEN must be at least 16 characters with no whitespace/],
       [['--drain-delay-ms', '5000', '--shutdown-timeout-ms', '5000'], {}, /--drain-delay-ms \(5000\) must be shorter than --shutdown-timeout-ms/],
       [['--host', ''], {}, /--host: must not be empty/],

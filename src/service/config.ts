@@ -39,13 +39,15 @@ export interface ServeConfig {
   adminToken?: string;
   /** Bearer token required on the serving calls (health, metrics and docs stay open); unset: open. */
   apiToken?: string;
+  /** OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces); unset: no tracing. */
+  otelEndpoint?: string;
   logLevel: LogLevel;
   shutdownTimeoutMs: number;
   /** On SIGTERM, how long to keep serving with readiness false before closing the listeners. */
   drainDelayMs: number;
 }
 
-type Kind = 'string' | 'port' | 'count' | 'ms' | 'bytes' | 'number';
+type Kind = 'string' | 'url' | 'port' | 'count' | 'ms' | 'bytes' | 'number';
 interface Setting {
   key: keyof ServeConfig;
   flag: string;
@@ -81,6 +83,12 @@ export const SETTINGS: Setting[] = [
     flag: 'api-token',
     kind: 'string',
     help: 'bearer token for classification and model/task reads, REST and gRPC; health, metrics and docs stay open (unset: open; the admin token is accepted too)',
+  },
+  {
+    key: 'otelEndpoint',
+    flag: 'otel-endpoint',
+    kind: 'url',
+    help: 'OpenTelemetry: export one span per REST request and gRPC call over OTLP/HTTP to this URL, e.g. http://collector:4318/v1/traces (unset: off)',
   },
   { key: 'logLevel', flag: 'log-level', kind: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'on SIGTERM, exit within this long' },
@@ -153,6 +161,16 @@ function parseValue(s: Setting, raw: string, where: string): unknown {
   if (s.kind === 'string') {
     if (raw.length === 0) fail('must not be empty');
     if (s.choices && !s.choices.includes(raw)) fail(`must be one of ${s.choices.join(', ')}`);
+    return raw;
+  }
+  if (s.kind === 'url') {
+    let url: URL | undefined;
+    try {
+      url = new URL(raw);
+    } catch {
+      fail('must be an http:// or https:// URL');
+    }
+    if (url!.protocol !== 'http:' && url!.protocol !== 'https:') fail('must be an http:// or https:// URL');
     return raw;
   }
   if (s.kind === 'number') {

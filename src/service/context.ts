@@ -3,6 +3,7 @@ import type { ModelRuntime } from '../runtime/model-runtime.ts';
 import type { ServeConfig } from './config.ts';
 import type { HealthState } from './health-state.ts';
 import type { ServiceMetrics } from './metrics.ts';
+import type { Tracing } from './tracing.ts';
 
 /** What every adapter (REST plugins, gRPC services) is given: the runtime and the service's shared state. */
 export interface ServiceContext {
@@ -11,4 +12,5 @@ export interface ServiceContext {
   metrics: ServiceMetrics;
   health: HealthState;
   log: FastifyBaseLogger;
+  tracing: Tracing;
 }

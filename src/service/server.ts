@@ -6,6 +6,8 @@ import { type GrpcServer, startGrpcServer, stopGrpcServer } from './grpc/server.
 import { HealthState } from './health-state.ts';
 import { createHttpApp, registerHttpRoutes } from './http/app.ts';
 import { ServiceMetrics } from './metrics.ts';
+import { createTracing } from './tracing.ts';
+import { PACKAGE_VERSION } from './version.ts';
 
 /**
  * The whole service: HTTP (Fastify) and gRPC listening first, so liveness answers while the model loads;
@@ -45,7 +47,8 @@ export async function startService(config: ServeConfig): Promise<RunningService>
   const rt = runtime;
   const health = new HealthState(() => rt.ready);
   rt.onReadyChange(() => health.check());
-  const ctx: ServiceContext = { config, runtime: rt, metrics, health, log };
+  const tracing = createTracing(config.otelEndpoint, PACKAGE_VERSION);
+  const ctx: ServiceContext = { config, runtime: rt, metrics, health, log, tracing };
 
   let grpc: GrpcServer | undefined;
   try {
@@ -57,6 +60,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
     grpc?.server.forceShutdown();
     await app.close().catch(() => undefined);
     await rt.close();
+    await tracing.shutdown().catch(() => undefined);
     throw e;
   }
   const info = rt.info;
@@ -91,6 +95,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
         g.server.forceShutdown();
       }
       await rt.close();
+      await tracing.shutdown().catch((e: Error) => log.warn({ err: e }, 'could not export the last traces'));
       log.info({ clean, ms: Date.now() - started }, 'stopped');
       return clean;
     },

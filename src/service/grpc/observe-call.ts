@@ -3,13 +3,18 @@ import { performance } from 'node:perf_hooks';
 import { apiTokenCheck } from '../bearer-token.ts';
 import type { ServiceContext } from '../context.ts';
 import { requestId } from '../request-id.ts';
-import { toServiceError } from './status.ts';
+import type { EngineErrorCode } from '../../core/engine-error.ts';
+import { GRPC_STATUS, toServiceError } from './status.ts';
+
+/** Outcomes that mark a span failed: the server's fault or unavailability, not the caller's mistakes. */
+const SERVER_FAULTS = new Set(['internal', 'unavailable', 'deadline_exceeded']);
 
 /**
  * Wraps a unary handler the way every supsup gRPC method is served: a request id (the client's
  * x-request-id metadata when sane, else a UUID) echoed in the response metadata and on the call's log line,
  * the in-flight count the graceful stop waits for, request metrics, errors turned into statuses, and the
- * API token (authorization metadata) when one is set, except for methods marked open (server health).
+ * API token (authorization metadata) when one is set, except for methods marked open (server health), and
+ * a trace span when tracing is on.
  */
 export function observeCall(ctx: ServiceContext, inflight: { count: number }) {
   const apiCheck = apiTokenCheck(ctx.config.apiToken, ctx.config.adminToken);
@@ -17,6 +22,11 @@ export function observeCall(ctx: ServiceContext, inflight: { count: number }) {
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const start = performance.now();
       const reqId = requestId(call.metadata.get('x-request-id')[0]);
+      const header = (name: string) => {
+        const v = call.metadata.get(name)[0];
+        return typeof v === 'string' ? v : undefined;
+      };
+      const span = ctx.tracing.startCall(method, header, { 'rpc.system': 'grpc', 'rpc.method': method, 'supsup.request_id': reqId });
       const echo = new Metadata();
       echo.set('x-request-id', reqId);
       call.sendMetadata(echo);
@@ -26,7 +36,9 @@ export function observeCall(ctx: ServiceContext, inflight: { count: number }) {
         const ms = performance.now() - start;
         ctx.metrics.requests.inc({ protocol: 'grpc', route: method, outcome });
         ctx.metrics.requestDuration.observe({ protocol: 'grpc', route: method }, ms / 1000);
-        ctx.log.info({ reqId, rpc: method, code: outcome, responseTime: ms }, 'gRPC call completed');
+        ctx.log.info({ reqId, ...(span.traceId ? { traceId: span.traceId } : {}), rpc: method, code: outcome, responseTime: ms }, 'gRPC call completed');
+        span.setAttributes({ 'rpc.grpc.status_code': GRPC_STATUS[outcome as EngineErrorCode] ?? 0, 'supsup.outcome': outcome });
+        span.end(SERVER_FAULTS.has(outcome) ? outcome : undefined);
       };
       const checked = async () => {
         if (apiCheck && access === 'api') apiCheck(call.metadata.get('authorization')[0]);

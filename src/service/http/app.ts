@@ -12,6 +12,7 @@ import { modelRoute } from './model-route.ts';
 import { oipModelRoutes, oipServerRoutes } from './oip-routes.ts';
 import { openapiPlugin } from './openapi.ts';
 import { requestMetricsPlugin } from './request-metrics.ts';
+import { requestTracingPlugin } from './request-tracing.ts';
 import { tasksRoutes } from './tasks-routes.ts';
 
 /**
@@ -44,6 +45,7 @@ export async function registerHttpRoutes(app: FastifyInstance, ctx: ServiceConte
   });
   await app.register(errorsPlugin, { bodyLimit: ctx.config.bodyLimit });
   await app.register(requestMetricsPlugin, { metrics: ctx.metrics });
+  await app.register(requestTracingPlugin, { tracing: ctx.tracing });
   await app.register(openapiPlugin, { version: PACKAGE_VERSION });
   for (const routes of [healthRoutes, metricsRoute, oipServerRoutes]) {
     await app.register(async (scope) => routes(scope, ctx));
