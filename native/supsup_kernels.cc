@@ -230,43 +230,11 @@ AVX2_FN inline __m256 TableRow(const float* p) {
   return row;
 }
 
-AVX2_FN void TileAvx2(const uint32_t* chunk, const uint32_t* next_chunk, size_t n, const float* tables,
-                      float* acc) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  for (size_t jj = 0; jj < n; jj++) {
-    // Prefetch the next chunk (see Scores) at the rate this one is consumed: one line per two words.
-    if (!(jj & 1)) _mm_prefetch(reinterpret_cast<const char*>(next_chunk + jj * kLanes), _MM_HINT_T0);
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + jj * kLanes));
-    const float* t = tables + jj * kTableFloats;
-    __m256 s[kGroups3 + kGroups2];
-    // vpermps/vpermilps only read the low 3/2 bits of each index lane, so a shift is all the extraction needed.
-    s[0] = _mm256_permutevar8x32_ps(TableRow(t), x);
-    s[1] = _mm256_permutevar8x32_ps(TableRow(t + 8), _mm256_srli_epi32(x, 3));
-    s[2] = _mm256_permutevar8x32_ps(TableRow(t + 16), _mm256_srli_epi32(x, 6));
-    s[3] = _mm256_permutevar8x32_ps(TableRow(t + 24), _mm256_srli_epi32(x, 9));
-    s[4] = _mm256_permutevar8x32_ps(TableRow(t + 32), _mm256_srli_epi32(x, 12));
-    s[5] = _mm256_permutevar8x32_ps(TableRow(t + 40), _mm256_srli_epi32(x, 15));
-    s[6] = _mm256_permutevar8x32_ps(TableRow(t + 48), _mm256_srli_epi32(x, 18));
-    s[7] = _mm256_permutevar8x32_ps(TableRow(t + 56), _mm256_srli_epi32(x, 21));
-    s[8] = _mm256_permutevar_ps(TableRow(t + 64), _mm256_srli_epi32(x, 24));
-    s[9] = _mm256_permutevar_ps(TableRow(t + 72), _mm256_srli_epi32(x, 26));
-    s[10] = _mm256_permutevar_ps(TableRow(t + 80), _mm256_srli_epi32(x, 28));
-    s[11] = _mm256_permutevar_ps(TableRow(t + 88), _mm256_srli_epi32(x, 30));
-    // Pairwise sum (short dependency chains), two accumulators for alternate words.
-    const __m256 w = _mm256_add_ps(
-        _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3])),
-                      _mm256_add_ps(_mm256_add_ps(s[4], s[5]), _mm256_add_ps(s[6], s[7]))),
-        _mm256_add_ps(_mm256_add_ps(s[8], s[9]), _mm256_add_ps(s[10], s[11])));
-    if (jj & 1) acc1 = _mm256_add_ps(acc1, w); else acc0 = _mm256_add_ps(acc0, w);
-  }
-  _mm256_storeu_ps(acc, _mm256_add_ps(_mm256_loadu_ps(acc), _mm256_add_ps(acc0, acc1)));
-}
-#endif
-
-#if SUPSUP_X86
-// TileAvx2 for two blocks at once: each table row is loaded once and looked up for both, which saves a
-// load per lookup and gives the out-of-order core two independent streams and chains (A/B at k = 2500:
-// median 2.51x against 2.73x the floor, faster in 5 of 6 alternating pairs). Three short chains per block.
+// One tile of two blocks: acc0/acc1[l] += Σ_jj table lookups of lane l's word in chunk c0/c1. Each table
+// row is loaded once and looked up for both blocks, which saves a load per lookup and gives the out-of-order
+// core two independent streams and chains (A/B at k = 2500: median 2.51x against 2.73x the floor for one
+// block at a time, faster in 5 of 6 alternating pairs). Three short chains per block. Prefetches the chunks
+// next0/next1 (see Scores) at the rate these are consumed: one line per two words.
 AVX2_FN void TilePairAvx2(const uint32_t* c0, const uint32_t* c1, const uint32_t* next0, const uint32_t* next1, size_t n,
                           const float* tables, float* acc0, float* acc1) {
   __m256 total0 = _mm256_setzero_ps(), total1 = _mm256_setzero_ps();
@@ -336,9 +304,10 @@ void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, s
 #endif
         BuildTables(ve, n, te);
       }
-      // AVX2 takes the blocks two at a time (TilePairAvx2); the scalar path one at a time.
+      // AVX2 takes the blocks two at a time (TilePairAvx2; an odd last block is paired with itself and the
+      // copy's sums dropped, so every block's sums come from the same code); the scalar path one at a time.
       for (size_t b = 0; b < blocks;) {
-        const size_t take = avx2 && b + 1 < blocks ? 2 : 1;
+        const size_t take = avx2 ? 2 : 1;
         const uint32_t* chunk = bank + (b * words + j0) * kLanes;
         // Software prefetch of the chunks 2 blocks ahead: each chunk is a short run the hardware prefetcher
         // only locks onto after its first misses (measured: ~10-25% faster at k = 2500).
@@ -347,8 +316,13 @@ void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, s
           const float* t = tables + e * tw * kTableFloats;
           float* a = acc + e * slots + b * kLanes;
 #if SUPSUP_X86
-          if (take == 2) { TilePairAvx2(chunk, chunk + words * kLanes, ahead(b), ahead(b + 1), n, t, a, a + kLanes); continue; }
-          if (avx2) { TileAvx2(chunk, ahead(b), n, t, a); continue; }
+          if (avx2) {
+            const bool pair = b + 1 < blocks;
+            float dropped[kLanes] = {};
+            TilePairAvx2(chunk, pair ? chunk + words * kLanes : chunk, ahead(b), ahead(pair ? b + 1 : b), n, t, a,
+                         pair ? a + kLanes : dropped);
+            continue;
+          }
 #endif
           TileScalar(chunk, n, t, a);
         }

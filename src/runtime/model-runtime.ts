@@ -15,13 +15,17 @@ import type { ModelInfo, NewTaskRequest, TaskInfo } from './worker-protocol.ts';
  * model directory (the durable state), and the runtime is not ready until that is done.
  */
 export interface RuntimeOptions {
+  /** The model directory. */
   dir: string;
   backend: BackendPreference;
   kernels: KernelPreference;
+  /** Most examples in one request, and in one merged forward pass. */
   maxBatch: number;
-  /** Unset: the model's own ε, else 1/8 (see openEngine). */
+  /** Unknown-task threshold ε: a batch is flagged unknown when k · max ν < 1 + ε. Unset: the model's own, else 1/8. */
   epsilon?: number;
+  /** Most requests waiting for the engine; past it: 503 / RESOURCE_EXHAUSTED. */
   maxQueue: number;
+  /** How long the first request of a mergeable group waits for company before its pass starts. */
   maxWaitMs: number;
 }
 

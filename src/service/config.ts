@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import type { KernelPreference } from '../core/kernels/select-kernels.ts';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../runtime/backend.ts';
+import { BACKEND_PREFERENCES } from '../runtime/backend.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
+import type { RuntimeOptions } from '../runtime/model-runtime.ts';
 
 /**
  * `supsup serve` configuration: one table of settings, each a `--flag` with a `SUPSUP_*` environment
@@ -17,21 +18,13 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * project root. The trained PermutedMNIST model first, the bundled random-mask example as the fallback.
  */
 
-export interface ServeConfig {
+/** The runtime's options (backend, kernels, batching, ε: see RuntimeOptions), and the servers' own. */
+export interface ServeConfig extends Omit<RuntimeOptions, 'dir'> {
+  /** The model directory (RuntimeOptions.dir). */
   model: string;
   host: string;
   httpPort: number;
   grpcPort: number;
-  backend: BackendPreference;
-  kernels: KernelPreference;
-  /** Most examples in one request, and in one merged forward pass. */
-  maxBatch: number;
-  /** Unknown-task threshold ε: a batch is flagged unknown when k · max ν < 1 + ε. Unset: the model's own, else 1/8. */
-  epsilon?: number;
-  /** Most requests waiting for the engine; past it: 503 / RESOURCE_EXHAUSTED. */
-  maxQueue: number;
-  /** How long the first request of a mergeable group waits for company before its pass starts. */
-  maxWaitMs: number;
   /** Bytes: HTTP body limit and gRPC message limit. */
   bodyLimit: number;
   /** Per-request deadline, from arrival to answer. */
@@ -47,7 +40,7 @@ export interface ServeConfig {
   drainDelayMs: number;
 }
 
-type Kind = 'string' | 'url' | 'port' | 'count' | 'ms' | 'bytes' | 'number';
+type Kind = 'string' | 'token' | 'url' | 'port' | 'count' | 'ms' | 'bytes' | 'number';
 interface Setting {
   key: keyof ServeConfig;
   flag: string;
@@ -77,11 +70,11 @@ export const SETTINGS: Setting[] = [
   { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'bytes', default: '8mib', min: 1024, help: 'HTTP body / gRPC message limit (bytes; k, m, kib, mib suffixes)' },
   { key: 'timeoutMs', flag: 'timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'per-request deadline' },
-  { key: 'adminToken', flag: 'admin-token', kind: 'string', help: 'bearer token for PUT/DELETE /tasks (unset: task management is disabled)' },
+  { key: 'adminToken', flag: 'admin-token', kind: 'token', help: 'bearer token for PUT/DELETE /tasks (unset: task management is disabled)' },
   {
     key: 'apiToken',
     flag: 'api-token',
-    kind: 'string',
+    kind: 'token',
     help: 'bearer token for classification and model/task reads, REST and gRPC; health, metrics and docs stay open (unset: open; the admin token is accepted too)',
   },
   {
@@ -103,7 +96,7 @@ export const SETTINGS: Setting[] = [
 ];
 
 /** Shortest admin or API token accepted. */
-export const MIN_ADMIN_TOKEN_LENGTH = 16;
+export const MIN_TOKEN_LENGTH = 16;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -132,12 +125,6 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     config[s.key] = parseValue(s, raw, where);
   }
   config.model ??= requireDefaultModel();
-  for (const flag of ['admin-token', 'api-token']) {
-    const token = config[flag === 'admin-token' ? 'adminToken' : 'apiToken'] as string | undefined;
-    if (token !== undefined && (token.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(token))) {
-      throw new ConfigError(`--${flag} / ${envName(flag)} must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no whitespace`);
-    }
-  }
   const c = config as unknown as ServeConfig;
   if (c.httpPort !== 0 && c.httpPort === c.grpcPort) {
     throw new ConfigError(`--http-port and --grpc-port are both ${c.httpPort}: they must differ`);
@@ -161,6 +148,13 @@ function parseValue(s: Setting, raw: string, where: string): unknown {
   if (s.kind === 'string') {
     if (raw.length === 0) fail('must not be empty');
     if (s.choices && !s.choices.includes(raw)) fail(`must be one of ${s.choices.join(', ')}`);
+    return raw;
+  }
+  if (s.kind === 'token') {
+    // The message names the setting but never echoes the value: it is a secret.
+    if (raw.length < MIN_TOKEN_LENGTH || /\s/.test(raw)) {
+      throw new ConfigError(`--${s.flag} / ${envName(s.flag)} must be at least ${MIN_TOKEN_LENGTH} characters with no whitespace`);
+    }
     return raw;
   }
   if (s.kind === 'url') {

@@ -11,12 +11,14 @@ import { EngineError, invalid } from '../core/engine-error.ts';
 export const OIP_MODEL = 'supsup';
 export const OIP_PLATFORM = 'tensorflowjs_supsup';
 const PARAMETERS = ['task', 'method', 'objective', 'decide_from'];
-/** Input datatypes and the factor that turns each value into the model's [0, 1] pixel scale. */
-const INPUT_SCALE: Record<string, number> = { FP32: 1, FP64: 1, UINT8: 1 / 255 };
-const RAW_ELEMENT: Record<string, { bytes: number; read: (b: Buffer, at: number) => number }> = {
-  FP32: { bytes: 4, read: (b, at) => b.readFloatLE(at) },
-  FP64: { bytes: 8, read: (b, at) => b.readDoubleLE(at) },
-  UINT8: { bytes: 1, read: (b, at) => b[at] },
+/**
+ * The input datatypes: the factor that turns a value into the model's [0, 1] pixel scale, the element's size and
+ * reader in the binary (raw) form, and the InferTensorContents field that carries it over gRPC.
+ */
+const INPUT_DATATYPES: Record<string, { scale: number; bytes: number; read: (b: Buffer, at: number) => number; contentsField: string }> = {
+  FP32: { scale: 1, bytes: 4, read: (b, at) => b.readFloatLE(at), contentsField: 'fp32_contents' },
+  FP64: { scale: 1, bytes: 8, read: (b, at) => b.readDoubleLE(at), contentsField: 'fp64_contents' },
+  UINT8: { scale: 1 / 255, bytes: 1, read: (b, at) => b[at], contentsField: 'uint_contents' },
 };
 
 export type OipDatatype = 'FP32' | 'INT64' | 'BYTES' | 'BOOL';
@@ -38,8 +40,8 @@ export function requireOipModel(name: string): void {
 export function decodeOipInfer(parameters: Record<string, unknown>, datatype: unknown, shape: unknown, values: ArrayLike<unknown> | undefined): RawClassifyCall {
   const unknown = Object.keys(parameters).find((k) => !PARAMETERS.includes(k));
   if (unknown !== undefined) throw invalid(`unknown parameter "${unknown}" (known: ${PARAMETERS.join(', ')})`);
-  const scale = INPUT_SCALE[datatype as string];
-  if (scale === undefined) throw invalid(`inputs[0].datatype must be one of ${Object.keys(INPUT_SCALE).join(', ')}`);
+  const type = INPUT_DATATYPES[datatype as string];
+  if (type === undefined) throw invalid(`inputs[0].datatype must be one of ${Object.keys(INPUT_DATATYPES).join(', ')}`);
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw invalid('inputs[0].shape must be [examples, values per example]');
   }
@@ -50,7 +52,7 @@ export function decodeOipInfer(parameters: Record<string, unknown>, datatype: un
   for (let i = 0; i < count; i++) {
     const v = values[i];
     if (typeof v !== 'number') throw invalid(`inputs[0] value ${i} must be a number`);
-    inputs[i] = v * scale;
+    inputs[i] = v * type.scale;
   }
   const p = parameters;
   const inference = Object.fromEntries([['method', p.method], ['objective', p.objective], ['decideFrom', p.decide_from]].filter(([, v]) => v !== undefined));
@@ -59,10 +61,16 @@ export function decodeOipInfer(parameters: Record<string, unknown>, datatype: un
 
 /** The elements of a raw (binary, little-endian) input of `datatype`; the datatype itself is checked later. */
 export function rawInputValues(datatype: unknown, bytes: Buffer): number[] | undefined {
-  const element = RAW_ELEMENT[datatype as string];
-  if (!element) return undefined;
-  if (bytes.length % element.bytes !== 0) throw invalid(`raw input of ${bytes.length} bytes is not a whole number of ${datatype} elements`);
-  return Array.from({ length: bytes.length / element.bytes }, (_, i) => element.read(bytes, i * element.bytes));
+  const type = INPUT_DATATYPES[datatype as string];
+  if (!type) return undefined;
+  if (bytes.length % type.bytes !== 0) throw invalid(`raw input of ${bytes.length} bytes is not a whole number of ${datatype} elements`);
+  return Array.from({ length: bytes.length / type.bytes }, (_, i) => type.read(bytes, i * type.bytes));
+}
+
+/** The elements of an input sent in InferTensorContents (gRPC), from the field of its datatype. */
+export function contentsValues(datatype: unknown, contents: Record<string, unknown[]> | null | undefined): unknown[] | undefined {
+  const type = INPUT_DATATYPES[datatype as string];
+  return type && contents ? contents[type.contentsField] : undefined;
 }
 
 export function oipModelMetadata(limits: ClassifyLimits) {

@@ -127,7 +127,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     };
     console.log(markdownSummary(full));
     if (values['save-epsilon']) {
-      const calibration = evidence(full, serviceKey);
+      const calibration = evidence(full, serviceMethod.name, serviceKey);
       await setUnknownTaskThreshold(dir, { epsilon: engine.limits.epsilon, calibration });
       console.log(`\nSaved ε = ${engine.limits.epsilon} in ${path.join(dir, 'manifest.json')}: ${calibration}`);
     }
@@ -148,13 +148,13 @@ export async function evalCommand(argv: string[]): Promise<void> {
   }
 }
 
-/** One line of evidence for a saved ε: what this run measured at it, deciding as the service does. */
-function evidence(r: EvalReport & { data: string; epsilon: number }, key: string): string {
+/** One line of evidence for a saved ε: what this run measured at it, deciding as the service does (`key`). */
+function evidence(r: EvalReport & { data: string; epsilon: number }, method: string, key: string): string {
   const p = (x: number) => `${(100 * x).toFixed(2)}%`;
   const known = r.gn[key], unknown = r.unknown.flagged[key];
   const when = new Date().toISOString().slice(0, 10);
   return (
-    `supsup eval ${when} on ${r.data}, ${r.tasks} tasks, ${key.replace(' / batch', ' from the whole batch')} of ${r.options.batchSize}: ` +
+    `supsup eval ${when} on ${r.data}, ${r.tasks} tasks, ${method} from the whole batch of ${r.options.batchSize}: ` +
     `${p(unknown.rate)} of ${unknown.decisions} batches of ${r.unknown.tasks} unseen tasks (seeds from ${r.unknown.from}) flagged unknown, ` +
     `${p(known.unknownRate)} of ${known.decisions} known-task batches flagged`
   );

@@ -2,7 +2,7 @@ import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-j
 import type { RawClassifyCall } from '../../core/classify-request.ts';
 import { invalid } from '../../core/engine-error.ts';
 import type { ServiceContext } from '../context.ts';
-import { OIP_MODEL, decodeOipInfer, oipModelMetadata, oipOutputs, rawInputValues, rawOutput, requireOipModel } from '../oip.ts';
+import { OIP_MODEL, contentsValues, decodeOipInfer, oipModelMetadata, oipOutputs, rawInputValues, rawOutput, requireOipModel } from '../oip.ts';
 import { PACKAGE_VERSION } from '../version.ts';
 import { callTimeoutMs, observeCall } from './observe-call.ts';
 
@@ -24,9 +24,6 @@ interface ModelInferRequest {
   raw_input_contents?: Buffer[];
 }
 
-/** Where each input datatype's elements sit in InferTensorContents. */
-const CONTENTS_FIELD: Record<string, string> = { FP32: 'fp32_contents', FP64: 'fp64_contents', UINT8: 'uint_contents' };
-
 export function decodeModelInfer(r: ModelInferRequest): RawClassifyCall {
   requireOipModel(r.model_name ?? '');
   const inputs = r.inputs ?? [];
@@ -34,7 +31,7 @@ export function decodeModelInfer(r: ModelInferRequest): RawClassifyCall {
   const { datatype, shape, contents } = inputs[0];
   const raw = r.raw_input_contents ?? [];
   if (raw.length > 1) throw invalid('raw_input_contents must hold one entry: the one input');
-  const values = raw.length === 1 ? rawInputValues(datatype, raw[0]) : contents?.[CONTENTS_FIELD[datatype ?? ''] ?? ''];
+  const values = raw.length === 1 ? rawInputValues(datatype, raw[0]) : contentsValues(datatype, contents);
   const parameters = Object.fromEntries(Object.entries(r.parameters ?? {}).map(([k, p]) => [k, p.parameter_choice ? p[p.parameter_choice] : undefined]));
   return decodeOipInfer(parameters, datatype, shape, values);
 }

@@ -4,7 +4,7 @@ import type { CallSpan, Tracing } from '../tracing.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** This request's trace span (a no-op one when tracing is off). */
+    /** This request's trace span; unset when tracing is off. */
     span?: CallSpan;
   }
 }
