@@ -72,8 +72,8 @@ export function benchEngine(kernels: MaskKernels, opts: { cases?: EngineCase[]; 
   for (const c of opts.cases ?? ENGINE_CASES) {
     const rng = new Xoshiro128(c.k);
     const rssBefore = process.memoryUsage().rss;
-    const engine = new Engine<null>({ architecture: c.architecture, seed: 1, normalization: { mean: 0.1307, std: 0.3081 }, kernels, expectedTasks: c.k });
-    for (let t = 0; t < c.k; t++) engine.addTask(`t${t}`, fastRandomMask(c.architecture, rng), null);
+    const engine = new Engine({ architecture: c.architecture, seed: 1, normalization: { mean: 0.1307, std: 0.3081 }, kernels, expectedTasks: c.k });
+    for (let t = 0; t < c.k; t++) engine.addTask(`t${t}`, fastRandomMask(c.architecture, rng));
     const rssGrowthBytes = process.memoryUsage().rss - rssBefore;
     const inputs = Float32Array.from({ length: 128 * c.architecture.inputSize }, () => rng.nextFloat());
     const one = inputs.slice(0, c.architecture.inputSize);

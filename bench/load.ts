@@ -28,7 +28,7 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_INFERENCE } from '../src/core/task-inference.ts';
+import { DEFAULT_INFERENCE } from '../src/contract/classify.ts';
 import { loadDataset } from '../src/data/datasets.ts';
 import { applyTransform, type TaskTransform } from '../src/data/transforms.ts';
 import { LOADER_OPTIONS, PROTO_PATH } from '../src/service/grpc/server.ts';

@@ -7,15 +7,15 @@ import { Engine } from '../src/core/engine.ts';
 import { typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { SupermaskNetwork } from '../src/core/supermask-network.ts';
-import { DEFAULT_INFERENCE, type InferenceOptions } from '../src/core/task-inference.ts';
+import { DEFAULT_INFERENCE, type InferenceOptions } from '../src/contract/classify.ts';
 import { selectBackend } from '../src/runtime/backend.ts';
 import { TINY, entropyOf, randomMask, referenceLogits, softmax } from './support/reference-mlp.ts';
 
 const SEED = 7;
 
-function makeEngine(arch: Architecture, masks: Uint32Array[]): Engine<null> {
-  const engine = new Engine<null>({ architecture: arch, seed: SEED, normalization: { mean: 0, std: 1 }, kernels: typescriptKernels });
-  masks.forEach((m, t) => engine.addTask(`t${t}`, m, null));
+function makeEngine(arch: Architecture, masks: Uint32Array[]): Engine {
+  const engine = new Engine({ architecture: arch, seed: SEED, normalization: { mean: 0, std: 1 }, kernels: typescriptKernels });
+  masks.forEach((m, t) => engine.addTask(`t${t}`, m));
   return engine;
 }
 
@@ -23,7 +23,7 @@ function randomInputs(n: number, size: number, rng: Xoshiro128): Float32Array {
   return Float32Array.from({ length: n * size }, () => rng.nextFloat());
 }
 
-function call(engine: Engine<null>, inputs: Float32Array, extra: { task?: string; inference?: Partial<InferenceOptions> } = {}) {
+function call(engine: Engine, inputs: Float32Array, extra: { task?: string; inference?: Partial<InferenceOptions> } = {}) {
   return engine.classify(engine.validate({ inputs, batch: inputs.length / engine.architecture.inputSize, ...extra }));
 }
 
@@ -161,19 +161,19 @@ describe('engine', () => {
     const engine = makeEngine(TINY, []);
     const x = randomInputs(2, TINY.inputSize, rng);
     assert.throws(() => call(engine, x), /no tasks/);
-    engine.addTask('only', randomMask(maskWords(TINY), weightCount(TINY), 0.5, () => rng.nextFloat()), null);
+    engine.addTask('only', randomMask(maskWords(TINY), weightCount(TINY), 0.5, () => rng.nextFloat()));
     const preds = call(engine, x);
     assert.ok(preds.every((p) => p.task.id === 'only' && p.task.inferred && !p.task.unknown));
     assert.throws(() => call(engine, x, { task: 'nope' }), /task "nope" does not exist/);
     const masks = disjointMasks(TINY, 2);
-    engine.addTask('a', masks[0], null);
-    engine.addTask('b', masks[1], null);
+    engine.addTask('a', masks[0]);
+    engine.addTask('b', masks[1]);
     engine.removeTask('only');
     assert.deepEqual(engine.tasks().map((t) => t.id), ['a', 'b']);
     const onB = inputOnSlice(TINY, 2, 1, rng);
     assert.equal(call(engine, onB)[0].task.id, 'b');
-    assert.throws(() => engine.addTask('a', masks[0], null), /already exists/);
-    assert.throws(() => engine.addTask('bad id!', masks[0], null), /must match/);
+    assert.throws(() => engine.addTask('a', masks[0]), /already exists/);
+    assert.throws(() => engine.addTask('bad id!', masks[0]), /must match/);
     engine.dispose();
   });
 

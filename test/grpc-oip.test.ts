@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Engine, Prediction } from '../src/core/engine.ts';
-import type { TaskEntry } from '../src/model/manifest.ts';
+import type { Engine } from '../src/core/engine.ts';
+import type { Prediction } from '../src/contract/classify.ts';
 import { LOADER_OPTIONS, OIP_PROTO_PATH } from '../src/service/grpc/server.ts';
 import { type DynamicClient, rejectsWith, unary } from './support/grpc-calls.ts';
 import { TINY, type TestService, directEngine, http, randomExamples, startTestService, tempDir, testConfig, tinyModel } from './support/service-fixture.ts';
@@ -52,7 +52,7 @@ function assertSame(got: ReturnType<typeof decodeOutputs>, expected: Prediction[
 describe('Open Inference Protocol over gRPC', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let service: TestService;
-  let engine: Engine<TaskEntry>;
+  let engine: Engine;
   let client: Client;
 
   before(async () => {

@@ -5,7 +5,6 @@ import * as protoLoader from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Engine } from '../src/core/engine.ts';
-import type { TaskEntry } from '../src/model/manifest.ts';
 import { LOADER_OPTIONS, PROTO_PATH } from '../src/service/grpc/server.ts';
 import { type DynamicClient, rejectsWith, unary } from './support/grpc-calls.ts';
 import { TINY, type TestService, directEngine, randomExamples, startTestService, tempDir, testConfig, tinyModel } from './support/service-fixture.ts';
@@ -39,7 +38,7 @@ function packed(values: Float32Array): Buffer {
 describe('gRPC service', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let service: TestService;
-  let engine: Engine<TaskEntry>;
+  let engine: Engine;
   let c: Clients;
 
   before(async () => {

@@ -5,6 +5,8 @@ import { copyFile, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { type Architecture, maskWords, presetArchitecture, weightCount } from '../src/core/architecture.ts';
+import { SupsupError } from '../src/contract/errors.ts';
+import type { TaskSpec } from '../src/contract/task.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { crc32, crc32Table } from '../src/model/crc32.ts';
 import { type FaultHook, type WriteOp, type WriteStep, WRITE_STEPS } from '../src/model/durable-fs.ts';
@@ -12,7 +14,6 @@ import { ModelFileError } from '../src/model/errors.ts';
 import { type Manifest, serializeManifest } from '../src/model/manifest.ts';
 import { encodeHeader, encodeRecord, fingerprintText } from '../src/model/mask-file.ts';
 import {
-  type NewTask,
   appendTask,
   appendTasks,
   compactModel,
@@ -41,7 +42,7 @@ function mask(): Uint32Array {
   return randomMask(ARCH, 0.5, new Xoshiro128(maskSeed++));
 }
 
-function task(id: string, extra: Partial<NewTask> = {}): NewTask {
+function task(id: string, extra: Partial<TaskSpec> = {}): TaskSpec {
   return { id, name: `Task ${id}`, transform: { kind: 'identity' }, ...extra };
 }
 
@@ -125,7 +126,7 @@ test('round trip: create, append tasks of every transform kind, load: masks bit 
   const created = await createModel(dir, { architecture: ARCH, seed: 42, normalization: NORM });
   assert.deepEqual((await loadModel(dir)).manifest, created);
   const perm = [3, 1, 4, 0, 5, 9, 2, 6, 8, 7];
-  const tasks: NewTask[] = [
+  const tasks: TaskSpec[] = [
     task('id.0', { description: 'plain', addedAt: '2024-01-02T03:04:05.678Z' }),
     task('perm_1', { transform: { kind: 'permutation', seed: 1, permutation: perm } }),
     task('rot-2', { transform: { kind: 'rotation', degrees: 20 } }),
@@ -554,7 +555,7 @@ test('removal, re-adding a removed id, and compaction when dead records pass hal
   assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', 'masks.1.bin']);
   assert.equal((await stat(path.join(dir, 'masks.1.bin'))).size, 36 + 2 * (19 + 4 * WORDS));
 
-  await assert.rejects(removeTask(dir, 'zz'), RangeError);
+  await assert.rejects(removeTask(dir, 'zz'), (e: SupsupError) => e instanceof SupsupError && e.code === 'not_found');
   await removeTask(dir, 'd', { compactAbove: 1 });
   await removeTask(dir, 'b', { compactAbove: 1 });
   await assertHolds(dir, new Map());
@@ -640,7 +641,7 @@ test('bad input to the writers is refused before anything is written', async () 
   const before = await readFile(await masksPath(dir));
   const pad = new Uint32Array(WORDS);
   pad[WORDS - 1] = 1 << 31;
-  await assert.rejects(appendTask(dir, task('a'), mask()), /task 'a' already exists/);
+  await assert.rejects(appendTask(dir, task('a'), mask()), /task "a" already exists/);
   await assert.rejects(appendTask(dir, task('b'), new Uint32Array(WORDS + 1)), /Uint32Array of 4 words/);
   await assert.rejects(appendTask(dir, task('b'), pad), /bits set in padding/);
   await assert.rejects(appendTask(dir, task('b/c'), mask()), /does not match/);
@@ -655,7 +656,7 @@ test('bad input to the writers is refused before anything is written', async () 
   await writeFile(path.join(other, 'notes.txt'), 'hi');
   await rm(path.join(other, 'manifest.json'));
   await assert.rejects(createModel(other, { architecture: ARCH, seed: 1, normalization: NORM }), /is not empty \(notes.txt\)/);
-  await assert.rejects(createModel(freshDir(), { architecture: { ...ARCH, classes: 9 }, seed: 1, normalization: NORM }), RangeError);
+  await assert.rejects(createModel(freshDir(), { architecture: { ...ARCH, classes: 9 }, seed: 1, normalization: NORM }), (e: SupsupError) => e instanceof SupsupError && e.code === 'invalid_argument');
   await assert.rejects(createModel(freshDir(), { architecture: ARCH, seed: 1, normalization: NORM, prngVersion: 2 }), /unsupported prngVersion/);
 });
 

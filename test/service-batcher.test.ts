@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ClassifyCall } from '../src/core/classify-request.ts';
-import type { Prediction } from '../src/core/engine.ts';
-import { EngineError } from '../src/core/engine-error.ts';
-import { DEFAULT_INFERENCE } from '../src/core/task-inference.ts';
+import type { ClassifyCall, Prediction } from '../src/contract/classify.ts';
+import { SupsupError } from '../src/contract/errors.ts';
+import { DEFAULT_INFERENCE } from '../src/contract/classify.ts';
 import { Batcher } from '../src/runtime/batcher.ts';
 import { mergeKey } from '../src/runtime/merge.ts';
 
@@ -79,13 +78,13 @@ describe('batcher', () => {
     const running = b.submit(call(1, 0), 1000);
     const queued = [b.submit(call(1, 1), 1000), b.submit(call(1, 2), 10)];
     assert.equal(b.depth, 2);
-    assert.throws(() => b.submit(call(1, 3), 1000), (e: EngineError) => e.code === 'resource_exhausted');
-    await assert.rejects(queued[1], (e: EngineError) => e.code === 'deadline_exceeded' && /deadline of 10 ms/.test(e.message));
+    assert.throws(() => b.submit(call(1, 3), 1000), (e: SupsupError) => e.code === 'resource_exhausted');
+    await assert.rejects(queued[1], (e: SupsupError) => e.code === 'deadline_exceeded' && /deadline of 10 ms/.test(e.message));
     assert.equal(b.depth, 1);
     await Promise.all([running, queued[0]]);
     assert.deepEqual(engine.passes.map((p) => p.inputs[0]), [0, 1]);
     const slow = b.submit(call(1, 5), 10); // times out while running: its late answer is dropped
-    await assert.rejects(slow, (e: EngineError) => e.code === 'deadline_exceeded');
+    await assert.rejects(slow, (e: SupsupError) => e.code === 'deadline_exceeded');
     await b.idle();
   });
 
@@ -94,7 +93,7 @@ describe('batcher', () => {
     const b = new Batcher({ maxBatch: 10, maxQueue: 10, maxWaitMs: 0 }, async (c) => {
       if (fail) {
         fail = false;
-        throw new EngineError('not_found', 'task "gone" does not exist');
+        throw new SupsupError('not_found', 'task "gone" does not exist');
       }
       return fakeEngine(0).run(c);
     });

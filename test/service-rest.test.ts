@@ -3,7 +3,6 @@ import { after, before, describe, it } from 'node:test';
 import { maskWords } from '../src/core/architecture.ts';
 import type { Engine } from '../src/core/engine.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
-import type { TaskEntry } from '../src/model/manifest.ts';
 import { loadModel } from '../src/model/model-store.ts';
 import { randomMask } from '../src/model/random-model.ts';
 import {
@@ -45,7 +44,7 @@ describe('REST service', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let modelDir: string;
   let service: TestService;
-  let engine: Engine<TaskEntry>;
+  let engine: Engine;
   const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
   before(async () => {
@@ -166,7 +165,7 @@ describe('REST service', () => {
     const onDisk = await loadModel(modelDir);
     assert.deepEqual(onDisk.masks.get('rot-30'), mask);
     // Used by the next request, exactly as the engine would with the same mask.
-    engine.addTask('rot-30', mask, onDisk.manifest.tasks.find((t) => t.id === 'rot-30')!);
+    engine.addTask('rot-30', mask);
     const x = randomExamples(2, SIZE, 13);
     const reply = await http('POST', `${service.url}/classify`, { inputs: x.rows, task: 'rot-30' });
     assertSamePredictions(reply.body.predictions, engine.classify(engine.validate({ inputs: x.flat, batch: 2, task: 'rot-30' })));

@@ -1,20 +1,11 @@
-/**
- * An MLP described by data. Every layer is masked, no biases, ReLU between layers.
- *
- * Weight order (part of the file format): layers in order; within a layer the matrix is [in][out],
- * row-major, so weight (i, j) of layer l has flat index offset[l] + i * out + j. That is the layout
- * `x @ W` uses, so the forward pass needs no transpose.
- */
-export interface Architecture {
-  /** Input features (784 for MNIST). */
-  inputSize: number;
-  /** Hidden widths, e.g. [300, 100] for LeNet 300-100. */
-  hidden: number[];
-  /** Output neurons s (real classes plus superfluous neurons). */
-  outputs: number;
-  /** Real classes l: the first l outputs carry labels. */
-  classes: number;
-}
+// Architectures: the presets, their validation, and the weight order.
+//
+// Weight order (part of the file format): layers in order; within a layer the matrix is [in][out],
+// row-major, so weight (i, j) of layer l has flat index offset[l] + i * out + j. That is the layout
+// `x @ W` uses, so the forward pass needs no transpose.
+import type { Architecture } from '../contract/model.ts';
+
+export type { Architecture };
 
 export interface LayerShape {
   in: number;
@@ -67,8 +58,4 @@ export function weightCount(a: Architecture): number {
 /** Words of 32 bits that hold one task's mask. */
 export function maskWords(a: Architecture): number {
   return Math.ceil(weightCount(a) / 32);
-}
-
-export function describeArchitecture(a: Architecture): string {
-  return [a.inputSize, ...a.hidden, a.outputs].join('-') + ` (l=${a.classes})`;
 }

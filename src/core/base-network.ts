@@ -1,4 +1,4 @@
-import { type Architecture, layerShapes, weightCount } from './architecture.ts';
+import { type Architecture, layerShapes } from './architecture.ts';
 import { Xoshiro128 } from './prng.ts';
 
 /**
@@ -33,15 +33,4 @@ export function generateBaseNetwork(architecture: Architecture, seed: number): B
     layers.push(w);
   }
   return { architecture, seed, layers };
-}
-
-/** All layers concatenated in flat weight order (length P). */
-export function flatWeights(net: BaseNetwork): Float32Array {
-  const out = new Float32Array(weightCount(net.architecture));
-  let o = 0;
-  for (const l of net.layers) {
-    out.set(l, o);
-    o += l.length;
-  }
-  return out;
 }

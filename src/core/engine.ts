@@ -1,71 +1,53 @@
+// The engine: one frozen base network, the mask bank, and the classify API that REST, gRPC and the CLI
+// all call. Tasks are named by string ids; the bank only knows slots.
 import * as tf from '@tensorflow/tfjs-core';
-import { type Architecture, weightCount } from './architecture.ts';
+import { type ClassifyCall, type ClassifyLimits, DEFAULT_EPSILON, DEFAULT_MAX_BATCH, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
+import { invalid, taskExists, taskNotFound } from '../contract/errors.ts';
+import type { Architecture, ModelSpec, Normalization } from '../contract/model.ts';
+import { checkTaskId } from '../contract/task.ts';
+import { weightCount } from './architecture.ts';
 import { generateBaseNetwork } from './base-network.ts';
-import { type ClassifyCall, type ClassifyLimits, type RawClassifyCall, validateClassifyCall } from './classify-request.ts';
-import { EngineError } from './engine-error.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { forward } from './mlp.ts';
 import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
-import { type TaskDecision, inferTasks } from './task-inference.ts';
+import { inferTasks, type TaskDecision } from './task-inference.ts';
 
-/**
- * The engine: one frozen base network, the mask bank, and the classify API that REST, gRPC and the CLI
- * all call. Tasks are named by string ids; the bank only knows slots.
- */
-export interface Normalization {
-  mean: number;
-  std: number;
-}
-
-export interface EngineConfig {
-  architecture: Architecture;
-  seed: number;
-  normalization: Normalization;
+export interface EngineConfig extends ModelSpec {
   kernels: MaskKernels;
+  /** Bank capacity to allocate up front. */
   expectedTasks?: number;
-  maskedCacheSize?: number;
   maxBatch?: number;
   epsilon?: number;
 }
 
-export interface TaskEntry<M> {
+/** Where a task's mask sits in the bank. */
+export interface EngineTask {
   id: string;
   slot: number;
-  meta: M;
 }
 
-export interface Prediction {
-  label: number;
-  /** Softmax over the l real classes. */
-  probabilities: number[];
-  topK?: { label: number; probability: number }[];
-  task: { id: string; inferred: boolean; confidence: number; unknown: boolean };
-}
-
-export const TASK_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-
-export class Engine<M = unknown> {
+export class Engine {
   readonly architecture: Architecture;
   readonly normalization: Normalization;
   readonly limits: ClassifyLimits;
   private readonly net: SupermaskNetwork;
-  private readonly byId = new Map<string, TaskEntry<M>>();
+  private readonly byId = new Map<string, EngineTask>();
   private readonly idBySlot: string[] = [];
 
   constructor(config: EngineConfig) {
     this.architecture = config.architecture;
     this.normalization = config.normalization;
     if (!(config.normalization.std > 0) || !Number.isFinite(config.normalization.mean)) {
-      throw new Error('normalization needs a finite mean and a positive std');
+      throw invalid('normalization needs a finite mean and a positive std');
     }
-    this.net = new SupermaskNetwork(generateBaseNetwork(config.architecture, config.seed), config.kernels, config);
+    this.net = new SupermaskNetwork(generateBaseNetwork(config.architecture, config.seed), config.kernels, config.expectedTasks);
     this.limits = {
       inputSize: config.architecture.inputSize,
       classes: config.architecture.classes,
-      maxBatch: config.maxBatch ?? 1024,
+      maxBatch: config.maxBatch ?? DEFAULT_MAX_BATCH,
       hasSuperfluous: config.architecture.outputs > config.architecture.classes,
-      epsilon: config.epsilon ?? 1 / 8,
+      epsilon: config.epsilon ?? DEFAULT_EPSILON,
     };
   }
 
@@ -91,29 +73,30 @@ export class Engine<M = unknown> {
     return this.net.bank.residentBytes;
   }
 
-  tasks(): TaskEntry<M>[] {
+  tasks(): EngineTask[] {
     return Array.from(this.net.bank.occupiedSlots(), (slot) => this.byId.get(this.idBySlot[slot])!);
   }
 
-  task(id: string): TaskEntry<M> | undefined {
+  task(id: string): EngineTask | undefined {
     return this.byId.get(id);
   }
 
-  mask(id: string): Uint32Array {
-    return this.net.bank.get(this.requireTask(id).slot);
+  /** The task, or not_found. */
+  requireTask(id: string): EngineTask {
+    const entry = this.byId.get(id);
+    if (!entry) throw taskNotFound(id);
+    return entry;
   }
 
-  addTask(id: string, mask: Uint32Array, meta: M): TaskEntry<M> {
-    if (!TASK_ID_PATTERN.test(id)) throw new EngineError('invalid_argument', `task id "${id}" must match ${TASK_ID_PATTERN}`);
-    if (this.byId.has(id)) throw new EngineError('already_exists', `task "${id}" already exists`);
+  addTask(id: string, mask: Uint32Array): EngineTask {
+    checkTaskId(id);
+    if (this.byId.has(id)) throw taskExists(id);
     if (!(mask instanceof Uint32Array) || mask.length !== this.net.words) {
-      throw new EngineError('invalid_argument', `a mask for this model has ${this.net.words} 32-bit words, got ${mask.length}`);
+      throw invalid(`a mask for this model has ${this.net.words} 32-bit words, got ${mask.length}`);
     }
-    if (paddingBitsSet(mask, this.weightCount)) {
-      throw new EngineError('invalid_argument', `the mask sets bits past the model's ${this.weightCount} weights`);
-    }
+    if (paddingBitsSet(mask, this.weightCount)) throw invalid(`the mask sets bits past the model's ${this.weightCount} weights`);
     const slot = this.net.addMask(mask);
-    const entry = { id, slot, meta };
+    const entry = { id, slot };
     this.byId.set(id, entry);
     this.idBySlot[slot] = id;
     return entry;
@@ -160,7 +143,6 @@ export class Engine<M = unknown> {
       const slot = this.requireTask(call.task).slot;
       return new Array(call.batch).fill({ slot, confidence: 1, unknown: false });
     }
-    if (this.byId.size === 0) throw new EngineError('failed_precondition', 'the model has no tasks: add one before classifying');
     return inferTasks(this.net, x, call.inference);
   }
 
@@ -173,12 +155,6 @@ export class Engine<M = unknown> {
       const real = tf.slice(logits, [0, 0], [-1, this.limits.classes]);
       return tf.softmax(real).dataSync() as Float32Array;
     });
-  }
-
-  private requireTask(id: string): TaskEntry<M> {
-    const entry = this.byId.get(id);
-    if (!entry) throw new EngineError('not_found', `task "${id}" does not exist`);
-    return entry;
   }
 }
 

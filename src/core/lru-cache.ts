@@ -6,7 +6,7 @@ export class LruCache<K, V> {
     private readonly capacity: number,
     private readonly evict: (value: V) => void,
   ) {
-    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`cache capacity must be a non-negative integer`);
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`cache capacity must be a positive integer`);
   }
 
   get size(): number {
@@ -21,7 +21,6 @@ export class LruCache<K, V> {
       return hit;
     }
     const value = create();
-    if (this.capacity === 0) return value;
     this.map.set(key, value);
     while (this.map.size > this.capacity) {
       const [oldKey, oldValue] = this.map.entries().next().value as [K, V];

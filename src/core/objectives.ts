@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { Objective } from '../contract/classify.ts';
 
 /**
  * Task-inference objectives as gradients with respect to the logits, one row per example (not averaged).
@@ -6,8 +7,6 @@ import * as tf from '@tensorflow/tfjs-core';
  * G (superfluous neurons): G = logsumexp over all s logits with the l real-class logits held constant,
  *   so dG/dz_j = softmax_j for the superfluous j >= l and 0 for the real classes.
  */
-export type Objective = 'entropy' | 'superfluous';
-export const OBJECTIVES: readonly Objective[] = ['entropy', 'superfluous'];
 
 export function objectiveGradient(objective: Objective, logits: tf.Tensor2D, classes: number): tf.Tensor2D {
   return tf.tidy(() => {
@@ -20,13 +19,5 @@ export function objectiveGradient(objective: Objective, logits: tf.Tensor2D, cla
     const outputs = logits.shape[1];
     const superfluous = tf.concat([tf.zeros([1, classes]), tf.ones([1, outputs - classes])], 1);
     return tf.mul(p, superfluous) as tf.Tensor2D;
-  });
-}
-
-/** Per-example entropy of the softmax over all outputs (for reporting and tests). */
-export function entropy(logits: tf.Tensor2D): tf.Tensor1D {
-  return tf.tidy(() => {
-    const logp = tf.logSoftmax(logits);
-    return tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1)) as tf.Tensor1D;
   });
 }

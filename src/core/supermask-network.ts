@@ -4,8 +4,12 @@ import { type BaseNetwork } from './base-network.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { LruCache } from './lru-cache.ts';
 import { MaskBank } from './mask-bank.ts';
-import { type DenseLayers, batchWeightGradient, disposeDenseLayers, gradientTrace, makeDenseLayers } from './mlp.ts';
-import { type Objective, objectiveGradient } from './objectives.ts';
+import { batchWeightGradient, type DenseLayers, disposeDenseLayers, gradientTrace, makeDenseLayers } from './mlp.ts';
+import { type Objective } from '../contract/classify.ts';
+import { objectiveGradient } from './objectives.ts';
+
+/** Tasks whose masked dense weights stay cached for the given-task path. */
+const MASKED_CACHE_SIZE = 16;
 
 /**
  * The frozen base network together with the mask bank: builds the dense weights a pass needs
@@ -25,15 +29,15 @@ export class SupermaskNetwork {
   constructor(
     base: BaseNetwork,
     readonly kernels: MaskKernels,
-    options: { expectedTasks?: number; maskedCacheSize?: number } = {},
+    expectedTasks = 0,
   ) {
     this.base = base;
     this.architecture = base.architecture;
     this.shapes = layerShapes(base.architecture);
     this.words = maskWords(base.architecture);
-    this.bank = new MaskBank(this.words, options.expectedTasks ?? 0);
+    this.bank = new MaskBank(this.words, expectedTasks);
     this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
-    this.maskedCache = new LruCache(options.maskedCacheSize ?? 16, disposeDenseLayers);
+    this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
   }
 
   addMask(mask: Uint32Array): number {

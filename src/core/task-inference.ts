@@ -1,33 +1,11 @@
+// Task inference (GN / NN scenarios): which stored mask explains this data?
+// One-shot: superpose all k masks with α_i = 1/k, take ∂obj/∂α by one backward pass, pick argmax(-∂obj/∂α).
+// Binary: repeat on the half of the candidates whose gradient is lowest until one is left (⌈log2 k⌉ rounds).
 import * as tf from '@tensorflow/tfjs-core';
-import { type Objective } from './objectives.ts';
+import type { InferenceOptions } from '../contract/classify.ts';
+import { noTasks } from '../contract/errors.ts';
 import { type SupermaskNetwork } from './supermask-network.ts';
 import { disposeDenseLayers } from './mlp.ts';
-
-/**
- * Task inference (GN / NN scenarios): which stored mask explains this data?
- * One-shot: superpose all k masks with α_i = 1/k, take ∂obj/∂α by one backward pass, pick argmax(-∂obj/∂α).
- * Binary: repeat on the half of the candidates whose gradient is lowest until one is left (⌈log2 k⌉ rounds).
- */
-export type InferenceMethod = 'one-shot' | 'binary';
-export type DecideFrom = 'first' | 'batch' | 'each';
-export const INFERENCE_METHODS: readonly InferenceMethod[] = ['one-shot', 'binary'];
-export const DECIDE_FROM: readonly DecideFrom[] = ['first', 'batch', 'each'];
-
-export interface InferenceOptions {
-  method: InferenceMethod;
-  objective: Objective;
-  /** `first`: decide from example 0 and apply to the batch (the paper); `batch`: the mean objective; `each`: per example. */
-  decideFrom: DecideFrom;
-  /** Unknown-task threshold: unknown when k · max ν < 1 + ε, ν = softmax(-∂obj/∂α). The paper's ε = 1/8. */
-  epsilon: number;
-}
-
-/**
- * Defaults: one-shot H, deciding from the whole batch. The paper decides from the first example; on our
- * 250-task PermutedMNIST model the whole batch gives task id 100% (vs 99.6%) and flags 98.8% of batches from
- * unseen tasks as unknown with none of the known ones (vs 51% and 1.5%), for about 1.6x the time (docs/results.md).
- */
-export const DEFAULT_INFERENCE: InferenceOptions = { method: 'one-shot', objective: 'entropy', decideFrom: 'batch', epsilon: 1 / 8 };
 
 export interface TaskDecision {
   slot: number;
@@ -40,7 +18,7 @@ export interface TaskDecision {
 /** One decision per example of `x` (already normalised). Throws when no task is stored. */
 export function inferTasks(net: SupermaskNetwork, x: tf.Tensor2D, options: InferenceOptions): TaskDecision[] {
   const slots = net.bank.occupiedSlots();
-  if (slots.length === 0) throw new Error('no task is stored: task inference needs at least one mask');
+  if (slots.length === 0) throw noTasks();
   const batch = x.shape[0];
   if (slots.length === 1) return new Array(batch).fill({ slot: slots[0], confidence: 1, unknown: false });
 

@@ -13,14 +13,11 @@
  * - split: pixels unchanged; the task keeps only the examples whose label is in `classes`
  *   (selectExamples) and relabels class classes[j] as j (relabel).
  */
+import type { TaskTransform } from '../contract/task.ts';
 import { Xoshiro128 } from '../core/prng.ts';
 import type { Dataset } from './datasets.ts';
 
-export type TaskTransform =
-  | { kind: 'identity' }
-  | { kind: 'permutation'; seed: number; permutation: number[] }
-  | { kind: 'rotation'; degrees: number }
-  | { kind: 'split'; classes: number[] };
+export type { TaskTransform };
 
 export type TaskFamily = 'permuted' | 'rotated' | 'split';
 export const TASK_FAMILIES: readonly TaskFamily[] = ['permuted', 'rotated', 'split'];

@@ -10,9 +10,8 @@
  * Batches are drawn from a seeded shuffle of the test split, one per task (MNIST's split is ordered by digit).
  */
 import { type Engine } from '../core/engine.ts';
-import { type Objective } from '../core/objectives.ts';
+import { type DecideFrom, type InferenceMethod, type Objective } from '../contract/classify.ts';
 import { Xoshiro128 } from '../core/prng.ts';
-import { type DecideFrom, type InferenceMethod } from '../core/task-inference.ts';
 import { type Dataset } from '../data/datasets.ts';
 import { type TaskTransform, permutedTask, taskDataset } from '../data/transforms.ts';
 import { deriveSeed, shuffle } from '../train/batches.ts';
@@ -151,7 +150,7 @@ export function methodKey(m: MethodSpec, d: DecideFrom): string {
  * Evaluates `engine` (which must hold exactly `tasks`, in this order) on `test`. The curve removes tasks
  * from the engine as it goes down to smaller n: the engine is left holding the first min(curve) tasks.
  */
-export function evaluateModel<M>(engine: Engine<M>, tasks: EvalTask[], test: Dataset, options: EvalOptions): EvalReport {
+export function evaluateModel(engine: Engine, tasks: EvalTask[], test: Dataset, options: EvalOptions): EvalReport {
   const t0 = performance.now();
   const log = options.onProgress ?? (() => undefined);
   const arch = engine.architecture;

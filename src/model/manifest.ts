@@ -1,9 +1,11 @@
-import { type Architecture, validateArchitecture, weightCount } from '../core/architecture.ts';
+import type { Architecture, ModelSpec } from '../contract/model.ts';
+import { TASK_ID_PATTERN, type TaskInfo, type TaskTransform, isTaskId } from '../contract/task.ts';
+import { validateArchitecture, weightCount } from '../core/architecture.ts';
 import { PRNG_VERSION } from '../core/prng.ts';
-import { type TaskTransform, validateTransform } from '../data/transforms.ts';
+import { validateTransform } from '../data/transforms.ts';
 import { crc32 } from './crc32.ts';
 import { ModelFileError } from './errors.ts';
-import { MASKS_HEADER_BYTES, TASK_ID_PATTERN } from './mask-file.ts';
+import { MASKS_HEADER_BYTES } from './mask-file.ts';
 
 /**
  * manifest.json: the source of truth of a model directory (docs/model-format.md, "manifest.json").
@@ -21,22 +23,10 @@ const ISO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 const MAX_NAME = 256;
 const MAX_DESCRIPTION = 4096;
 
-export interface Normalization {
-  mean: number;
-  std: number;
-}
-
-export interface TaskEntry {
-  id: string;
-  name: string;
-  description?: string;
-  /** ISO 8601 UTC time the task was appended. */
-  addedAt: string;
-  /** Fraction of the P mask bits that are 1. */
-  density: number;
+/** A task as the manifest stores it. */
+export interface TaskEntry extends TaskInfo {
   /** Index of the task's record among the committed records of the masks file (0-based). */
   record: number;
-  transform: TaskTransform;
 }
 
 /** A record of the masks file whose task was removed; it stays until the next compaction. */
@@ -65,13 +55,10 @@ export interface UnknownTaskThreshold {
   calibration: string;
 }
 
-export interface Manifest {
+export interface Manifest extends ModelSpec {
   format: typeof MANIFEST_FORMAT;
   formatVersion: typeof MANIFEST_FORMAT_VERSION;
-  architecture: Architecture;
-  seed: number;
   prngVersion: number;
-  normalization: Normalization;
   unknownTask?: UnknownTaskThreshold;
   masks: MasksRef;
   tasks: TaskEntry[];
@@ -262,7 +249,7 @@ function parseUnknownTask(value: unknown, bad: (p: string) => never): UnknownTas
 }
 
 function taskId(v: unknown, where: string, bad: (p: string) => never): string {
-  if (typeof v !== 'string' || !TASK_ID_PATTERN.test(v)) {
+  if (!isTaskId(v)) {
     bad(`${where}: task id ${JSON.stringify(v)} does not match ${TASK_ID_PATTERN}`);
   }
   return v as string;

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { type Architecture, maskWords, weightCount } from '../core/architecture.ts';
+import type { Architecture } from '../contract/model.ts';
+import { isTaskId } from '../contract/task.ts';
+import { maskWords, weightCount } from '../core/architecture.ts';
 import { paddingBitsSet } from '../core/mask-bank.ts';
+import { uint32FromLittleEndian, uint32ToLittleEndian } from '../platform/byte-order.ts';
 import { crc32 } from './crc32.ts';
 import { ModelFileError } from './errors.ts';
 
@@ -20,10 +23,6 @@ export const RECORD_MAGIC = Buffer.from('TASK', 'ascii');
 /** A record's header is this many bytes plus the id length. */
 export const RECORD_FIXED_BYTES = 18;
 export const MAX_ID_BYTES = 64;
-/** Task ids: in the manifest and in record headers (ASCII, so id bytes = id characters). */
-export const TASK_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export interface MasksHeader {
   version: number;
@@ -119,7 +118,7 @@ export function checkHeader(buf: Buffer, file: string, expect: MasksExpectation)
 export function encodeRecord(id: string, mask: Uint32Array): Buffer {
   const idBytes = Buffer.from(id, 'ascii');
   if (idBytes.length < 1 || idBytes.length > MAX_ID_BYTES) throw new RangeError(`task id must have 1..${MAX_ID_BYTES} bytes`);
-  const payload = maskToBytes(mask);
+  const payload = uint32ToLittleEndian(mask);
   const L = idBytes.length;
   const rec = Buffer.alloc(RECORD_FIXED_BYTES + L + payload.length);
   RECORD_MAGIC.copy(rec, 0);
@@ -159,7 +158,7 @@ export function readRecords(buf: Buffer, file: string, start: number, end: numbe
       bad('record header checksum mismatch (damaged record header)');
     }
     const id = buf.subarray(off + 6, off + 6 + L).toString('latin1');
-    if (!TASK_ID_PATTERN.test(id)) bad(`invalid task id ${JSON.stringify(id)}`);
+    if (!isTaskId(id)) bad(`invalid task id ${JSON.stringify(id)}`);
     const w = buf.readUInt32LE(off + 6 + L);
     const where = `task '${id}'`;
     if (w !== words) bad(`${where}: wrong word count ${w}, masks of P = ${weights} weights have ${words} words`);
@@ -167,7 +166,7 @@ export function readRecords(buf: Buffer, file: string, start: number, end: numbe
     if (end - p0 < 4 * w) truncated();
     const payload = buf.subarray(p0, p0 + 4 * w);
     if (crc32(payload) !== buf.readUInt32LE(off + 10 + L)) bad(`${where}: payload checksum mismatch (damaged mask)`);
-    const mask = bytesToMask(payload, words);
+    const mask = uint32FromLittleEndian(payload);
     const pad = paddingProblem(mask, weights);
     if (pad) bad(`${where}: ${pad}`);
     records.push({ index, offset: off, id, mask });
@@ -190,20 +189,6 @@ export function popcount(mask: Uint32Array): number {
     n += (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
   }
   return n;
-}
-
-function maskToBytes(mask: Uint32Array): Buffer {
-  if (LITTLE_ENDIAN) return Buffer.from(new Uint8Array(mask.buffer, mask.byteOffset, mask.byteLength));
-  const b = Buffer.alloc(mask.length * 4);
-  for (let j = 0; j < mask.length; j++) b.writeUInt32LE(mask[j], j * 4);
-  return b;
-}
-
-function bytesToMask(payload: Buffer, words: number): Uint32Array {
-  const out = new Uint32Array(words);
-  if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(payload);
-  else for (let j = 0; j < words; j++) out[j] = payload.readUInt32LE(j * 4);
-  return out;
 }
 
 function hex32(v: number): string {

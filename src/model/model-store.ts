@@ -1,8 +1,11 @@
+import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { type Architecture, maskWords, weightCount } from '../core/architecture.ts';
+import { invalid, taskExists, taskNotFound } from '../contract/errors.ts';
+import type { ModelSpec } from '../contract/model.ts';
+import type { TaskSpec } from '../contract/task.ts';
+import { maskWords, weightCount } from '../core/architecture.ts';
 import { PRNG_VERSION } from '../core/prng.ts';
-import type { TaskTransform } from '../data/transforms.ts';
 import {
   type FaultHook,
   type StepFn,
@@ -17,7 +20,6 @@ import {
   MASKS_FILE_PATTERN,
   MANIFEST_FILE,
   type Manifest,
-  type Normalization,
   type RemovedRecord,
   type TaskEntry,
   type UnknownTaskThreshold,
@@ -56,21 +58,9 @@ import {
  * Readers (loadModel) take no lock and may run while a write is in progress: they see the old or new state.
  */
 
-export interface ModelInit {
-  architecture: Architecture;
-  seed: number;
+export interface ModelInit extends ModelSpec {
   /** Defaults to the PRNG version of this build (the only one it can regenerate). */
   prngVersion?: number;
-  normalization: Normalization;
-}
-
-export interface NewTask {
-  id: string;
-  name: string;
-  description?: string;
-  transform: TaskTransform;
-  /** ISO 8601 UTC; defaults to now. */
-  addedAt?: string;
 }
 
 export interface LoadedModel {
@@ -87,6 +77,11 @@ export interface StoreOptions {
 }
 
 export const DEFAULT_COMPACT_ABOVE = 0.5;
+
+/** Whether `dir` holds a model (its manifest exists; whether it is intact is loadModel's question). */
+export function hasModel(dir: string): boolean {
+  return existsSync(path.join(dir, MANIFEST_FILE));
+}
 
 /** Reads and fully verifies a model: manifest, masks header, every committed record, and their agreement. */
 export async function loadModel(dir: string): Promise<LoadedModel> {
@@ -149,14 +144,14 @@ export async function createModel(dir: string, init: ModelInit, options: StoreOp
 }
 
 /** Appends one task; resolves when it is durable (acknowledged). */
-export async function appendTask(dir: string, task: NewTask, mask: Uint32Array, options: StoreOptions = {}): Promise<TaskEntry> {
+export async function appendTask(dir: string, task: TaskSpec, mask: Uint32Array, options: StoreOptions = {}): Promise<TaskEntry> {
   return (await appendTasks(dir, [{ task, mask }], options))[0];
 }
 
 /** Appends several tasks with one fsync and one manifest rewrite; all or none become visible. */
 export async function appendTasks(
   dir: string,
-  items: { task: NewTask; mask: Uint32Array }[],
+  items: { task: TaskSpec; mask: Uint32Array }[],
   options: StoreOptions = {},
 ): Promise<TaskEntry[]> {
   return withWriteLock(dir, async () => {
@@ -168,11 +163,11 @@ export async function appendTasks(
     let record = old.tasks.length + old.removed.length;
     const added = items.map(({ task, mask }): TaskEntry => {
       if (!(mask instanceof Uint32Array) || mask.length !== words) {
-        throw new RangeError(`task '${task.id}': a mask must be a Uint32Array of ${words} words (P = ${p})`);
+        throw invalid(`task '${task.id}': a mask must be a Uint32Array of ${words} words (P = ${p})`);
       }
       const pad = paddingProblem(mask, p);
-      if (pad) throw new RangeError(`task '${task.id}': mask has ${pad}`);
-      if (old.tasks.some((t) => t.id === task.id)) throw new RangeError(`task '${task.id}' already exists in ${dir}`);
+      if (pad) throw invalid(`task '${task.id}': mask has ${pad}`);
+      if (old.tasks.some((t) => t.id === task.id)) throw taskExists(task.id);
       return {
         id: task.id,
         name: task.name,
@@ -230,7 +225,7 @@ export async function removeTask(
   return withWriteLock(dir, async () => {
     const old = await readManifest(dir);
     const task = old.tasks.find((t) => t.id === taskId);
-    if (!task) throw new RangeError(`no task '${taskId}' in ${dir}`);
+    if (!task) throw taskNotFound(taskId);
     const removed: RemovedRecord = { id: task.id, record: task.record, removedAt: new Date().toISOString() };
     const next: Manifest = { ...old, tasks: old.tasks.filter((t) => t !== task), removed: [...old.removed, removed] };
     await writeManifest(dir, next, stepper(options.faults, 'remove'));
@@ -376,12 +371,12 @@ function nextMasksFile(current: string): string {
   return `masks.${(m?.[1] ? Number(m[1]) : 0) + 1}.bin`;
 }
 
-/** Input problems found by the manifest validator are the caller's fault: RangeError, not ModelFileError. */
+/** Input problems found by the manifest validator are the caller's mistake (invalid_argument), not a damaged file. */
 function checkedInput<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof ModelFileError) throw new RangeError(`invalid ${e.file}: ${e.problem}`);
+    if (e instanceof ModelFileError) throw invalid(`invalid ${e.file}: ${e.problem}`);
     throw e;
   }
 }

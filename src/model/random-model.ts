@@ -1,7 +1,9 @@
 import { type Architecture, maskWords, weightCount } from '../core/architecture.ts';
 import { Xoshiro128 } from '../core/prng.ts';
-import type { Manifest, Normalization } from './manifest.ts';
-import { type NewTask, appendTasks, createModel, readManifest } from './model-store.ts';
+import { MNIST_NORMALIZATION, type Normalization } from '../contract/model.ts';
+import type { TaskSpec } from '../contract/task.ts';
+import type { Manifest } from './manifest.ts';
+import { appendTasks, createModel, readManifest } from './model-store.ts';
 
 /**
  * Models with random masks, for examples and tests until trained masks exist. Each mask bit is 1 with
@@ -14,15 +16,13 @@ export interface RandomModelOptions {
   /** Base network seed. */
   seed: number;
   /** A task count (ids random-0, random-1, …, identity transform) or the tasks themselves. */
-  tasks: number | NewTask[];
+  tasks: number | TaskSpec[];
   /** Probability that a mask bit is 1, in [0, 1]. */
   density: number;
   /** Defaults to MNIST's mean 0.1307, std 0.3081. */
   normalization?: Normalization;
   maskSeed?: number;
 }
-
-export const MNIST_NORMALIZATION: Normalization = { mean: 0.1307, std: 0.3081 };
 
 /** One random canonical mask (padding bits zero). */
 export function randomMask(architecture: Architecture, density: number, rng: Xoshiro128): Uint32Array {
@@ -37,7 +37,7 @@ export function randomMask(architecture: Architecture, density: number, rng: Xos
 /** Creates `dir` as a model holding random masks; returns its manifest. */
 export async function writeRandomModel(dir: string, options: RandomModelOptions): Promise<Manifest> {
   const { architecture, seed, density } = options;
-  const tasks: NewTask[] =
+  const tasks: TaskSpec[] =
     typeof options.tasks === 'number'
       ? Array.from({ length: options.tasks }, (_, i) => ({
           id: `random-${i}`,

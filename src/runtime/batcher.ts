@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { ClassifyCall } from '../core/classify-request.ts';
-import type { Prediction } from '../core/engine.ts';
-import { EngineError } from '../core/engine-error.ts';
+import type { ClassifyCall, Prediction } from '../contract/classify.ts';
+import { SupsupError } from '../contract/errors.ts';
 import { mergeCalls, mergeKey, splitPredictions } from './merge.ts';
 
 /**
@@ -55,7 +54,7 @@ export class Batcher {
   /** Throws resource_exhausted at once when the queue is full; otherwise resolves with the call's predictions. */
   submit(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
     if (this.queue.length >= this.options.maxQueue) {
-      throw new EngineError('resource_exhausted', `the server is busy: ${this.options.maxQueue} requests are already waiting; retry later`);
+      throw new SupsupError('resource_exhausted', `the server is busy: ${this.options.maxQueue} requests are already waiting; retry later`);
     }
     return new Promise((resolve, reject) => {
       const job: Job = { call, key: mergeKey(call), enqueuedAt: performance.now(), timeoutMs, state: 'queued', resolve, reject };
@@ -148,6 +147,6 @@ export class Batcher {
       this.queue = this.queue.filter((j) => j !== job);
       if (!this.busy && this.queue.length === 0) this.pump();
     }
-    this.settle(job, () => job.reject(new EngineError('deadline_exceeded', `the request did not finish within its deadline of ${job.timeoutMs} ms`)));
+    this.settle(job, () => job.reject(new SupsupError('deadline_exceeded', `the request did not finish within its deadline of ${job.timeoutMs} ms`)));
   }
 }

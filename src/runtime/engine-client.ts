@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { EngineError } from '../core/engine-error.ts';
+import { SupsupError } from '../contract/errors.ts';
 import type { WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
 
 const BOOT = new URL('./worker-boot.mjs', import.meta.url);
@@ -27,7 +27,7 @@ export class EngineClient {
     this.worker.on('message', (reply: WorkerReply) => this.settle(reply));
     this.worker.on('error', () => undefined); // 'exit' follows and does the cleanup
     this.worker.on('exit', (code) => {
-      this.failAll(new EngineError('unavailable', `the engine worker stopped (exit code ${code})`));
+      this.failAll(new SupsupError('unavailable', `the engine worker stopped (exit code ${code})`));
       if (!this.stopping) onExit(code);
     });
   }
@@ -51,7 +51,7 @@ export class EngineClient {
     if (!p) return;
     this.pending.delete(reply.seq);
     if (reply.ok) p.resolve(reply.result);
-    else p.reject(new EngineError(reply.error.code, reply.error.message));
+    else p.reject(new SupsupError(reply.error.code, reply.error.message));
   }
 
   private failAll(error: Error): void {

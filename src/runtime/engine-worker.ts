@@ -1,19 +1,17 @@
+// The engine worker: owns the Engine and the model directory, one request at a time. TensorFlow.js on
+// wasm computes synchronously, so it runs here, off the main thread that answers /healthz and /metrics.
+// Task changes are durable first (model store), then applied to the engine; a failure leaves both as they were.
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { Engine } from '../core/engine.ts';
-import { EngineError } from '../core/engine-error.ts';
+import { SupsupError, modelNotLoaded } from '../contract/errors.ts';
+import { taskInfo } from '../contract/task.ts';
 import { appendTask, readManifest, removeTask } from '../model/model-store.ts';
-import type { TaskEntry } from '../model/manifest.ts';
 import { openEngine } from './open-engine.ts';
-import { type ModelInfo, type NewTaskRequest, type WorkerReply, type WorkerRequest, type WorkerResults, taskInfo } from './worker-protocol.ts';
+import type { ModelInfo, WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
 
-/**
- * The engine worker: owns the Engine and the model directory, one request at a time. TensorFlow.js on
- * wasm computes synchronously, so it runs here, off the main thread that answers /healthz and /metrics.
- * Task changes are durable first (model store), then applied to the engine; a failure leaves both as they were.
- */
-let engine: Engine<TaskEntry> | undefined;
+let engine: Engine | undefined;
 let dir = '';
 
 const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K }>) => Promise<WorkerResults[K]> | WorkerResults[K] } = {
@@ -45,13 +43,11 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
 
   async addTask(r) {
     const e = requireEngine();
-    const t = r.task;
-    if (e.task(t.id)) throw new EngineError('already_exists', `task "${t.id}" already exists`);
-    const entry = await storeCall(() => appendTask(dir, newTask(t), t.mask));
+    const entry = await appendTask(dir, r.task, r.mask);
     try {
-      e.addTask(t.id, t.mask, entry);
+      e.addTask(entry.id, r.mask);
     } catch (err) {
-      await removeTask(dir, t.id).catch(() => undefined);
+      await removeTask(dir, entry.id).catch(() => undefined);
       throw err;
     }
     return { task: taskInfo(entry), maskBankBytes: e.maskBankBytes };
@@ -59,10 +55,10 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
 
   async removeTask(r) {
     const e = requireEngine();
-    if (!e.task(r.id)) throw new EngineError('not_found', `task "${r.id}" does not exist`);
+    e.requireTask(r.id);
     let warning: string | undefined;
     try {
-      await storeCall(() => removeTask(dir, r.id));
+      await removeTask(dir, r.id);
     } catch (err) {
       // The store may have removed the task durably and then failed to compact: the removal stands.
       const stillThere = await readManifest(dir).then((m) => m.tasks.some((t) => t.id === r.id), () => true);
@@ -74,22 +70,8 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
   },
 };
 
-function newTask(t: NewTaskRequest) {
-  return { id: t.id, name: t.name, transform: t.transform, ...(t.description !== undefined ? { description: t.description } : {}) };
-}
-
-/** The store reports bad input as RangeError: that is the caller's mistake, not the server's. */
-async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof RangeError) throw new EngineError('invalid_argument', err.message);
-    throw err;
-  }
-}
-
-function requireEngine(): Engine<TaskEntry> {
-  if (!engine) throw new EngineError('unavailable', 'the model is not loaded yet');
+function requireEngine(): Engine {
+  if (!engine) throw modelNotLoaded();
   return engine;
 }
 
@@ -108,7 +90,7 @@ async function handle(msg: { seq: number } & WorkerRequest): Promise<void> {
     reply = { seq: msg.seq, ok: true, result, tensors: tf.memory().numTensors };
   } catch (err) {
     const error =
-      err instanceof EngineError ? { code: err.code, message: err.message } : { code: 'internal' as const, message: (err as Error)?.message ?? String(err) };
+      err instanceof SupsupError ? { code: err.code, message: err.message } : { code: 'internal' as const, message: err instanceof Error ? err.message : String(err) };
     reply = { seq: msg.seq, ok: false, error, tensors: tf.memory().numTensors };
   }
   port.postMessage(reply);

@@ -1,5 +1,4 @@
-import type { ClassifyCall } from '../core/classify-request.ts';
-import type { Prediction } from '../core/engine.ts';
+import type { ClassifyCall, Prediction } from '../contract/classify.ts';
 
 /**
  * Which calls may share one forward pass, and how. Calls with the same given task are independent example

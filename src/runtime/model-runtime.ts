@@ -1,19 +1,17 @@
-import { type ClassifyCall, type RawClassifyCall, validateClassifyCall } from '../core/classify-request.ts';
-import type { Prediction } from '../core/engine.ts';
-import { EngineError } from '../core/engine-error.ts';
+// The runtime the servers talk to: owns the engine worker (and through it the Engine and the model
+// directory), the batching queue in front of it, and a main-thread mirror of what is loaded (limits, tasks)
+// so requests are validated, and unknown tasks refused, before they are queued.
+// Readiness: the model is loaded and a warm-up pass ran. If the worker dies it is restarted from the
+// model directory (the durable state), and the runtime is not ready until that is done.
+import { type ClassifyCall, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
+import { SupsupError, modelNotLoaded, noTasks, taskNotFound } from '../contract/errors.ts';
+import type { TaskInfo, TaskSpec } from '../contract/task.ts';
 import type { BackendPreference } from './backend.ts';
 import { type BatchObserver, Batcher } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import type { KernelPreference } from '../core/kernels/select-kernels.ts';
-import type { ModelInfo, NewTaskRequest, TaskInfo } from './worker-protocol.ts';
+import type { ModelInfo } from './worker-protocol.ts';
 
-/**
- * The runtime the servers talk to: owns the engine worker (and through it the Engine and the model
- * directory), the batching queue in front of it, and a main-thread mirror of what is loaded (limits, tasks)
- * so requests are validated, and unknown tasks refused, before they are queued.
- * Readiness: the model is loaded and a warm-up pass ran. If the worker dies it is restarted from the
- * model directory (the durable state), and the runtime is not ready until that is done.
- */
 export interface RuntimeOptions {
   /** The model directory. */
   dir: string;
@@ -93,7 +91,7 @@ export class ModelRuntime {
 
   /** The loaded model; throws `unavailable` before it is loaded. */
   get info(): ModelInfo {
-    if (!this.model) throw new EngineError('unavailable', 'the model is not loaded yet');
+    if (!this.model) throw modelNotLoaded();
     return this.model;
   }
 
@@ -117,30 +115,31 @@ export class ModelRuntime {
     return [...this.taskMap.values()];
   }
 
-  task(id: string): TaskInfo | undefined {
-    return this.taskMap.get(id);
+  /** The task, or not_found. */
+  requireTask(id: string): TaskInfo {
+    const task = this.taskMap.get(id);
+    if (!task) throw taskNotFound(id);
+    return task;
   }
 
-  /** The engine's validator with the loaded model's limits, plus: the given task must exist. */
+  /** The engine's validator with the loaded model's limits, plus the engine's task rules, so a call the engine would refuse is refused before it queues. */
   validate(raw: RawClassifyCall): ClassifyCall {
     const call = validateClassifyCall(raw, this.info.limits);
-    if (call.task !== undefined && !this.taskMap.has(call.task)) throw new EngineError('not_found', `task "${call.task}" does not exist`);
-    if (call.task === undefined && this.taskMap.size === 0) {
-      throw new EngineError('failed_precondition', 'the model has no tasks: add one before classifying');
-    }
+    if (call.task !== undefined) this.requireTask(call.task);
+    else if (this.taskMap.size === 0) throw noTasks();
     return call;
   }
 
   /** Queues a validated call; resolves with one prediction per example. */
   classify(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
-    if (this.closed) throw new EngineError('unavailable', 'the server is shutting down');
+    if (this.closed) throw new SupsupError('unavailable', 'the server is shutting down');
     return this.batcher.submit(call, timeoutMs);
   }
 
   /** Durable first (the worker writes the model directory), then live; resolves once both are done. */
-  async addTask(task: NewTaskRequest): Promise<TaskInfo> {
-    const mask = transferable(task.mask);
-    const r = await this.client.request({ op: 'addTask', task: { ...task, mask } }, [mask.buffer as ArrayBuffer]);
+  async addTask(task: TaskSpec, packedMask: Uint32Array): Promise<TaskInfo> {
+    const mask = transferable(packedMask);
+    const r = await this.client.request({ op: 'addTask', task, mask }, [mask.buffer as ArrayBuffer]);
     this.taskMap.set(r.task.id, r.task);
     this.info.maskBankBytes = r.maskBankBytes;
     this.log.info({ task: r.task.id, tasks: this.taskMap.size }, 'task added');

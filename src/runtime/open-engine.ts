@@ -1,16 +1,14 @@
+// Opens a model directory into a ready Engine: picks the tfjs backend and the mask kernels, loads and
+// checks the files, and puts every stored task in the bank. The one place that wires these together
+// (the serving worker, `classify`, `eval` and `bench` all call it).
 import { Engine } from '../core/engine.ts';
 import { type KernelPreference, selectKernels } from '../core/kernels/select-kernels.ts';
-import type { Manifest, TaskEntry } from '../model/manifest.ts';
+import type { Manifest } from '../model/manifest.ts';
 import { loadModel } from '../model/model-store.ts';
 import { type BackendChoice, type BackendPreference, selectBackend } from './backend.ts';
 
-/**
- * Opens a model directory into a ready Engine: picks the tfjs backend and the mask kernels, loads and
- * checks the files, and puts every stored task in the bank. The one place that wires these together
- * (the serving worker, `classify`, `eval` and `bench` all call it).
- */
 export interface OpenedEngine {
-  engine: Engine<TaskEntry>;
+  engine: Engine;
   manifest: Manifest;
   /** Where the unknown-task threshold ε came from, for the log. */
   epsilonSource: string;
@@ -31,7 +29,7 @@ export async function openEngine(dir: string, options: OpenOptions = {}): Promis
   const kernels = await selectKernels(options.kernels ?? 'auto');
   const { manifest, masks } = await loadModel(dir);
   const { architecture, seed, normalization } = manifest;
-  const engine = new Engine<TaskEntry>({
+  const engine = new Engine({
     architecture,
     seed,
     normalization,
@@ -40,7 +38,7 @@ export async function openEngine(dir: string, options: OpenOptions = {}): Promis
     maxBatch: options.maxBatch,
     epsilon: options.epsilon ?? manifest.unknownTask?.epsilon,
   });
-  for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!, t);
+  for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!);
   const epsilonSource =
     options.epsilon !== undefined ? 'set for this run' : manifest.unknownTask ? `the model's own: ${manifest.unknownTask.calibration}` : "the paper's 1/8";
   return { engine, manifest, epsilonSource, backend, kernels: { name: engine.kernelsName, reason: kernels.reason } };

@@ -1,32 +1,14 @@
-import type { Architecture } from '../core/architecture.ts';
-import type { ClassifyCall, ClassifyLimits } from '../core/classify-request.ts';
-import type { Prediction } from '../core/engine.ts';
-import type { EngineErrorCode } from '../core/engine-error.ts';
-import type { TaskTransform } from '../data/transforms.ts';
-import type { Normalization } from '../model/manifest.ts';
+// Messages between the main thread and the engine worker (engine-worker.ts). Each request carries a
+// sequence number `seq`; each reply echoes it with a result or an error, plus the worker's live tensor count.
+import type { ClassifyCall, ClassifyLimits, Prediction } from '../contract/classify.ts';
+import type { ErrorCode } from '../contract/errors.ts';
+import type { ModelSpec } from '../contract/model.ts';
+import type { TaskInfo, TaskSpec } from '../contract/task.ts';
 import type { KernelPreference } from '../core/kernels/select-kernels.ts';
 import type { BackendPreference } from './backend.ts';
 
-/**
- * Messages between the main thread and the engine worker (engine-worker.ts). Each request carries a
- * sequence number `seq`; each reply echoes it with a result or an error, plus the worker's live tensor count.
- */
-
-/** What the service shows of a task (the manifest entry without its file record number). */
-export interface TaskInfo {
-  id: string;
-  name: string;
-  description?: string;
-  addedAt: string;
-  density: number;
-  transform: TaskTransform;
-}
-
-export interface ModelInfo {
+export interface ModelInfo extends ModelSpec {
   dir: string;
-  architecture: Architecture;
-  seed: number;
-  normalization: Normalization;
   limits: ClassifyLimits;
   /** Where limits.epsilon came from (the --epsilon setting, the model's manifest, or the default). */
   epsilonSource: string;
@@ -36,19 +18,10 @@ export interface ModelInfo {
   kernels: { name: string; reason: string };
 }
 
-export interface NewTaskRequest {
-  id: string;
-  name: string;
-  description?: string;
-  transform: TaskTransform;
-  /** Canonical packed mask: P bits, little-endian 32-bit words, bit w of the mask = bit (w & 31) of word w >>> 5. */
-  mask: Uint32Array;
-}
-
 export type WorkerRequest =
   | { op: 'open'; dir: string; backend: BackendPreference; kernels: KernelPreference; maxBatch: number; epsilon?: number }
   | { op: 'classify'; call: ClassifyCall }
-  | { op: 'addTask'; task: NewTaskRequest }
+  | { op: 'addTask'; task: TaskSpec; mask: Uint32Array }
   | { op: 'removeTask'; id: string };
 
 export interface ClassifyResult {
@@ -66,9 +39,4 @@ export interface WorkerResults {
 
 export type WorkerReply =
   | { seq: number; ok: true; result: unknown; tensors: number }
-  | { seq: number; ok: false; error: { code: EngineErrorCode; message: string }; tensors: number };
-
-export function taskInfo(t: TaskInfo & { record?: number }): TaskInfo {
-  const { id, name, description, addedAt, density, transform } = t;
-  return { id, name, ...(description !== undefined ? { description } : {}), addedAt, density, transform };
-}
+  | { seq: number; ok: false; error: { code: ErrorCode; message: string }; tensors: number };

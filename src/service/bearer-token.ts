@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { EngineError } from '../core/engine-error.ts';
+import { SupsupError } from '../contract/errors.ts';
 
 /**
  * Bearer tokens, for REST (Authorization header) and gRPC (authorization metadata) alike. Tokens are compared
@@ -9,9 +9,9 @@ export function bearerCheck(tokens: readonly string[], what: string): (authoriza
   const expected = tokens.map(digest);
   return (authorization) => {
     const m = typeof authorization === 'string' ? /^Bearer ([^\s]+)$/i.exec(authorization) : null;
-    if (!m) throw new EngineError('unauthenticated', `this call needs "Authorization: Bearer <${what}>"`);
+    if (!m) throw new SupsupError('unauthenticated', `this call needs "Authorization: Bearer <${what}>"`);
     const given = digest(m[1]);
-    if (!expected.some((e) => timingSafeEqual(e, given))) throw new EngineError('unauthenticated', `the bearer token is not the ${what}`);
+    if (!expected.some((e) => timingSafeEqual(e, given))) throw new SupsupError('unauthenticated', `the bearer token is not the ${what}`);
   };
 }
 

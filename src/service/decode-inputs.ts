@@ -1,14 +1,12 @@
-import { invalid } from '../core/engine-error.ts';
+import { invalid } from '../contract/errors.ts';
+import { float32FromLittleEndian, uint32FromLittleEndian } from '../platform/byte-order.ts';
 
 /**
  * Wire decoding shared by REST and gRPC: turns what a client sent (JSON rows, or packed bytes with a dtype
  * and a shape) into a flat Float32Array and an example count. It checks only the wire structure; what the
  * values must be (length per example, finite, batch limits) is the engine validator's job.
  */
-export const INPUT_DTYPES = ['float32', 'uint8'] as const;
-export type InputDtype = (typeof INPUT_DTYPES)[number];
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const INPUT_DTYPES = ['float32', 'uint8'];
 
 export interface DecodedInputs {
   inputs: Float32Array;
@@ -53,7 +51,7 @@ export function decodeBase64(text: unknown, field: string): Buffer {
  */
 export function decodePacked(bytes: Uint8Array, dtype: unknown, shape: unknown, field = 'inputs'): DecodedInputs {
   const type = dtype ?? 'float32';
-  if (typeof type !== 'string' || !(INPUT_DTYPES as readonly string[]).includes(type)) {
+  if (typeof type !== 'string' || !INPUT_DTYPES.includes(type)) {
     throw invalid(`dtype must be one of ${INPUT_DTYPES.map((d) => `"${d}"`).join(', ')}`);
   }
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -64,26 +62,14 @@ export function decodePacked(bytes: Uint8Array, dtype: unknown, shape: unknown, 
   if (bytes.byteLength !== batch * width * size) {
     throw invalid(`${field} holds ${bytes.byteLength} bytes, but shape [${batch}, ${width}] of ${type} needs ${batch * width * size}`);
   }
+  if (type === 'float32') return { inputs: float32FromLittleEndian(bytes), batch };
   const inputs = new Float32Array(batch * width);
-  if (type === 'uint8') {
-    for (let i = 0; i < inputs.length; i++) inputs[i] = bytes[i] / 255;
-  } else if (LITTLE_ENDIAN) {
-    new Uint8Array(inputs.buffer).set(bytes);
-  } else {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < inputs.length; i++) inputs[i] = view.getFloat32(i * 4, true);
-  }
+  for (let i = 0; i < inputs.length; i++) inputs[i] = bytes[i] / 255;
   return { inputs, batch };
 }
 
 /** Packed little-endian 32-bit words (a task mask) from bytes. */
 export function decodeWords(bytes: Uint8Array, field: string): Uint32Array {
   if (bytes.byteLength % 4 !== 0) throw invalid(`${field} holds ${bytes.byteLength} bytes: a packed mask is a whole number of 32-bit words`);
-  const words = new Uint32Array(bytes.byteLength / 4);
-  if (LITTLE_ENDIAN) new Uint8Array(words.buffer).set(bytes);
-  else {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < words.length; i++) words[i] = view.getUint32(i * 4, true);
-  }
-  return words;
+  return uint32FromLittleEndian(bytes);
 }

@@ -1,6 +1,5 @@
-import type { ClassifyLimits, RawClassifyCall } from '../core/classify-request.ts';
-import type { Prediction } from '../core/engine.ts';
-import { EngineError, invalid } from '../core/engine-error.ts';
+import { type ClassifyLimits, type Prediction, type RawClassifyCall, inferenceFromWire } from '../contract/classify.ts';
+import { SupsupError, invalid } from '../contract/errors.ts';
 
 /**
  * The Open Inference Protocol (KServe v2) mapping, shared by its REST routes and its gRPC service: the one
@@ -30,7 +29,7 @@ export interface OipTensor {
 }
 
 export function requireOipModel(name: string): void {
-  if (name !== OIP_MODEL) throw new EngineError('not_found', `unknown model "${name}" (this server serves "${OIP_MODEL}")`);
+  if (name !== OIP_MODEL) throw new SupsupError('not_found', `unknown model "${name}" (this server serves "${OIP_MODEL}")`);
 }
 
 /**
@@ -54,9 +53,7 @@ export function decodeOipInfer(parameters: Record<string, unknown>, datatype: un
     if (typeof v !== 'number') throw invalid(`inputs[0] value ${i} must be a number`);
     inputs[i] = v * type.scale;
   }
-  const p = parameters;
-  const inference = Object.fromEntries([['method', p.method], ['objective', p.objective], ['decideFrom', p.decide_from]].filter(([, v]) => v !== undefined));
-  return { inputs, batch: shape[0], task: p.task, inference };
+  return { inputs, batch: shape[0], task: parameters.task, inference: inferenceFromWire(parameters) };
 }
 
 /** The elements of a raw (binary, little-endian) input of `datatype`; the datatype itself is checked later. */

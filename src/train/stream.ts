@@ -98,7 +98,7 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
   const minSteps = o.minSteps ?? Math.max(1, Math.round(config.steps / 5));
   const checkEvery = o.checkEvery ?? 10;
   // Inputs reach the engine already normalised by the sampler.
-  const engine = new Engine<null>({
+  const engine = new Engine({
     architecture: arch,
     seed: manifest.seed,
     normalization: { mean: 0, std: 1 },
@@ -107,8 +107,8 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
     maxBatch: Math.max(1024, config.batch),
     epsilon: o.epsilon,
   });
-  engine.addTask(DECOY, randomMask(arch, 0.5, new Xoshiro128(deriveSeed(manifest.seed, 0, 5))), null);
-  for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!, null);
+  engine.addTask(DECOY, randomMask(arch, 0.5, new Xoshiro128(deriveSeed(manifest.seed, 0, 5))));
+  for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!);
   let stored = manifest.tasks.length;
 
   const infer = (x: Float32Array, batch: number) =>
@@ -134,7 +134,7 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
       },
       mask,
     );
-    engine.addTask(a.id, mask, null);
+    engine.addTask(a.id, mask);
     stored++;
     const record = { id: a.id, trueTask: a.trueTask, allocatedAt: a.allocatedAt, steps: a.steps, why, scenario: 'no-task-ids', config };
     await appendFile(path.join(o.modelDir, TRAINING_LOG), JSON.stringify(record) + '\n');
@@ -150,7 +150,7 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
       sampler.next();
       if (active !== null && active.steps >= minSteps && active.steps % checkEvery === 0) {
         if (engine.task(ACTIVE)) engine.removeTask(ACTIVE);
-        engine.addTask(ACTIVE, active.opt.mask(), null);
+        engine.addTask(ACTIVE, active.opt.mask());
         const d = infer(sampler.x, config.batch);
         if (d.unknown || d.id !== ACTIVE) await store(batchIndex, 'data changed');
       }

@@ -10,7 +10,6 @@ import type { Architecture } from '../../src/core/architecture.ts';
 import { Engine } from '../../src/core/engine.ts';
 import { typescriptKernels } from '../../src/core/kernels/typescript-kernels.ts';
 import { Xoshiro128 } from '../../src/core/prng.ts';
-import type { TaskEntry } from '../../src/model/manifest.ts';
 import { loadModel } from '../../src/model/model-store.ts';
 import { writeRandomModel } from '../../src/model/random-model.ts';
 import { selectBackend } from '../../src/runtime/backend.ts';
@@ -91,12 +90,12 @@ export async function http(method: string, url: string, body?: unknown, headers:
 }
 
 /** The engine for `dir`, built as the engine worker builds it (same kernels, task order, limits). */
-export async function directEngine(dir: string, maxBatch = 256): Promise<Engine<TaskEntry>> {
+export async function directEngine(dir: string, maxBatch = 256): Promise<Engine> {
   await selectBackend('wasm');
   const model = await loadModel(dir);
   const { architecture, seed, normalization } = model.manifest;
-  const engine = new Engine<TaskEntry>({ architecture, seed, normalization, kernels: typescriptKernels, expectedTasks: model.manifest.tasks.length, maxBatch });
-  for (const t of model.manifest.tasks) engine.addTask(t.id, model.masks.get(t.id)!, t);
+  const engine = new Engine({ architecture, seed, normalization, kernels: typescriptKernels, expectedTasks: model.manifest.tasks.length, maxBatch });
+  for (const t of model.manifest.tasks) engine.addTask(t.id, model.masks.get(t.id)!);
   return engine;
 }
 

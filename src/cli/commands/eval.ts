@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { type DecideFrom, DECIDE_FROM, DEFAULT_INFERENCE } from '../../core/task-inference.ts';
+import { DECIDE_FROM, type DecideFrom, DEFAULT_INFERENCE } from '../../contract/classify.ts';
 import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/datasets.ts';
 import { DEFAULT_EVAL, type EvalReport, type EvalTask, METHODS, evaluateModel, methodKey } from '../../eval/evaluate.ts';
 import { curveSvg } from '../../eval/plot.ts';

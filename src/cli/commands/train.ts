@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { PRESETS, type PresetName, presetArchitecture } from '../../core/architecture.ts';
 import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/datasets.ts';
 import { TASK_FAMILIES, type TaskFamily } from '../../data/transforms.ts';
-import { MNIST_NORMALIZATION } from '../../model/random-model.ts';
+import { MNIST_NORMALIZATION } from '../../contract/model.ts';
 import { type Normalization, pixelStatistics } from '../../train/batches.ts';
 import { MASK_STYLES, type MaskStyle } from '../../train/masks.ts';
 import { createReporter } from '../../train/progress.ts';

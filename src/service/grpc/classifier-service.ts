@@ -1,6 +1,5 @@
 import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { RawClassifyCall } from '../../core/classify-request.ts';
-import type { Prediction } from '../../core/engine.ts';
+import { type Prediction, type RawClassifyCall, inferenceFromWire } from '../../contract/classify.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodePacked } from '../decode-inputs.ts';
 import { callTimeoutMs, observeCall } from './observe-call.ts';
@@ -21,9 +20,7 @@ interface InferRequest {
 
 export function decodeInferRequest(r: InferRequest): RawClassifyCall {
   const decoded = decodePacked(r.inputs ?? Buffer.alloc(0), r.dtype, r.shape ?? [], 'inputs');
-  const i = r.inference;
-  const inference = i ? Object.fromEntries([['method', i.method], ['objective', i.objective], ['decideFrom', i.decide_from]].filter(([, v]) => v !== undefined)) : undefined;
-  return { ...decoded, task: r.task, inference, topK: r.top_k };
+  return { ...decoded, task: r.task, inference: r.inference ? inferenceFromWire(r.inference) : undefined, topK: r.top_k };
 }
 
 function encodePrediction(p: Prediction) {

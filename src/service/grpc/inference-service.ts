@@ -1,6 +1,6 @@
 import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { RawClassifyCall } from '../../core/classify-request.ts';
-import { invalid } from '../../core/engine-error.ts';
+import type { RawClassifyCall } from '../../contract/classify.ts';
+import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { OIP_MODEL, contentsValues, decodeOipInfer, oipModelMetadata, oipOutputs, rawInputValues, rawOutput, requireOipModel } from '../oip.ts';
 import { PACKAGE_VERSION } from '../version.ts';

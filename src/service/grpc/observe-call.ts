@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { apiTokenCheck } from '../bearer-token.ts';
 import type { ServiceContext } from '../context.ts';
 import { requestId } from '../request-id.ts';
-import type { EngineErrorCode } from '../../core/engine-error.ts';
+import type { ErrorCode } from '../../contract/errors.ts';
 import { GRPC_STATUS, toServiceError } from './status.ts';
 
 /** Outcomes that mark a span failed: the server's fault or unavailability, not the caller's mistakes. */
@@ -37,7 +37,7 @@ export function observeCall(ctx: ServiceContext, inflight: { count: number }) {
         ctx.metrics.requests.inc({ protocol: 'grpc', route: method, outcome });
         ctx.metrics.requestDuration.observe({ protocol: 'grpc', route: method }, ms / 1000);
         ctx.log.info({ reqId, ...(span.traceId ? { traceId: span.traceId } : {}), rpc: method, code: outcome, responseTime: ms }, 'gRPC call completed');
-        span.setAttributes({ 'rpc.grpc.status_code': GRPC_STATUS[outcome as EngineErrorCode] ?? 0, 'supsup.outcome': outcome });
+        span.setAttributes({ 'rpc.grpc.status_code': GRPC_STATUS[outcome as ErrorCode] ?? 0, 'supsup.outcome': outcome });
         span.end(SERVER_FAULTS.has(outcome) ? outcome : undefined);
       };
       const checked = async () => {

@@ -1,8 +1,8 @@
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { EngineError, type EngineErrorCode } from '../../core/engine-error.ts';
+import { SupsupError, type ErrorCode } from '../../contract/errors.ts';
 
 /** The one place gRPC turns errors into statuses; the messages are the same as REST's. */
-export const GRPC_STATUS: Record<EngineErrorCode, status> = {
+export const GRPC_STATUS: Record<ErrorCode, status> = {
   invalid_argument: status.INVALID_ARGUMENT,
   not_found: status.NOT_FOUND,
   already_exists: status.ALREADY_EXISTS,
@@ -16,8 +16,8 @@ export const GRPC_STATUS: Record<EngineErrorCode, status> = {
   internal: status.INTERNAL,
 };
 
-export function toServiceError(error: unknown): { serviceError: Partial<ServiceError>; code: EngineErrorCode } {
-  const e = error instanceof EngineError ? error : new EngineError('internal', 'internal error');
+export function toServiceError(error: unknown): { serviceError: Partial<ServiceError>; code: ErrorCode } {
+  const e = error instanceof SupsupError ? error : new SupsupError('internal', 'internal error');
   const metadata = new Metadata();
   metadata.set('supsup-error-code', e.code);
   if (e.code === 'resource_exhausted' || e.code === 'unavailable') metadata.set('retry-after', '1');

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { EngineError } from '../../core/engine-error.ts';
+import { SupsupError } from '../../contract/errors.ts';
 import { bearerCheck } from '../bearer-token.ts';
 
 /**
@@ -9,7 +9,7 @@ import { bearerCheck } from '../bearer-token.ts';
 export function adminAuth(token: string | undefined) {
   const check = token === undefined ? undefined : bearerCheck([token], 'admin token');
   return async (request: FastifyRequest, _reply: FastifyReply) => {
-    if (!check) throw new EngineError('permission_denied', 'task management is disabled: start the server with --admin-token or SUPSUP_ADMIN_TOKEN');
+    if (!check) throw new SupsupError('permission_denied', 'task management is disabled: start the server with --admin-token or SUPSUP_ADMIN_TOKEN');
     check(request.headers.authorization);
   };
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { RawClassifyCall } from '../../core/classify-request.ts';
-import { invalid } from '../../core/engine-error.ts';
+import type { RawClassifyCall } from '../../contract/classify.ts';
+import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeJsonRows, decodePacked } from '../decode-inputs.ts';
 import { classifyBody, classifyResponse, errorResponses } from './schemas.ts';

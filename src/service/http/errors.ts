@@ -1,13 +1,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { EngineError, type EngineErrorCode } from '../../core/engine-error.ts';
+import { SupsupError, type ErrorCode } from '../../contract/errors.ts';
 
 /**
  * The one place REST turns errors into answers: every error is `{"error": {"code", "message"}}` with the
  * status below. Engine codes are protocol-neutral; Fastify's own errors (bad JSON, body too large, wrong
  * content type, unknown route) are given codes of the same family.
  */
-export type HttpErrorCode = EngineErrorCode | 'unsupported_media_type' | 'method_not_allowed';
+export type HttpErrorCode = ErrorCode | 'unsupported_media_type' | 'method_not_allowed';
 
 export const HTTP_STATUS: Record<HttpErrorCode, number> = {
   invalid_argument: 400,
@@ -56,7 +56,7 @@ const BY_STATUS: Record<number, HttpErrorCode> = { 400: 'invalid_argument', 401:
 
 /** The code and message for any error a route or Fastify raised. */
 export function describeError(error: FastifyError, bodyLimit: number): { code: HttpErrorCode; message: string } {
-  if (error instanceof EngineError) return { code: error.code, message: error.message };
+  if (error instanceof SupsupError) return { code: error.code, message: error.message };
   const known = FASTIFY_CODES[error.code];
   if (known) {
     const message = known.code === 'payload_too_large' ? `the request body is over the server's limit of ${bodyLimit} bytes` : (known.message?.(error) ?? error.message);

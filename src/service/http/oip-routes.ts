@@ -1,7 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import type { RawClassifyCall } from '../../core/classify-request.ts';
-import type { Prediction } from '../../core/engine.ts';
-import { invalid } from '../../core/engine-error.ts';
+import type { Prediction, RawClassifyCall } from '../../contract/classify.ts';
+import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { OIP_MODEL, decodeOipInfer, oipModelMetadata, oipOutputs, requireOipModel } from '../oip.ts';
 import { PACKAGE_VERSION } from '../version.ts';

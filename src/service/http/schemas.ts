@@ -3,8 +3,7 @@
  * (app.ts turns schema validation off). Requests are decoded by the adapters and validated by the engine's
  * one validator, so REST and gRPC refuse exactly the same things with the same messages.
  */
-import { OBJECTIVES } from '../../core/objectives.ts';
-import { DECIDE_FROM, DEFAULT_INFERENCE, INFERENCE_METHODS } from '../../core/task-inference.ts';
+import { DECIDE_FROM, DEFAULT_INFERENCE, INFERENCE_METHODS, OBJECTIVES } from '../../contract/classify.ts';
 const error = {
   type: 'object',
   properties: {

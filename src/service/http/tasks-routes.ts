@@ -1,19 +1,17 @@
 import type { FastifyInstance } from 'fastify';
-import { EngineError, invalid } from '../../core/engine-error.ts';
-import type { NewTaskRequest } from '../../runtime/worker-protocol.ts';
+import { invalid } from '../../contract/errors.ts';
+import type { TaskSpec, TaskTransform } from '../../contract/task.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeWords } from '../decode-inputs.ts';
 import { adminAuth } from './admin-auth.ts';
 import { bearer, errorResponses, putTaskBody, task, taskIdParams } from './schemas.ts';
 
-/**
- * Task management: list and read freely; PUT (add) and DELETE only with the admin token. A PUT answers
- * 201 only once the mask is durable in the model directory and live in the engine; a task id is never
- * overwritten (DELETE it first).
- */
+// Task management: list and read freely; PUT (add) and DELETE only with the admin token. A PUT answers
+// 201 only once the mask is durable in the model directory and live in the engine; a task id is never
+// overwritten (DELETE it first).
 const PUT_FIELDS = ['mask', 'name', 'description', 'transform'];
 
-export function decodeTaskBody(id: string, body: unknown): NewTaskRequest {
+export function decodeTaskBody(id: string, body: unknown): { task: TaskSpec; mask: Uint32Array } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be a JSON object');
   const b = body as Record<string, unknown>;
   const unknown = Object.keys(b).find((k) => !PUT_FIELDS.includes(k));
@@ -21,23 +19,19 @@ export function decodeTaskBody(id: string, body: unknown): NewTaskRequest {
   if (b.mask === undefined) throw invalid('mask is required: the packed mask as base64');
   if (b.name !== undefined && typeof b.name !== 'string') throw invalid('name must be a string');
   if (b.description !== undefined && typeof b.description !== 'string') throw invalid('description must be a string');
-  return {
+  const task: TaskSpec = {
     id,
     name: (b.name as string | undefined) ?? id,
     ...(b.description !== undefined ? { description: b.description as string } : {}),
-    transform: (b.transform ?? { kind: 'identity' }) as NewTaskRequest['transform'],
-    mask: decodeWords(decodeBase64(b.mask, 'mask'), 'mask'),
+    // Checked by the model store with the manifest's rules, before anything is written.
+    transform: (b.transform ?? { kind: 'identity' }) as TaskTransform,
   };
+  return { task, mask: decodeWords(decodeBase64(b.mask, 'mask'), 'mask') };
 }
 
 export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   const admin = adminAuth(ctx.config.adminToken);
   const params = taskIdParams;
-  const byId = (id: string) => {
-    const t = ctx.runtime.task(id);
-    if (!t) throw new EngineError('not_found', `task "${id}" does not exist`);
-    return t;
-  };
 
   app.get('/tasks', { schema: { summary: 'List the tasks', tags: ['tasks'], response: { 200: { type: 'object', properties: { tasks: { type: 'array', items: task } } } } } }, async () => ({
     tasks: ctx.runtime.tasks(),
@@ -46,7 +40,7 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
   app.get<{ Params: { id: string } }>(
     '/tasks/:id',
     { schema: { summary: 'One task', tags: ['tasks'], params, response: { 200: task, ...errorResponses(404) } } },
-    async (request) => byId(request.params.id),
+    async (request) => ctx.runtime.requireTask(request.params.id),
   );
 
   app.put<{ Params: { id: string } }>(
@@ -63,7 +57,8 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       },
     },
     async (request, reply) => {
-      const added = await ctx.runtime.addTask(decodeTaskBody(request.params.id, request.body));
+      const { task, mask } = decodeTaskBody(request.params.id, request.body);
+      const added = await ctx.runtime.addTask(task, mask);
       return reply.code(201).header('location', `/tasks/${encodeURIComponent(added.id)}`).send(added);
     },
   );
@@ -75,7 +70,6 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       schema: { summary: 'Remove a task (durably)', tags: ['tasks'], security: bearer, params, response: { 204: { type: 'null' }, ...errorResponses(401, 403, 404) } },
     },
     async (request, reply) => {
-      byId(request.params.id);
       await ctx.runtime.removeTask(request.params.id);
       return reply.code(204).send();
     },

@@ -1,0 +1,32 @@
+// Typed arrays use the machine's byte order; files and wire formats are little-endian. These convert,
+// with a plain copy on little-endian machines (all of ours) and an element-wise read elsewhere.
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Little-endian 32-bit words (a whole number of them) as a fresh Uint32Array. */
+export function uint32FromLittleEndian(bytes: Uint8Array): Uint32Array {
+  const words = new Uint32Array(bytes.byteLength >>> 2);
+  if (LITTLE_ENDIAN) new Uint8Array(words.buffer).set(bytes.subarray(0, words.length * 4));
+  else for (let i = 0; i < words.length; i++) words[i] = readView(bytes).getUint32(i * 4, true);
+  return words;
+}
+
+/** Little-endian IEEE 754 floats (a whole number of them) as a fresh Float32Array. */
+export function float32FromLittleEndian(bytes: Uint8Array): Float32Array {
+  const values = new Float32Array(bytes.byteLength >>> 2);
+  if (LITTLE_ENDIAN) new Uint8Array(values.buffer).set(bytes.subarray(0, values.length * 4));
+  else for (let i = 0; i < values.length; i++) values[i] = readView(bytes).getFloat32(i * 4, true);
+  return values;
+}
+
+/** The words' little-endian bytes (a view of the same memory where the machine is little-endian). */
+export function uint32ToLittleEndian(words: Uint32Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(words.buffer, words.byteOffset, words.byteLength);
+  const b = Buffer.alloc(words.length * 4);
+  for (let j = 0; j < words.length; j++) b.writeUInt32LE(words[j], j * 4);
+  return b;
+}
+
+function readView(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
