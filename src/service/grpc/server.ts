@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { ServiceContext } from '../context.ts';
 import { classifierService } from './classifier-service.ts';
-import { inferenceService } from './inference-service.ts';
+import { inferenceService } from '../oip/grpc-service.ts';
 
 /**
  * The gRPC server: supsup.v1.Classifier, the Open Inference Protocol's inference.GRPCInferenceService,

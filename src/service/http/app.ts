@@ -9,7 +9,7 @@ import { errorsPlugin } from './errors.ts';
 import { healthRoutes } from './health-routes.ts';
 import { metricsRoute } from './metrics-route.ts';
 import { modelRoute } from './model-route.ts';
-import { oipModelRoutes, oipServerRoutes } from './oip-routes.ts';
+import { oipModelRoutes, oipServerRoutes } from '../oip/rest-routes.ts';
 import { openapiPlugin } from './openapi.ts';
 import { requestMetricsPlugin } from './request-metrics.ts';
 import { requestTracingPlugin } from './request-tracing.ts';

@@ -2,11 +2,10 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { SupsupError, type ErrorCode } from '../../contract/errors.ts';
 
-/**
- * The one place REST turns errors into answers: every error is `{"error": {"code", "message"}}` with the
- * status below. Engine codes are protocol-neutral; Fastify's own errors (bad JSON, body too large, wrong
- * content type, unknown route) are given codes of the same family.
- */
+// The one place REST turns errors into answers: the status and headers below, and a body in the scope's
+// own format (supsup's `{"error": {"code", "message"}}`, or the Open Inference Protocol's `{"error": "..."}`).
+// SupsupError codes are protocol-neutral; Fastify's own errors (bad JSON, body too large, wrong content type,
+// unknown route) are given codes of the same family.
 export type HttpErrorCode = ErrorCode | 'unsupported_media_type' | 'method_not_allowed';
 
 export const HTTP_STATUS: Record<HttpErrorCode, number> = {
@@ -35,11 +34,17 @@ declare module 'fastify' {
   }
 }
 
-export function sendError(request: FastifyRequest, reply: FastifyReply, code: HttpErrorCode, message: string): FastifyReply {
+/** How a scope writes an error's body. */
+export type ErrorBody = (code: HttpErrorCode, message: string) => unknown;
+
+/** supsup's own routes: `{"error": {"code", "message"}}`. */
+export const supsupErrorBody: ErrorBody = (code, message) => ({ error: { code, message } });
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, code: HttpErrorCode, message: string, body = supsupErrorBody): FastifyReply {
   request.errorCode = code;
   if (code === 'resource_exhausted' || code === 'unavailable') reply.header('retry-after', String(RETRY_AFTER_SECONDS));
   if (code === 'unauthenticated') reply.header('www-authenticate', 'Bearer realm="supsup"');
-  return reply.code(HTTP_STATUS[code]).type('application/json; charset=utf-8').send({ error: { code, message } });
+  return reply.code(HTTP_STATUS[code]).type('application/json; charset=utf-8').send(body(code, message));
 }
 
 const FASTIFY_CODES: Record<string, { code: HttpErrorCode; message?: (e: FastifyError) => string }> = {
@@ -68,11 +73,16 @@ export function describeError(error: FastifyError, bodyLimit: number): { code: H
   return { code: 'internal', message: 'internal error' };
 }
 
-export const errorsPlugin = fp<{ bodyLimit: number }>(async (app: FastifyInstance, opts) => {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const { code, message } = describeError(error, opts.bodyLimit);
+/** Answers every error raised in `scope` (and the scopes it registers) with `body`. */
+export function handleErrors(scope: FastifyInstance, bodyLimit: number, body: ErrorBody = supsupErrorBody): void {
+  scope.setErrorHandler((error: FastifyError, request, reply) => {
+    const { code, message } = describeError(error, bodyLimit);
     if (code === 'internal') request.log.error({ err: error }, 'request failed');
-    return sendError(request, reply, code, message);
+    return sendError(request, reply, code, message, body);
   });
+}
+
+export const errorsPlugin = fp<{ bodyLimit: number }>(async (app: FastifyInstance, opts) => {
+  handleErrors(app, opts.bodyLimit);
   app.setNotFoundHandler((request, reply) => sendError(request, reply, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
 });

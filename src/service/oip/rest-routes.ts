@@ -1,16 +1,15 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Prediction, RawClassifyCall } from '../../contract/classify.ts';
 import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { OIP_MODEL, decodeOipInfer, oipModelMetadata, oipOutputs, requireOipModel } from '../oip.ts';
+import { OIP_MODEL, decodeOipInfer, oipModelMetadata, oipOutputs, requireOipModel } from './mapping.ts';
 import { PACKAGE_VERSION } from '../version.ts';
-import { HTTP_STATUS, describeError } from './errors.ts';
+import { type ErrorBody, handleErrors } from '../http/errors.ts';
 
-/**
- * The Open Inference Protocol (KServe v2) REST surface, for clients and gateways that speak it (Triton,
- * KServe, Seldon): health, server and model metadata, and infer on the model "supsup" (mapping: ../oip.ts,
- * shared with the gRPC service). Errors follow OIP: `{"error": "<message>"}`.
- */
+// The Open Inference Protocol (KServe v2) REST surface, for clients and gateways that speak it (Triton,
+// KServe, Seldon): health, server and model metadata, and infer on the model "supsup" (mapping.ts, shared
+// with the gRPC service). Errors follow OIP: `{"error": "<message>"}`, with the same statuses and headers as
+// every other REST answer.
 export function decodeOipRequest(body: unknown): { id?: string; raw: RawClassifyCall } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be a JSON object');
   const b = body as Record<string, unknown>;
@@ -34,14 +33,7 @@ export function encodeOipResponse(id: string | undefined, predictions: Predictio
 }
 
 /** OIP answers errors as `{"error": "<message>"}`. */
-function useOipErrors(app: FastifyInstance, ctx: ServiceContext): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const { code, message } = describeError(error, ctx.config.bodyLimit);
-    request.errorCode = code;
-    if (code === 'unauthenticated') reply.header('www-authenticate', 'Bearer realm="supsup"');
-    return reply.code(HTTP_STATUS[code]).send({ error: message });
-  });
-}
+const oipErrorBody: ErrorBody = (_code, message) => ({ error: message });
 
 const tags = ['oip'];
 
@@ -52,7 +44,7 @@ function readiness(ctx: ServiceContext, reply: { code(n: number): unknown }) {
 
 /** Server health and metadata: open even when an API token is set, like /healthz. */
 export async function oipServerRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
-  useOipErrors(app, ctx);
+  handleErrors(app, ctx.config.bodyLimit, oipErrorBody);
   app.get('/v2/health/live', { schema: { tags } }, async () => ({ live: true }));
   app.get('/v2/health/ready', { schema: { tags } }, async (_req, reply) => readiness(ctx, reply));
   app.get('/v2', { schema: { tags } }, async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [] }));
@@ -60,7 +52,7 @@ export async function oipServerRoutes(app: FastifyInstance, ctx: ServiceContext)
 
 /** The model's readiness, metadata and inference. */
 export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
-  useOipErrors(app, ctx);
+  handleErrors(app, ctx.config.bodyLimit, oipErrorBody);
   app.get<{ Params: { name: string } }>('/v2/models/:name/ready', { schema: { tags } }, async (req, reply) => {
     requireOipModel(req.params.name);
     return { name: OIP_MODEL, ...readiness(ctx, reply) };

@@ -1,5 +1,5 @@
-import { type ClassifyLimits, type Prediction, type RawClassifyCall, inferenceFromWire } from '../contract/classify.ts';
-import { SupsupError, invalid } from '../contract/errors.ts';
+import { type ClassifyLimits, type Prediction, type RawClassifyCall, inferenceFromWire } from '../../contract/classify.ts';
+import { SupsupError, invalid } from '../../contract/errors.ts';
 
 /**
  * The Open Inference Protocol (KServe v2) mapping, shared by its REST routes and its gRPC service: the one

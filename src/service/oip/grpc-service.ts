@@ -2,9 +2,9 @@ import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-j
 import type { RawClassifyCall } from '../../contract/classify.ts';
 import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { OIP_MODEL, contentsValues, decodeOipInfer, oipModelMetadata, oipOutputs, rawInputValues, rawOutput, requireOipModel } from '../oip.ts';
+import { OIP_MODEL, contentsValues, decodeOipInfer, oipModelMetadata, oipOutputs, rawInputValues, rawOutput, requireOipModel } from './mapping.ts';
 import { PACKAGE_VERSION } from '../version.ts';
-import { callTimeoutMs, observeCall } from './observe-call.ts';
+import { callTimeoutMs, observeCall } from '../grpc/observe-call.ts';
 
 /**
  * inference.GRPCInferenceService (proto/inference.proto): the Open Inference Protocol over gRPC, for
