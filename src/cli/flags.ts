@@ -1,7 +1,5 @@
-/**
- * Flag checks shared by the train and eval commands: each throws an Error whose message names the flag,
- * what it accepts and what it got.
- */
+// Flag checks shared by the train and eval commands: each throws an Error whose message names the flag,
+// what it accepts and what it got.
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 /** node:util parseArgs (strict, no positionals) whose errors end with the command's usage. */

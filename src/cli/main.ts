@@ -1,7 +1,6 @@
-/**
- * `supsup <command>`: one binary, one small module per subcommand, each exporting `(argv) => Promise<void>`.
- * Commands are imported lazily so `supsup --help` does not load TensorFlow.js.
- */
+// `supsup <command>`: one binary, one small module per subcommand, each exporting `(argv) => Promise<void>`.
+// Commands are imported lazily so `supsup --help` does not load TensorFlow.js.
+
 type Command = { summary: string; load: () => Promise<(argv: string[]) => Promise<void>> };
 
 const COMMANDS: Record<string, Command> = {

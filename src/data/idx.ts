@@ -1,12 +1,10 @@
-/**
- * The IDX file format (LeCun's MNIST format, also used by Fashion-MNIST), pure functions only: the
- * loaders in datasets.ts read the bytes and pass them here together with the file name for errors.
- *
- * Layout: a 4-byte magic (two zero bytes, a type code, the number of dimensions), then one big-endian
- * uint32 per dimension, then the elements row-major. Only type code 0x08 (unsigned byte) is
- * supported, which is what MNIST and Fashion-MNIST use: images are magic 0x00000803 (count, rows,
- * cols), labels 0x00000801 (count). Files may be gzipped; that is detected by the 1f 8b magic.
- */
+// The IDX file format (LeCun's MNIST format, also used by Fashion-MNIST), pure functions only: the
+// loaders in datasets.ts read the bytes and pass them here together with the file name for errors.
+//
+// Layout: a 4-byte magic (two zero bytes, a type code, the number of dimensions), then one big-endian
+// uint32 per dimension, then the elements row-major. Only type code 0x08 (unsigned byte) is
+// supported, which is what MNIST and Fashion-MNIST use: images are magic 0x00000803 (count, rows,
+// cols), labels 0x00000801 (count). Files may be gzipped; that is detected by the 1f 8b magic.
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 export const IDX_IMAGES_MAGIC = 0x00000803;

@@ -1,18 +1,16 @@
-/**
- * Task families as data transforms (paper benchmarks: PermutedMNIST, RotatedMNIST, SplitMNIST).
- *
- * A TaskTransform is plain JSON stored in the model manifest, so any client can reproduce a task's
- * inputs without our PRNG:
- * - identity: the images unchanged.
- * - permutation: output pixel i = input pixel permutation[i] (flat row-major index). `seed` records
- *   how it was made (permutedTask below); the explicit `permutation` is what counts.
- * - rotation: the image turned by `degrees` about its centre ((width−1)/2, (height−1)/2),
- *   counter-clockwise as displayed (row 0 at the top), as torchvision / PIL rotate; each output pixel
- *   samples the input bilinearly at the inversely rotated position, 0 outside the image.
- *   Multiples of 90° use exact cos/sin, so on a square image they move pixels without blending.
- * - split: pixels unchanged; the task keeps only the examples whose label is in `classes`
- *   (selectExamples) and relabels class classes[j] as j (relabel).
- */
+// Task families as data transforms (paper benchmarks: PermutedMNIST, RotatedMNIST, SplitMNIST).
+//
+// A TaskTransform is plain JSON stored in the model manifest, so any client can reproduce a task's
+// inputs without our PRNG:
+// - identity: the images unchanged.
+// - permutation: output pixel i = input pixel permutation[i] (flat row-major index). `seed` records
+//   how it was made (permutedTask below); the explicit `permutation` is what counts.
+// - rotation: the image turned by `degrees` about its centre ((width−1)/2, (height−1)/2),
+//   counter-clockwise as displayed (row 0 at the top), as torchvision / PIL rotate; each output pixel
+//   samples the input bilinearly at the inversely rotated position, 0 outside the image.
+//   Multiples of 90° use exact cos/sin, so on a square image they move pixels without blending.
+// - split: pixels unchanged; the task keeps only the examples whose label is in `classes`
+//   (selectExamples) and relabels class classes[j] as j (relabel).
 import type { TaskTransform } from '../contract/task.ts';
 import { Xoshiro128 } from '../core/prng.ts';
 import type { Dataset } from './datasets.ts';

@@ -1,14 +1,12 @@
-/**
- * Evaluation of a model through the Engine (the serving path): for every task, accuracy with the task
- * given (GG) and with the task inferred (GN) by each inference method, deciding from the first example of
- * each batch, from the whole batch, or per example; the task-identification accuracy of each; how often
- * batches of tasks the model has never seen are flagged unknown, and how often known ones are wrongly
- * flagged; and the curve of these against the number of tasks in the model.
- *
- * Data: each task's inputs are the test split with the task's stored transform applied (the manifest's
- * explicit permutation, angle or class pair), so the evaluation needs nothing but the model and the data.
- * Batches are drawn from a seeded shuffle of the test split, one per task (MNIST's split is ordered by digit).
- */
+// Evaluation of a model through the Engine (the serving path): for every task, accuracy with the task
+// given (GG) and with the task inferred (GN) by each inference method, deciding from the first example of
+// each batch, from the whole batch, or per example; the task-identification accuracy of each; how often
+// batches of tasks the model has never seen are flagged unknown, and how often known ones are wrongly
+// flagged; and the curve of these against the number of tasks in the model.
+//
+// Data: each task's inputs are the test split with the task's stored transform applied (the manifest's
+// explicit permutation, angle or class pair), so the evaluation needs nothing but the model and the data.
+// Batches are drawn from a seeded shuffle of the test split, one per task (MNIST's split is ordered by digit).
 import { type Engine } from '../core/engine.ts';
 import { type DecideFrom, type InferenceMethod, type Objective } from '../contract/classify.ts';
 import { Xoshiro128 } from '../core/prng.ts';

@@ -1,7 +1,5 @@
-/**
- * The eval curve as a hand-written SVG: accuracy with the task given (GG), with the task inferred (GN)
- * and the task-identification accuracy, against the number of tasks in the model (log scale).
- */
+// The eval curve as a hand-written SVG: accuracy with the task given (GG), with the task inferred (GN)
+// and the task-identification accuracy, against the number of tasks in the model (log scale).
 import { type CurvePoint } from './evaluate.ts';
 
 export interface PlotOptions {

@@ -1,10 +1,8 @@
+// CRC-32 as in zlib, PNG and gzip (CRC-32/ISO-HDLC): polynomial 0x04C11DB7 processed LSB-first
+// (reflected, 0xEDB88320), initial value 0xFFFFFFFF, final XOR 0xFFFFFFFF. crc32("123456789") = 0xCBF43926.
+// Uses node:zlib's native crc32 where the running Node has it (20.15+), else the table below.
 import * as zlib from 'node:zlib';
 
-/**
- * CRC-32 as in zlib, PNG and gzip (CRC-32/ISO-HDLC): polynomial 0x04C11DB7 processed LSB-first
- * (reflected, 0xEDB88320), initial value 0xFFFFFFFF, final XOR 0xFFFFFFFF. crc32("123456789") = 0xCBF43926.
- * Uses node:zlib's native crc32 where the running Node has it (20.15+), else the table below.
- */
 const TABLE = new Uint32Array(256);
 for (let n = 0; n < 256; n++) {
   let c = n;

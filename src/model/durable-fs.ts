@@ -1,12 +1,10 @@
+// Durable file primitives and the named points between write steps where a crash can happen.
+// A FaultHook is called (and awaited) just before each step; throwing from it stops the operation
+// there, leaving on disk exactly what a process crash at that instant would leave. Tests use it to
+// check every intermediate state; production passes none.
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 
-/**
- * Durable file primitives and the named points between write steps where a crash can happen.
- * A FaultHook is called (and awaited) just before each step; throwing from it stops the operation
- * there, leaving on disk exactly what a process crash at that instant would leave. Tests use it to
- * check every intermediate state; production passes none.
- */
 export type WriteOp = 'create' | 'append' | 'remove' | 'compact' | 'threshold';
 
 export const MANIFEST_STEPS = ['manifest:write-temp', 'manifest:fsync-temp', 'manifest:rename', 'manifest:fsync-dir'] as const;

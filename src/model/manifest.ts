@@ -1,3 +1,7 @@
+// manifest.json: the source of truth of a model directory (docs/model-format.md, "manifest.json").
+// JSON text in UTF-8 that ends with a checksum line: the file is BODY + `  "checksum": "xxxxxxxx"\n}\n`,
+// where xxxxxxxx is the CRC-32 (8 lowercase hex digits) of the bytes of BODY. So any changed byte,
+// and any truncation, is detected before the JSON is even parsed.
 import type { Architecture, ModelSpec } from '../contract/model.ts';
 import { TASK_ID_PATTERN, type TaskInfo, type TaskTransform, isTaskId } from '../contract/task.ts';
 import { validateArchitecture, weightCount } from '../core/architecture.ts';
@@ -7,12 +11,6 @@ import { crc32 } from './crc32.ts';
 import { ModelFileError } from './errors.ts';
 import { MASKS_HEADER_BYTES } from './mask-file.ts';
 
-/**
- * manifest.json: the source of truth of a model directory (docs/model-format.md, "manifest.json").
- * JSON text in UTF-8 that ends with a checksum line: the file is BODY + `  "checksum": "xxxxxxxx"\n}\n`,
- * where xxxxxxxx is the CRC-32 (8 lowercase hex digits) of the bytes of BODY. So any changed byte,
- * and any truncation, is detected before the JSON is even parsed.
- */
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'supsup-model';
 export const MANIFEST_FORMAT_VERSION = 1;

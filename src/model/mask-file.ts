@@ -1,3 +1,10 @@
+// The masks file (docs/model-format.md, "The masks file"): a 36-byte header, then append-only records,
+// one per task mask. All integers little-endian; every checksum is CRC-32 (crc32.ts).
+//
+// Header:  0 magic "SUPSUPMK" | 8 u32 version | 12 u32 P | 16 u32 words | 20 u32 fingerprint
+//          | 24 8-byte file id | 32 u32 CRC-32 of bytes 0..31
+// Record:  0 magic "TASK" | 4 u16 id length L | 6 id (L ASCII bytes) | 6+L u32 payload words W
+//          | 10+L u32 CRC-32 of the payload | 14+L u32 CRC-32 of record bytes 0..13+L | 18+L payload (W u32)
 import { randomBytes } from 'node:crypto';
 import type { Architecture } from '../contract/model.ts';
 import { isTaskId } from '../contract/task.ts';
@@ -7,15 +14,6 @@ import { uint32FromLittleEndian, uint32ToLittleEndian } from '../platform/byte-o
 import { crc32 } from './crc32.ts';
 import { ModelFileError } from './errors.ts';
 
-/**
- * The masks file (docs/model-format.md, "The masks file"): a 36-byte header, then append-only records,
- * one per task mask. All integers little-endian; every checksum is CRC-32 (crc32.ts).
- *
- * Header:  0 magic "SUPSUPMK" | 8 u32 version | 12 u32 P | 16 u32 words | 20 u32 fingerprint
- *          | 24 8-byte file id | 32 u32 CRC-32 of bytes 0..31
- * Record:  0 magic "TASK" | 4 u16 id length L | 6 id (L ASCII bytes) | 6+L u32 payload words W
- *          | 10+L u32 CRC-32 of the payload | 14+L u32 CRC-32 of record bytes 0..13+L | 18+L payload (W u32)
- */
 export const MASKS_MAGIC = Buffer.from('SUPSUPMK', 'ascii');
 export const MASKS_FORMAT_VERSION = 1;
 export const MASKS_HEADER_BYTES = 36;

@@ -1,3 +1,19 @@
+// A model directory on disk: manifest.json + a masks file (docs/model-format.md). All file I/O of the
+// project's models lives here.
+//
+// Durability (details in docs/model-format.md, "Durability rules"):
+// - manifest.json is the source of truth; it is only ever replaced atomically (temp, fsync, rename, fsync dir).
+// - The masks file is append-only. Its first `manifest.masks.bytes` bytes (the committed region) hold the
+//   header and exactly one record per listed or removed task; bytes past that are ignored (a torn or
+//   unacknowledged append) and are cut off by the next append.
+// - A record is fsynced before the manifest that commits it is renamed into place; an operation resolves
+//   only after the new manifest and its directory entry are durable.
+// - Compaction writes a new masks file under a new name (masks.<n>.bin), fsyncs it and the directory,
+//   then switches the manifest to it, then deletes the old file.
+//
+// Concurrency: one writer per directory. Writes from this process to one directory are serialised by an
+// in-process queue keyed by the resolved path; no lock protects against a second writing process.
+// Readers (loadModel) take no lock and may run while a write is in progress: they see the old or new state.
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -38,25 +54,6 @@ import {
   readRecords,
   recordHeaderBytes,
 } from './mask-file.ts';
-
-/**
- * A model directory on disk: manifest.json + a masks file (docs/model-format.md). All file I/O of the
- * project's models lives here.
- *
- * Durability (details in docs/model-format.md, "Durability rules"):
- * - manifest.json is the source of truth; it is only ever replaced atomically (temp, fsync, rename, fsync dir).
- * - The masks file is append-only. Its first `manifest.masks.bytes` bytes (the committed region) hold the
- *   header and exactly one record per listed or removed task; bytes past that are ignored (a torn or
- *   unacknowledged append) and are cut off by the next append.
- * - A record is fsynced before the manifest that commits it is renamed into place; an operation resolves
- *   only after the new manifest and its directory entry are durable.
- * - Compaction writes a new masks file under a new name (masks.<n>.bin), fsyncs it and the directory,
- *   then switches the manifest to it, then deletes the old file.
- *
- * Concurrency: one writer per directory. Writes from this process to one directory are serialised by an
- * in-process queue keyed by the resolved path; no lock protects against a second writing process.
- * Readers (loadModel) take no lock and may run while a write is in progress: they see the old or new state.
- */
 
 export interface ModelInit extends ModelSpec {
   /** Defaults to the PRNG version of this build (the only one it can regenerate). */

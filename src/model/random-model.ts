@@ -1,3 +1,7 @@
+// Models with random masks, for examples and tests until trained masks exist. Each mask bit is 1 with
+// probability `density`: bit = (rng.nextUint32() < density · 2^32), drawn in flat weight order, one task
+// after another, from Xoshiro128(maskSeed). The default maskSeed (seed XOR 0x6d61736b, "mask") keeps the
+// stream apart from the base network's.
 import { type Architecture, maskWords, weightCount } from '../core/architecture.ts';
 import { Xoshiro128 } from '../core/prng.ts';
 import { MNIST_NORMALIZATION, type Normalization } from '../contract/model.ts';
@@ -5,12 +9,6 @@ import type { TaskSpec } from '../contract/task.ts';
 import type { Manifest } from './manifest.ts';
 import { appendTasks, createModel, readManifest } from './model-store.ts';
 
-/**
- * Models with random masks, for examples and tests until trained masks exist. Each mask bit is 1 with
- * probability `density`: bit = (rng.nextUint32() < density · 2^32), drawn in flat weight order, one task
- * after another, from Xoshiro128(maskSeed). The default maskSeed (seed XOR 0x6d61736b, "mask") keeps the
- * stream apart from the base network's.
- */
 export interface RandomModelOptions {
   architecture: Architecture;
   /** Base network seed. */

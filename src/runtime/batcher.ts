@@ -1,16 +1,14 @@
+// A bounded queue with dynamic batching in front of the single engine worker. One pass runs at a time;
+// while it runs, requests queue up, and the next pass takes the oldest request together with every queued
+// request that may merge with it (merge.ts), up to `maxBatch` examples. With `maxWaitMs` > 0 a mergeable
+// group that is not full waits that long after its first request arrived for more company.
+// A full queue refuses at once (resource_exhausted); a request past its deadline fails with
+// deadline_exceeded whether it is still queued (it is dropped) or running (its answer is discarded).
 import { performance } from 'node:perf_hooks';
 import type { ClassifyCall, Prediction } from '../contract/classify.ts';
 import { SupsupError } from '../contract/errors.ts';
 import { mergeCalls, mergeKey, splitPredictions } from './merge.ts';
 
-/**
- * A bounded queue with dynamic batching in front of the single engine worker. One pass runs at a time;
- * while it runs, requests queue up, and the next pass takes the oldest request together with every queued
- * request that may merge with it (merge.ts), up to `maxBatch` examples. With `maxWaitMs` > 0 a mergeable
- * group that is not full waits that long after its first request arrived for more company.
- * A full queue refuses at once (resource_exhausted); a request past its deadline fails with
- * deadline_exceeded whether it is still queued (it is dropped) or running (its answer is discarded).
- */
 export interface BatcherOptions {
   maxBatch: number;
   maxQueue: number;

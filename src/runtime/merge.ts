@@ -1,11 +1,9 @@
+// Which calls may share one forward pass, and how. Calls with the same given task are independent example
+// by example, and so are inferred-task calls that decide per example with the same options. A call that
+// infers its task from its first example or from its whole batch must run alone: merging would change
+// the data the decision is made from.
 import type { ClassifyCall, Prediction } from '../contract/classify.ts';
 
-/**
- * Which calls may share one forward pass, and how. Calls with the same given task are independent example
- * by example, and so are inferred-task calls that decide per example with the same options. A call that
- * infers its task from its first example or from its whole batch must run alone: merging would change
- * the data the decision is made from.
- */
 export function mergeKey(call: ClassifyCall): string | null {
   if (call.task !== undefined) return `task:${call.task}`;
   const o = call.inference;

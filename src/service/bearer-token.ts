@@ -1,10 +1,8 @@
+// Bearer tokens, for REST (Authorization header) and gRPC (authorization metadata) alike. Tokens are compared
+// as SHA-256 digests with timingSafeEqual, so neither their content nor their length leaks through timing.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { SupsupError } from '../contract/errors.ts';
 
-/**
- * Bearer tokens, for REST (Authorization header) and gRPC (authorization metadata) alike. Tokens are compared
- * as SHA-256 digests with timingSafeEqual, so neither their content nor their length leaks through timing.
- */
 export function bearerCheck(tokens: readonly string[], what: string): (authorization: unknown) => void {
   const expected = tokens.map(digest);
   return (authorization) => {

@@ -1,22 +1,15 @@
+// `supsup serve` configuration: one table of settings, each a `--flag` with a `SUPSUP_*` environment
+// variable of the same name (flag wins). Every value is checked before anything starts; a bad one stops
+// the server with a message that names the flag and the variable.
 import { parseArgs } from 'node:util';
 import type { KernelPreference } from '../core/kernels/select-kernels.ts';
 import { BACKEND_PREFERENCES } from '../runtime/backend.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
 import type { RuntimeOptions } from '../runtime/model-runtime.ts';
 
-/**
- * `supsup serve` configuration: one table of settings, each a `--flag` with a `SUPSUP_*` environment
- * variable of the same name (flag wins). Every value is checked before anything starts; a bad one stops
- * the server with a message that names the flag and the variable.
- */
 export const KERNELS_PREFERENCES: readonly KernelPreference[] = ['auto', 'native', 'typescript'];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-
-/**
- * The model `supsup serve` opens when no --model is given: the first of these that exists, relative to the
- * project root. The trained PermutedMNIST model first, the bundled random-mask example as the fallback.
- */
 
 /** The runtime's options (backend, kernels, batching, ε: see RuntimeOptions), and the servers' own. */
 export interface ServeConfig extends Omit<RuntimeOptions, 'dir'> {

@@ -1,11 +1,9 @@
+// Wire decoding shared by REST and gRPC: turns what a client sent (JSON rows, or packed bytes with a dtype
+// and a shape) into a flat Float32Array and an example count. It checks only the wire structure; what the
+// values must be (length per example, finite, batch limits) is the engine validator's job.
 import { invalid } from '../contract/errors.ts';
 import { float32FromLittleEndian, uint32FromLittleEndian } from '../platform/byte-order.ts';
 
-/**
- * Wire decoding shared by REST and gRPC: turns what a client sent (JSON rows, or packed bytes with a dtype
- * and a shape) into a flat Float32Array and an example count. It checks only the wire structure; what the
- * values must be (length per example, finite, batch limits) is the engine validator's job.
- */
 const INPUT_DTYPES = ['float32', 'uint8'];
 
 export interface DecodedInputs {

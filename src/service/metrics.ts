@@ -1,12 +1,8 @@
+// The service's Prometheus metrics, on a registry of its own (so tests and several servers in one process
+// never collide). Names follow Prometheus conventions: base units (seconds, bytes), `_total` on counters,
+// histograms rather than summaries so they aggregate across replicas.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RuntimeObserver } from '../runtime/model-runtime.ts';
-
-/**
- * The service's Prometheus metrics, on a registry of its own (so tests and several servers in one process
- * never collide). Names follow Prometheus conventions: base units (seconds, bytes), `_total` on counters,
- * histograms rather than summaries so they aggregate across replicas.
- */
-export type Protocol = 'http' | 'grpc';
 
 /** Live values the gauges read at scrape time. */
 export interface GaugeSources {

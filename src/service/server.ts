@@ -1,3 +1,8 @@
+// The whole service: HTTP (Fastify) and gRPC listening first, so liveness answers while the model loads;
+// then the model is loaded and warmed up, and readiness turns true.
+// Stop (SIGTERM): readiness false and gRPC health NOT_SERVING at once; after --drain-delay-ms (default 0)
+// both servers stop accepting, queued and in-flight requests finish, then the engine worker stops;
+// whatever is still open at the timeout is cut.
 import type { FastifyInstance } from 'fastify';
 import { ModelRuntime } from '../runtime/model-runtime.ts';
 import type { ServeConfig } from './config.ts';
@@ -9,13 +14,6 @@ import { ServiceMetrics } from './metrics.ts';
 import { createTracing } from './tracing.ts';
 import { PACKAGE_VERSION } from './version.ts';
 
-/**
- * The whole service: HTTP (Fastify) and gRPC listening first, so liveness answers while the model loads;
- * then the model is loaded and warmed up, and readiness turns true.
- * Stop (SIGTERM): readiness false and gRPC health NOT_SERVING at once; after --drain-delay-ms (default 0)
- * both servers stop accepting, queued and in-flight requests finish, then the engine worker stops;
- * whatever is still open at the timeout is cut.
- */
 export interface RunningService {
   ctx: ServiceContext;
   app: FastifyInstance;

@@ -1,15 +1,13 @@
+// Optional OpenTelemetry traces: one server span per served call (REST request or gRPC call), exported over
+// OTLP/HTTP (JSON) to --otel-endpoint, child of the caller's span when it sent a W3C `traceparent`. Off (no
+// provider, no cost beyond a branch) when no endpoint is configured. The provider is this server's own, not
+// registered globally, so nothing else in the process is traced by accident.
 import { type Attributes, type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 
-/**
- * Optional OpenTelemetry traces: one server span per served call (REST request or gRPC call), exported over
- * OTLP/HTTP (JSON) to --otel-endpoint, child of the caller's span when it sent a W3C `traceparent`. Off (no
- * provider, no cost beyond a branch) when no endpoint is configured. The provider is this server's own, not
- * registered globally, so nothing else in the process is traced by accident.
- */
 export interface CallSpan {
   /** The trace id (32 hex digits), for the log line; empty when tracing is off. */
   readonly traceId: string;

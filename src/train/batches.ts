@@ -1,10 +1,8 @@
-/**
- * Deterministic minibatches for training one task: epochs of a seeded shuffle (Fisher–Yates with the
- * project's Xoshiro128), the last incomplete batch of each epoch dropped (as a PyTorch DataLoader with
- * drop_last). Each batch is written straight into the row-major input x [B, P] and its transpose
- * xᵀ [P, B] (the weight gradient of the first layer needs xᵀ and the wasm backend's transpose is slow),
- * with the task's pixel permutation applied on the fly and the model's normalisation (x − mean) / std.
- */
+// Deterministic minibatches for training one task: epochs of a seeded shuffle (Fisher–Yates with the
+// project's Xoshiro128), the last incomplete batch of each epoch dropped (as a PyTorch DataLoader with
+// drop_last). Each batch is written straight into the row-major input x [B, P] and its transpose
+// xᵀ [P, B] (the weight gradient of the first layer needs xᵀ and the wasm backend's transpose is slow),
+// with the task's pixel permutation applied on the fly and the model's normalisation (x − mean) / std.
 import { Xoshiro128, mix32 } from '../core/prng.ts';
 import type { Dataset } from '../data/datasets.ts';
 import { type TaskTransform, taskDataset } from '../data/transforms.ts';

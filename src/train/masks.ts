@@ -1,10 +1,8 @@
-/**
- * From real-valued scores to the canonical packed mask (see core/mask-bank.ts): weight w is bit (w & 31)
- * of word (w >>> 5), flat weight order = layers in order, each [in][out] row-major.
- *
- * GN-style masks keep every weight whose score is ≥ 0; GG-style masks keep the top `density` fraction of
- * |S| within each layer (edge-popup).
- */
+// From real-valued scores to the canonical packed mask (see core/mask-bank.ts): weight w is bit (w & 31)
+// of word (w >>> 5), flat weight order = layers in order, each [in][out] row-major.
+//
+// GN-style masks keep every weight whose score is ≥ 0; GG-style masks keep the top `density` fraction of
+// |S| within each layer (edge-popup).
 import { popcount } from '../model/mask-file.ts';
 
 export type MaskStyle = 'gn' | 'gg';

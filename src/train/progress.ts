@@ -1,7 +1,5 @@
-/**
- * Progress of a training run: on a terminal, one status line redrawn in place (a bar over tasks, then per
- * worker the task, step, loss and accuracy, then the ETA); otherwise plain lines, one per finished task.
- */
+// Progress of a training run: on a terminal, one status line redrawn in place (a bar over tasks, then per
+// worker the task, step, loss and accuracy, then the ETA); otherwise plain lines, one per finished task.
 import { type RunReporter, type RunSummary } from './run.ts';
 import { type TaskStats, type TrainProgress } from './trainer.ts';
 

@@ -1,10 +1,8 @@
-/**
- * A training run: trains the missing tasks 0..N−1 of a family into a model directory, in this process
- * (workers = 1) or in N child processes, and appends each finished task to the model through the model
- * store, one append at a time, as soon as it is finished. An append is durable when it resolves, so an
- * interrupted run loses at most the tasks still in training, and the next run with the same arguments
- * skips every task already in the model.
- */
+// A training run: trains the missing tasks 0..N−1 of a family into a model directory, in this process
+// (workers = 1) or in N child processes, and appends each finished task to the model through the model
+// store, one append at a time, as soon as it is finished. An append is durable when it resolves, so an
+// interrupted run loses at most the tasks still in training, and the next run with the same arguments
+// skips every task already in the model.
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';

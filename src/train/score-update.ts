@@ -1,11 +1,9 @@
+// The per-weight work of a training step besides the matrix products: RMSProp on the scores and the
+// effective weights of a threshold-0 (GN) mask. The native addon does it ~10× faster than V8 (AVX2, one
+// thread); both versions compute in double and store float32 in the same order, so they give the same bits
+// and a trained mask does not depend on which one ran (test/train.test.ts).
 import { loadNativeAddon } from '../core/kernels/native-kernels.ts';
 
-/**
- * The per-weight work of a training step besides the matrix products: RMSProp on the scores and the
- * effective weights of a threshold-0 (GN) mask. The native addon does it ~10× faster than V8 (AVX2, one
- * thread); both versions compute in double and store float32 in the same order, so they give the same bits
- * and a trained mask does not depend on which one ran (test/train.test.ts).
- */
 export interface ScoreUpdate {
   readonly name: string;
   /** One RMSProp step on S with the straight-through gradient g = G ⊙ W (PyTorch's update, no momentum). */

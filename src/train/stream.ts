@@ -1,25 +1,23 @@
-/**
- * The NN scenario (`supsup train --no-task-ids`): training data arrives as one stream of batches, task after
- * task, with no boundary given to the learner. The learner trains one mask at a time and decides by itself,
- * with the engine's task inference, when the data has changed:
- *
- * - While a mask is being trained, every `checkEvery` batches (once it has `minSteps` of training) the
- *   current batch is classified against the stored masks plus the one in training (one-shot H over the whole
- *   batch). If no mask fits (k · max ν < 1 + ε, the paper's test) or a stored mask wins, the mask in
- *   training is stored and the batch is handled as below.
- * - A mask is also stored when it reaches `steps` batches of training.
- * - With no mask in training, each batch is classified against the stored masks: unknown → a new mask is
- *   allocated and trained on it; known → the batch belongs to a learned task and is skipped (stored masks
- *   are never changed).
- *
- * The unknown test needs contrast between at least two masks; a fixed random mask (the decoy, never
- * stored) always takes part, so even the first stored mask can be told apart from new data. A batch the
- * decoy wins is unknown.
- *
- * Each stored mask is appended to the model at once (durable); its manifest entry records, as ground truth
- * for evaluation, the transform of the stream's task during which it was allocated. A rerun replays the
- * stream: batches of tasks already learned are recognised and skipped, so it resumes.
- */
+// The NN scenario (`supsup train --no-task-ids`): training data arrives as one stream of batches, task after
+// task, with no boundary given to the learner. The learner trains one mask at a time and decides by itself,
+// with the engine's task inference, when the data has changed:
+//
+// - While a mask is being trained, every `checkEvery` batches (once it has `minSteps` of training) the
+//   current batch is classified against the stored masks plus the one in training (one-shot H over the whole
+//   batch). If no mask fits (k · max ν < 1 + ε, the paper's test) or a stored mask wins, the mask in
+//   training is stored and the batch is handled as below.
+// - A mask is also stored when it reaches `steps` batches of training.
+// - With no mask in training, each batch is classified against the stored masks: unknown → a new mask is
+//   allocated and trained on it; known → the batch belongs to a learned task and is skipped (stored masks
+//   are never changed).
+//
+// The unknown test needs contrast between at least two masks; a fixed random mask (the decoy, never
+// stored) always takes part, so even the first stored mask can be told apart from new data. A batch the
+// decoy wins is unknown.
+//
+// Each stored mask is appended to the model at once (durable); its manifest entry records, as ground truth
+// for evaluation, the transform of the stream's task during which it was allocated. A rerun replays the
+// stream: batches of tasks already learned are recognised and skipped, so it resumes.
 import { existsSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import * as path from 'node:path';

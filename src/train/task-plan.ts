@@ -1,7 +1,5 @@
-/**
- * What a training run trains: the tasks of a family by index, their ids, names, transforms, and the
- * configuration each worker needs to train one of them without the parent's state.
- */
+// What a training run trains: the tasks of a family by index, their ids, names, transforms, and the
+// configuration each worker needs to train one of them without the parent's state.
 import { type Architecture } from '../core/architecture.ts';
 import { type DatasetName } from '../data/datasets.ts';
 import { type TaskFamily, type TaskTransform, familyTask } from '../data/transforms.ts';

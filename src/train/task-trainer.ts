@@ -1,7 +1,5 @@
-/**
- * Trains tasks by index for one process: loads the data and the base network once, then one supermask per
- * call. Used in-process (--workers 1) and by each child worker (worker.ts).
- */
+// Trains tasks by index for one process: loads the data and the base network once, then one supermask per
+// call. Used in-process (--workers 1) and by each child worker (worker.ts).
 import { type BaseNetwork, generateBaseNetwork } from '../core/base-network.ts';
 import { type DatasetSplits, loadDataset } from '../data/datasets.ts';
 import { selectBackend } from '../runtime/backend.ts';

@@ -1,18 +1,16 @@
-/**
- * Supermask training for one task (edge-popup with the straight-through estimator) on the frozen base
- * network. Every layer has real scores S (same shape as W, initialised uniform in ±1/sqrt(fan_in)); the
- * forward pass uses W ⊙ M(S), with M = 1[S ≥ 0] (GN style) or the top `density` of |S| per layer (GG
- * style); the loss is the cross-entropy over all s outputs with labels 0..l−1, averaged over the batch;
- * the gradient w.r.t. M is passed straight through to S, ∂L/∂S = ∂L/∂W_eff ⊙ W; the optimiser is RMSProp
- * with PyTorch's defaults (alpha 0.99, eps 1e-8, no momentum, no weight decay).
- *
- * Split of the work: the matrix products (forward, deltas, weight gradients) are tfjs ops on the active
- * backend (wasm by default); the per-weight work (mask, W ⊙ M, its transpose, RMSProp) is one fused
- * JavaScript pass over the scores, which costs less than a dozen separate elementwise tfjs ops plus their
- * allocations. All explicit transposes, never matMul's transposeA/transposeB (10x slower on wasm).
- * Deterministic given the seed: the same seed, data and options give the same mask bit for bit on a
- * given backend.
- */
+// Supermask training for one task (edge-popup with the straight-through estimator) on the frozen base
+// network. Every layer has real scores S (same shape as W, initialised uniform in ±1/sqrt(fan_in)); the
+// forward pass uses W ⊙ M(S), with M = 1[S ≥ 0] (GN style) or the top `density` of |S| per layer (GG
+// style); the loss is the cross-entropy over all s outputs with labels 0..l−1, averaged over the batch;
+// the gradient w.r.t. M is passed straight through to S, ∂L/∂S = ∂L/∂W_eff ⊙ W; the optimiser is RMSProp
+// with PyTorch's defaults (alpha 0.99, eps 1e-8, no momentum, no weight decay).
+//
+// Split of the work: the matrix products (forward, deltas, weight gradients) are tfjs ops on the active
+// backend (wasm by default); the per-weight work (mask, W ⊙ M, its transpose, RMSProp) is one fused
+// JavaScript pass over the scores, which costs less than a dozen separate elementwise tfjs ops plus their
+// allocations. All explicit transposes, never matMul's transposeA/transposeB (10x slower on wasm).
+// Deterministic given the seed: the same seed, data and options give the same mask bit for bit on a
+// given backend.
 import * as tf from '@tensorflow/tfjs-core';
 import { type LayerShape, layerShapes, maskWords, weightCount } from '../core/architecture.ts';
 import { type BaseNetwork } from '../core/base-network.ts';

@@ -1,12 +1,10 @@
-/**
- * Child process of `supsup train --workers N`: trains the task indices the parent sends, one at a time,
- * and sends back each finished mask. It never touches the model directory: the parent appends.
- *
- * Protocol (process.send / 'message'):
- *   parent → child  { type: 'init', init: WorkerInit } then { type: 'task', index } … { type: 'stop' }
- *   child → parent  { type: 'ready' } | { type: 'progress', index, progress } |
- *                   { type: 'done', index, mask: number[], stats } | { type: 'error', message }
- */
+// Child process of `supsup train --workers N`: trains the task indices the parent sends, one at a time,
+// and sends back each finished mask. It never touches the model directory: the parent appends.
+//
+// Protocol (process.send / 'message'):
+//   parent → child  { type: 'init', init: WorkerInit } then { type: 'task', index } … { type: 'stop' }
+//   child → parent  { type: 'ready' } | { type: 'progress', index, progress } |
+//                   { type: 'done', index, mask: number[], stats } | { type: 'error', message }
 import { TaskTrainer } from './task-trainer.ts';
 import { type WorkerInit } from './task-plan.ts';
 import { type TaskStats, type TrainProgress } from './trainer.ts';

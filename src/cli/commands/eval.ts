@@ -1,8 +1,6 @@
-/**
- * `supsup eval`: accuracy with the task given and inferred, task-identification accuracy and unknown-task
- * detection for a model, through the serving Engine. Prints Markdown tables; --out writes the JSON report
- * and --svg the curve against the number of tasks. See `supsup eval --help`.
- */
+// `supsup eval`: accuracy with the task given and inferred, task-identification accuracy and unknown-task
+// detection for a model, through the serving Engine. Prints Markdown tables; --out writes the JSON report
+// and --svg the curve against the number of tasks. See `supsup eval --help`.
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';

@@ -1,7 +1,5 @@
-/**
- * `supsup train`: one supermask per task, appended to a model directory as each task finishes.
- * See `supsup train --help`.
- */
+// `supsup train`: one supermask per task, appended to a model directory as each task finishes.
+// See `supsup train --help`.
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { PRESETS, type PresetName, presetArchitecture } from '../../core/architecture.ts';

@@ -1,8 +1,6 @@
-/**
- * Loads the native addon (native/supsup_kernels.cc, built by `npm ci` / `npm run build:native` into
- * build/Release/supsup_kernels.node) and wraps it as MaskKernels. When it is not built or does not load,
- * callers get null and a one-line reason, and fall back to the TypeScript kernels.
- */
+// Loads the native addon (native/supsup_kernels.cc, built by `npm ci` / `npm run build:native` into
+// build/Release/supsup_kernels.node) and wraps it as MaskKernels. When it is not built or does not load,
+// callers get null and a one-line reason, and fall back to the TypeScript kernels.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { MaskKernels } from './mask-kernels.ts';

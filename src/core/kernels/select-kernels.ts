@@ -1,6 +1,4 @@
-/**
- * Picks the MaskKernels implementation: the native addon when it is built and loads, TypeScript otherwise.
- */
+// Picks the MaskKernels implementation: the native addon when it is built and loads, TypeScript otherwise.
 import type { MaskKernels } from './mask-kernels.ts';
 import { loadNativeKernels } from './native-kernels.ts';
 import { typescriptKernels } from './typescript-kernels.ts';

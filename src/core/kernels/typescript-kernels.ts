@@ -1,15 +1,13 @@
-/**
- * Plain TypeScript MaskKernels: the fallback when the native addon is not built, and the oracle the native
- * kernels are tested against. Written to be obviously correct first:
- *
- * - scores: per 4-weight group a 16-entry table of partial sums of v (entry n = Σ of the weights whose bit
- *   is set in n), kept in float64, so one 32-bit mask word costs 8 table look-ups instead of 32 bit tests.
- *   The weight dimension is tiled so a tile's tables stay in cache while every block streams through it
- *   (the bank is block-major, so each block contributes one contiguous chunk per tile).
- * - subsetCount: iterate the set bits of each chosen slot's words.
- *
- * Sums are accumulated in float64 and rounded to float32 once, at the end.
- */
+// Plain TypeScript MaskKernels: the fallback when the native addon is not built, and the oracle the native
+// kernels are tested against. Written to be obviously correct first:
+//
+// - scores: per 4-weight group a 16-entry table of partial sums of v (entry n = Σ of the weights whose bit
+//   is set in n), kept in float64, so one 32-bit mask word costs 8 table look-ups instead of 32 bit tests.
+//   The weight dimension is tiled so a tile's tables stay in cache while every block streams through it
+//   (the bank is block-major, so each block contributes one contiguous chunk per tile).
+// - subsetCount: iterate the set bits of each chosen slot's words.
+//
+// Sums are accumulated in float64 and rounded to float32 once, at the end.
 import { BLOCK_SLOTS } from '../mask-bank.ts';
 import type { MaskKernels } from './mask-kernels.ts';
 

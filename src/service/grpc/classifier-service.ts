@@ -1,14 +1,12 @@
+// supsup.v1.Classifier: Infer and ListTasks over the same runtime, validator and queue as REST.
+// Field names are the proto's (snake_case: the loader keeps case). The deadline is the client's gRPC
+// deadline when it is sooner than the server's --timeout-ms.
 import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { type Prediction, type RawClassifyCall, inferenceFromWire } from '../../contract/classify.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodePacked } from '../decode-inputs.ts';
 import { callTimeoutMs, observeCall } from './observe-call.ts';
 
-/**
- * supsup.v1.Classifier: Infer and ListTasks over the same runtime, validator and queue as REST.
- * Field names are the proto's (snake_case: the loader keeps case). The deadline is the client's gRPC
- * deadline when it is sooner than the server's --timeout-ms.
- */
 interface InferRequest {
   inputs?: Buffer;
   shape?: number[];

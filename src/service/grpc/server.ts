@@ -1,3 +1,6 @@
+// The gRPC server: supsup.v1.Classifier, the Open Inference Protocol's inference.GRPCInferenceService,
+// grpc.health.v1.Health (SERVING only while ready; NOT_SERVING from the moment draining starts) and server
+// reflection covering them all. Message limits match REST's body limit.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -7,11 +10,6 @@ import type { ServiceContext } from '../context.ts';
 import { classifierService } from './classifier-service.ts';
 import { inferenceService } from '../oip/grpc-service.ts';
 
-/**
- * The gRPC server: supsup.v1.Classifier, the Open Inference Protocol's inference.GRPCInferenceService,
- * grpc.health.v1.Health (SERVING only while ready; NOT_SERVING from the moment draining starts) and server
- * reflection covering them all. Message limits match REST's body limit.
- */
 export const PROTO_PATH = fileURLToPath(new URL('../../../proto/supsup.proto', import.meta.url));
 export const OIP_PROTO_PATH = fileURLToPath(new URL('../../../proto/inference.proto', import.meta.url));
 export const CLASSIFIER_SERVICE = 'supsup.v1.Classifier';

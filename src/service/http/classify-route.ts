@@ -1,3 +1,4 @@
+// POST /classify: decode the JSON body (rows or base64 packed), validate with the engine's rules, queue.
 import type { FastifyInstance } from 'fastify';
 import type { RawClassifyCall } from '../../contract/classify.ts';
 import { invalid } from '../../contract/errors.ts';
@@ -5,7 +6,6 @@ import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeJsonRows, decodePacked } from '../decode-inputs.ts';
 import { classifyBody, classifyResponse, errorResponses } from './schemas.ts';
 
-/** POST /classify: decode the JSON body (rows or base64 packed), validate with the engine's rules, queue. */
 const CLASSIFY_FIELDS = ['inputs', 'inputsBase64', 'dtype', 'shape', 'task', 'inference', 'topK'];
 
 export function decodeClassifyBody(body: unknown): RawClassifyCall {

@@ -1,8 +1,6 @@
-/**
- * JSON Schemas of the REST API, for the OpenAPI document only: the server does not validate with them
- * (app.ts turns schema validation off). Requests are decoded by the adapters and validated by the engine's
- * one validator, so REST and gRPC refuse exactly the same things with the same messages.
- */
+// JSON Schemas of the REST API, for the OpenAPI document only: the server does not validate with them
+// (app.ts turns schema validation off). Requests are decoded by the adapters and validated by the engine's
+// one validator, so REST and gRPC refuse exactly the same things with the same messages.
 import { DECIDE_FROM, DEFAULT_INFERENCE, INFERENCE_METHODS, OBJECTIVES } from '../../contract/classify.ts';
 const error = {
   type: 'object',

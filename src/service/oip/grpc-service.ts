@@ -1,3 +1,5 @@
+// inference.GRPCInferenceService (proto/inference.proto): the Open Inference Protocol over gRPC, for
+// Triton / KServe / Seldon clients. The mapping to the engine is ../oip.ts, the same as the OIP REST routes.
 import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { RawClassifyCall } from '../../contract/classify.ts';
 import { invalid } from '../../contract/errors.ts';
@@ -6,10 +8,6 @@ import { OIP_MODEL, contentsValues, decodeOipInfer, oipModelMetadata, oipOutputs
 import { PACKAGE_VERSION } from '../version.ts';
 import { callTimeoutMs, observeCall } from '../grpc/observe-call.ts';
 
-/**
- * inference.GRPCInferenceService (proto/inference.proto): the Open Inference Protocol over gRPC, for
- * Triton / KServe / Seldon clients. The mapping to the engine is ../oip.ts, the same as the OIP REST routes.
- */
 type Parameter = { parameter_choice?: string } & Record<string, unknown>;
 interface InferInput {
   datatype?: string;

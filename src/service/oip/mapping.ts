@@ -1,12 +1,10 @@
+// The Open Inference Protocol (KServe v2) mapping, shared by its REST routes and its gRPC service: the one
+// model "supsup", one input tensor [examples, values per example], the task and inference options as request
+// parameters (`task`, omitted to infer it; `method`, `objective`, `decide_from`), and five output tensors.
+// The transports only unwrap their envelopes; the engine's validator does the rest.
 import { type ClassifyLimits, type Prediction, type RawClassifyCall, inferenceFromWire } from '../../contract/classify.ts';
 import { SupsupError, invalid } from '../../contract/errors.ts';
 
-/**
- * The Open Inference Protocol (KServe v2) mapping, shared by its REST routes and its gRPC service: the one
- * model "supsup", one input tensor [examples, values per example], the task and inference options as request
- * parameters (`task`, omitted to infer it; `method`, `objective`, `decide_from`), and five output tensors.
- * The transports only unwrap their envelopes; the engine's validator does the rest.
- */
 export const OIP_MODEL = 'supsup';
 export const OIP_PLATFORM = 'tensorflowjs_supsup';
 const PARAMETERS = ['task', 'method', 'objective', 'decide_from'];
