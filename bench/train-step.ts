@@ -14,9 +14,10 @@ import { type PresetName, presetArchitecture } from '../src/core/architecture.ts
 import { generateBaseNetwork } from '../src/core/base-network.ts';
 import { loadDataset } from '../src/data/datasets.ts';
 import { permutedTask } from '../src/data/transforms.ts';
-import { selectBackend } from '../src/runtime/backend.ts';
+import { selectBackend } from '../src/platform/backend.ts';
 import { BatchSampler, taskSource } from '../src/train/batches.ts';
-import { selectScoreUpdate, typescriptScoreUpdate } from '../src/train/score-update.ts';
+import { selectScoreUpdate } from '../src/platform/kernels.ts';
+import { typescriptScoreUpdate } from '../src/core/score-update.ts';
 import { SupermaskOptimizer } from '../src/train/trainer.ts';
 
 const { values } = parseArgs({

@@ -8,7 +8,7 @@ import { typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { SupermaskNetwork } from '../src/core/supermask-network.ts';
 import { DEFAULT_INFERENCE, type InferenceOptions } from '../src/contract/classify.ts';
-import { selectBackend } from '../src/runtime/backend.ts';
+import { selectBackend } from '../src/platform/backend.ts';
 import { TINY, entropyOf, randomMask, referenceLogits, softmax } from './support/reference-mlp.ts';
 
 const SEED = 7;

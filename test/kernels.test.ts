@@ -8,8 +8,8 @@ import { Worker } from 'node:worker_threads';
 import { BLOCK_SLOTS, MaskBank } from '../src/core/mask-bank.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import type { MaskKernels } from '../src/core/kernels/mask-kernels.ts';
-import { loadNativeAddon, loadNativeKernels, NATIVE_ADDON_PATH } from '../src/core/kernels/native-kernels.ts';
-import { selectKernels } from '../src/core/kernels/select-kernels.ts';
+import { loadNativeAddon, loadNativeKernels, NATIVE_ADDON_PATH } from '../src/platform/native-addon.ts';
+import { selectKernels } from '../src/platform/kernels.ts';
 import { typescriptKernels as oracle } from '../src/core/kernels/typescript-kernels.ts';
 
 /** Seeded uniform [0, 1) stream, so failures reproduce. */

@@ -66,6 +66,28 @@ export class Xoshiro128 {
   }
 }
 
+/** 32-bit mix of a seed, a stream index and a purpose (splitmix32's finaliser), so stream i's numbers do not depend on which worker draws them. */
+export function deriveSeed(seed: number, stream: number, purpose: number): number {
+  return mix32((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(stream + 1, 0x85ebca77) ^ Math.imul(purpose + 1, 0xc2b2ae3d)) >>> 0);
+}
+
+/** Fisher–Yates in place (j from the end down to 1, swap with rng.nextInt(j + 1)). */
+export function shuffle(a: { length: number; [i: number]: number }, rng: Xoshiro128): void {
+  for (let j = a.length - 1; j >= 1; j--) {
+    const k = rng.nextInt(j + 1);
+    const t = a[j];
+    a[j] = a[k];
+    a[k] = t;
+  }
+}
+
+/** A fixed shuffle of 0..n−1. */
+export function shuffledIndices(n: number, seed: number): Uint32Array {
+  const a = Uint32Array.from({ length: n }, (_, i) => i);
+  shuffle(a, new Xoshiro128(seed));
+  return a;
+}
+
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }

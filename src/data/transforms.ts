@@ -12,7 +12,7 @@
 // - split: pixels unchanged; the task keeps only the examples whose label is in `classes`
 //   (selectExamples) and relabels class classes[j] as j (relabel).
 import type { TaskTransform } from '../contract/task.ts';
-import { Xoshiro128 } from '../core/prng.ts';
+import { Xoshiro128, shuffle } from '../core/prng.ts';
 import type { Dataset } from './datasets.ts';
 
 export type { TaskTransform };
@@ -35,12 +35,7 @@ export function permutedTask(i: number, size: number = MNIST_PIXELS): TaskTransf
   if (!Number.isInteger(size) || size <= 0) throw new RangeError(`size must be a positive integer, got ${size}`);
   const rng = new Xoshiro128(i);
   const permutation = Array.from({ length: size }, (_, k) => k);
-  for (let j = size - 1; j >= 1; j--) {
-    const k = rng.nextInt(j + 1);
-    const t = permutation[j];
-    permutation[j] = permutation[k];
-    permutation[k] = t;
-  }
+  shuffle(permutation, rng);
   return { kind: 'permutation', seed: i, permutation };
 }
 

@@ -9,10 +9,9 @@
 // Batches are drawn from a seeded shuffle of the test split, one per task (MNIST's split is ordered by digit).
 import { type Engine } from '../core/engine.ts';
 import { type DecideFrom, type InferenceMethod, type Objective } from '../contract/classify.ts';
-import { Xoshiro128 } from '../core/prng.ts';
 import { type Dataset } from '../data/datasets.ts';
 import { type TaskTransform, permutedTask, taskDataset } from '../data/transforms.ts';
-import { deriveSeed, shuffle } from '../train/batches.ts';
+import { deriveSeed, shuffledIndices } from '../core/prng.ts';
 
 export interface MethodSpec {
   /** e.g. "one-shot H". */
@@ -412,13 +411,6 @@ function summarize(s: Score): ScoreSummary {
 
 function mapValues<A, B>(o: Record<string, A>, f: (a: A) => B): Record<string, B> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
-}
-
-/** A fixed shuffle of 0..n−1 (Fisher–Yates with Xoshiro128(seed)). */
-export function shuffledIndices(n: number, seed: number): Uint32Array {
-  const a = Uint32Array.from({ length: n }, (_, i) => i);
-  shuffle(a, new Xoshiro128(seed));
-  return a;
 }
 
 /** Up to `max` indices among 0..n−1, evenly spaced, always including the first and the last. */

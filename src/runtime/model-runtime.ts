@@ -6,10 +6,10 @@
 import { type ClassifyCall, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
 import { SupsupError, modelNotLoaded, noTasks, taskNotFound } from '../contract/errors.ts';
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
-import type { BackendPreference } from './backend.ts';
+import type { BackendPreference } from '../platform/backend.ts';
 import { type BatchObserver, Batcher } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
-import type { KernelPreference } from '../core/kernels/select-kernels.ts';
+import type { KernelPreference } from '../platform/kernels.ts';
 import type { ModelInfo } from './worker-protocol.ts';
 
 export interface RuntimeOptions {

@@ -2,10 +2,10 @@
 // checks the files, and puts every stored task in the bank. The one place that wires these together
 // (the serving worker, `classify`, `eval` and `bench` all call it).
 import { Engine } from '../core/engine.ts';
-import { type KernelPreference, selectKernels } from '../core/kernels/select-kernels.ts';
+import { type KernelPreference, selectKernels } from '../platform/kernels.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { loadModel } from '../model/model-store.ts';
-import { type BackendChoice, type BackendPreference, selectBackend } from './backend.ts';
+import { type BackendChoice, type BackendPreference, selectBackend } from '../platform/backend.ts';
 
 export interface OpenedEngine {
   engine: Engine;

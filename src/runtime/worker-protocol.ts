@@ -4,8 +4,8 @@ import type { ClassifyCall, ClassifyLimits, Prediction } from '../contract/class
 import type { ErrorCode } from '../contract/errors.ts';
 import type { ModelSpec } from '../contract/model.ts';
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
-import type { KernelPreference } from '../core/kernels/select-kernels.ts';
-import type { BackendPreference } from './backend.ts';
+import type { KernelPreference } from '../platform/kernels.ts';
+import type { BackendPreference } from '../platform/backend.ts';
 
 export interface ModelInfo extends ModelSpec {
   dir: string;

@@ -2,12 +2,11 @@
 // variable of the same name (flag wins). Every value is checked before anything starts; a bad one stops
 // the server with a message that names the flag and the variable.
 import { parseArgs } from 'node:util';
-import type { KernelPreference } from '../core/kernels/select-kernels.ts';
-import { BACKEND_PREFERENCES } from '../runtime/backend.ts';
+import { KERNEL_PREFERENCES } from '../platform/kernels.ts';
+import { BACKEND_PREFERENCES } from '../platform/backend.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
 import type { RuntimeOptions } from '../runtime/model-runtime.ts';
 
-export const KERNELS_PREFERENCES: readonly KernelPreference[] = ['auto', 'native', 'typescript'];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -50,7 +49,7 @@ export const SETTINGS: Setting[] = [
   { key: 'httpPort', flag: 'http-port', kind: 'port', default: '8080', help: 'REST port (0: pick a free one)' },
   { key: 'grpcPort', flag: 'grpc-port', kind: 'port', default: '50051', help: 'gRPC port (0: pick a free one)' },
   { key: 'backend', flag: 'backend', kind: 'string', default: 'auto', choices: BACKEND_PREFERENCES, help: 'TensorFlow.js backend' },
-  { key: 'kernels', flag: 'kernels', kind: 'string', default: 'auto', choices: KERNELS_PREFERENCES, help: 'mask kernels' },
+  { key: 'kernels', flag: 'kernels', kind: 'string', default: 'auto', choices: KERNEL_PREFERENCES, help: 'mask kernels' },
   { key: 'maxBatch', flag: 'max-batch', kind: 'count', default: '1024', min: 1, help: 'most examples per request and per merged forward pass' },
   {
     key: 'epsilon',

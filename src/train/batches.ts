@@ -3,7 +3,7 @@
 // drop_last). Each batch is written straight into the row-major input x [B, P] and its transpose
 // xᵀ [P, B] (the weight gradient of the first layer needs xᵀ and the wasm backend's transpose is slow),
 // with the task's pixel permutation applied on the fly and the model's normalisation (x − mean) / std.
-import { Xoshiro128, mix32 } from '../core/prng.ts';
+import { Xoshiro128, shuffle } from '../core/prng.ts';
 import type { Dataset } from '../data/datasets.ts';
 import { type TaskTransform, taskDataset } from '../data/transforms.ts';
 
@@ -37,11 +37,6 @@ export function taskSource(transform: TaskTransform, ds: Dataset): TaskSource {
   if (transform.kind === 'identity') return { images: ds.images, labels: ds.labels, count: ds.count, pixels, map: null };
   const t = taskDataset(transform, ds);
   return { images: t.images, labels: t.labels, count: t.count, pixels, map: null };
-}
-
-/** 32-bit mix of a seed and a stream index (splitmix32 finaliser), so task i's streams do not depend on worker order. */
-export function deriveSeed(seed: number, stream: number, purpose: number): number {
-  return mix32((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(stream + 1, 0x85ebca77) ^ Math.imul(purpose + 1, 0xc2b2ae3d)) >>> 0);
 }
 
 export class BatchSampler {
@@ -106,16 +101,6 @@ export class BatchSampler {
       }
     }
     this.cursor += batch;
-  }
-}
-
-/** Fisher–Yates in place with the project's PRNG (j from the end down to 1, swap with rng.nextInt(j + 1)). */
-export function shuffle(a: Int32Array | Uint32Array, rng: Xoshiro128): void {
-  for (let j = a.length - 1; j >= 1; j--) {
-    const k = rng.nextInt(j + 1);
-    const t = a[j];
-    a[j] = a[k];
-    a[k] = t;
   }
 }
 

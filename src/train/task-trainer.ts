@@ -2,7 +2,7 @@
 // call. Used in-process (--workers 1) and by each child worker (worker.ts).
 import { type BaseNetwork, generateBaseNetwork } from '../core/base-network.ts';
 import { type DatasetSplits, loadDataset } from '../data/datasets.ts';
-import { selectBackend } from '../runtime/backend.ts';
+import { selectBackend } from '../platform/backend.ts';
 import { taskSource } from './batches.ts';
 import { type WorkerInit, taskTransform } from './task-plan.ts';
 import { type TrainProgress, type TrainedTask, taskSeed, trainSupermask } from './trainer.ts';

@@ -15,9 +15,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type LayerShape, layerShapes, maskWords, weightCount } from '../core/architecture.ts';
 import { type BaseNetwork } from '../core/base-network.ts';
 import { Xoshiro128 } from '../core/prng.ts';
-import { BatchSampler, type Normalization, type TaskSource, deriveSeed } from './batches.ts';
+import { BatchSampler, type Normalization, type TaskSource } from './batches.ts';
+import { deriveSeed } from '../core/prng.ts';
 import { type MaskStyle, keptPerLayer, maskDensity, packMask, topKThreshold } from './masks.ts';
-import { type ScoreUpdate, selectScoreUpdate } from './score-update.ts';
+import { type ScoreUpdate } from '../core/score-update.ts';
+import { selectScoreUpdate } from '../platform/kernels.ts';
 
 export interface TrainOptions extends OptimizerOptions {
   /** Optimiser steps (batches). The paper: 1000. */

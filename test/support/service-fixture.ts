@@ -12,7 +12,7 @@ import { typescriptKernels } from '../../src/core/kernels/typescript-kernels.ts'
 import { Xoshiro128 } from '../../src/core/prng.ts';
 import { loadModel } from '../../src/model/model-store.ts';
 import { writeRandomModel } from '../../src/model/random-model.ts';
-import { selectBackend } from '../../src/runtime/backend.ts';
+import { selectBackend } from '../../src/platform/backend.ts';
 import type { ServeConfig } from '../../src/service/config.ts';
 import { type RunningService, startService } from '../../src/service/server.ts';
 

@@ -2,10 +2,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchEngine, ENGINE_CASES } from '../../../bench/engine.ts';
-import { benchKernels, formatRow, HEADER } from '../../../bench/kernels.ts';
-import { type KernelPreference, selectKernels } from '../../core/kernels/select-kernels.ts';
-import { type BackendPreference, selectBackend } from '../../runtime/backend.ts';
+import { benchEngine, ENGINE_CASES } from '../../bench/engine.ts';
+import { benchKernels, formatRow, HEADER } from '../../bench/kernels.ts';
+import { type KernelPreference, selectKernels } from '../../platform/kernels.ts';
+import { type BackendPreference, selectBackend } from '../../platform/backend.ts';
 
 const HELP = `usage: supsup bench [--out FILE] [--runs N] [--kernels auto|native|typescript] [--backend auto|wasm|cpu|tensorflow] [--quick]
 

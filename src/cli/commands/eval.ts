@@ -10,8 +10,8 @@ import { DEFAULT_EVAL, type EvalReport, type EvalTask, METHODS, evaluateModel, m
 import { curveSvg } from '../../eval/plot.ts';
 import { type TaskEntry } from '../../model/manifest.ts';
 import { setUnknownTaskThreshold } from '../../model/model-store.ts';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../../runtime/backend.ts';
-import { type KernelPreference } from '../../core/kernels/select-kernels.ts';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../../platform/backend.ts';
+import { KERNEL_PREFERENCES, type KernelPreference } from '../../platform/kernels.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
 import { TRAINING_LOG } from '../../train/run.ts';
 import { COMMON_SWITCHES, int, list, number, oneOf, parseFlags, required, stringFlags } from '../flags.ts';
@@ -69,7 +69,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const dir = required(values.model, '--model DIR', USAGE);
   const data = oneOf<DatasetName>('--data', values.data ?? trainedOn(dir) ?? 'mnist', DATASET_NAMES);
   const backend = oneOf<BackendPreference>('--backend', values.backend ?? 'wasm', BACKEND_PREFERENCES);
-  const kernels = oneOf<KernelPreference>('--kernels', values.kernels ?? 'auto', ['auto', 'native', 'typescript']);
+  const kernels = oneOf<KernelPreference>('--kernels', values.kernels ?? 'auto', KERNEL_PREFERENCES);
   const methodNames = list('--methods', values.methods, Object.keys(METHOD_FLAGS));
   const decideFrom = list<DecideFrom>('--decide', values.decide, DECIDE_FROM);
   const epsilon = values.epsilon === undefined ? undefined : number('--epsilon', values.epsilon, { allowZero: true });

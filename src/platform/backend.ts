@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { firstLine } from './first-line.ts';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -54,8 +55,4 @@ function loadNativeTensorflow(): { ok: true; pkg: string } | { ok: false; reason
     }
   }
   return { ok: false, reason: '@tensorflow/tfjs-node-gpu is not installed' };
-}
-
-function firstLine(e: unknown): string {
-  return String(e instanceof Error ? e.message : e).split('\n')[0];
 }

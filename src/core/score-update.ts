@@ -2,7 +2,6 @@
 // effective weights of a threshold-0 (GN) mask. The native addon does it ~10× faster than V8 (AVX2, one
 // thread); both versions compute in double and store float32 in the same order, so they give the same bits
 // and a trained mask does not depend on which one ran (test/train.test.ts).
-import { loadNativeAddon } from '../core/kernels/native-kernels.ts';
 
 export interface ScoreUpdate {
   readonly name: string;
@@ -28,16 +27,3 @@ export const typescriptScoreUpdate: ScoreUpdate = {
     for (let i = 0; i < S.length; i++) out[i] = W[i] * +(S[i] >= 0);
   },
 };
-
-/** The native update when the addon is built, else the TypeScript one. */
-export function selectScoreUpdate(): ScoreUpdate {
-  const { addon } = loadNativeAddon();
-  if (!addon) return typescriptScoreUpdate;
-  return {
-    get name() {
-      return `native-${addon.cpuPath()}`;
-    },
-    rmspropStep: (S, V, G, W, lr, alpha, eps) => addon.rmspropStep(S, V, G, W, lr, alpha, eps),
-    maskBySign: (S, W, out) => addon.maskBySign(S, W, out),
-  };
-}

@@ -1,14 +1,12 @@
-/**
- * End-to-end engine benchmark: given-task classification at batch 1 and 128, and one-shot task inference
- * at batch 128 (deciding from the first example, as the paper does, and from the whole batch), on banks of
- * k random masks. Memory: the bank's bytes against k·P/8, and the process RSS growth while building it.
- * Exported for `supsup bench`.
- */
+// End-to-end engine benchmark: given-task classification at batch 1 and 128, and one-shot task inference
+// at batch 128 (deciding from the first example, as the paper does, and from the whole batch), on banks of
+// k random masks. Memory: the bank's bytes against k·P/8, and the process RSS growth while building it.
+// `supsup bench` runs it.
 import { performance } from 'node:perf_hooks';
-import { type Architecture, maskWords, presetArchitecture, weightCount } from '../src/core/architecture.ts';
-import { Engine } from '../src/core/engine.ts';
-import { type MaskKernels } from '../src/core/kernels/mask-kernels.ts';
-import { Xoshiro128 } from '../src/core/prng.ts';
+import { type Architecture, maskWords, presetArchitecture, weightCount } from '../core/architecture.ts';
+import { Engine } from '../core/engine.ts';
+import { type MaskKernels } from '../core/kernels/mask-kernels.ts';
+import { Xoshiro128 } from '../core/prng.ts';
 
 export interface EngineCase {
   model: string;

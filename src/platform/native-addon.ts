@@ -3,13 +3,14 @@
 // callers get null and a one-line reason, and fall back to the TypeScript kernels.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { MaskKernels } from './mask-kernels.ts';
+import type { MaskKernels } from '../core/kernels/mask-kernels.ts';
+import { firstLine } from './first-line.ts';
 
 /** What the addon exports. `readFloor` streams a buffer with the kernels' threads (memory-read floor). */
 export interface NativeAddon {
   scores(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
-  /** Training: RMSProp on scores and the GN effective weights (contract: src/train/score-update.ts). */
+  /** Training: RMSProp on scores and the GN effective weights (contract: src/core/score-update.ts). */
   rmspropStep(S: Float32Array, V: Float32Array, G: Float32Array, W: Float32Array, lr: number, alpha: number, eps: number): void;
   maskBySign(S: Float32Array, W: Float32Array, out: Float32Array): void;
   /** Reads every byte of the buffer once (2 threads) and returns a checksum, so the read cannot be skipped. */
@@ -20,7 +21,7 @@ export interface NativeAddon {
   setCpuPath(path: 'auto' | 'avx2' | 'scalar'): string;
 }
 
-export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../../build/Release/supsup_kernels.node', import.meta.url));
+export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../build/Release/supsup_kernels.node', import.meta.url));
 
 let cached: { addon: NativeAddon | null; reason: string } | undefined;
 
@@ -37,7 +38,7 @@ export function loadNativeAddon(): { addon: NativeAddon | null; reason: string }
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'MODULE_NOT_FOUND' ? 'not built (run `npm run build:native`)' : firstLine(e.message);
+    const why = e.code === 'MODULE_NOT_FOUND' ? 'not built (run `npm run build:native`)' : firstLine(e);
     cached = { addon: null, reason: `native addon ${why}` };
   }
   return cached;
@@ -55,8 +56,4 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
   };
   return { kernels, reason };
-}
-
-function firstLine(message: string): string {
-  return String(message).split('\n', 1)[0];
 }
