@@ -8,7 +8,7 @@ import { checkTaskId } from '../contract/task.ts';
 import { weightCount } from './architecture.ts';
 import { generateBaseNetwork } from './base-network.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
-import { forward } from './mlp.ts';
+import { forward } from './masked-mlp.ts';
 import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
 import { inferTasks, type TaskDecision } from './task-inference.ts';

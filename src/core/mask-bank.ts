@@ -133,6 +133,23 @@ export function paddingBitsSet(mask: Uint32Array, weights: number): boolean {
   return tail !== 0 && mask[mask.length - 1] >>> tail !== 0;
 }
 
+/** Set bits of a packed mask. */
+export function popcount(mask: Uint32Array): number {
+  let n = 0;
+  for (let j = 0; j < mask.length; j++) {
+    let v = mask[j];
+    v = v - ((v >>> 1) & 0x55555555);
+    v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+    n += Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+  }
+  return n;
+}
+
+/** Fraction of the P = `weights` mask bits that are set. */
+export function maskDensity(mask: Uint32Array, weights: number): number {
+  return popcount(mask) / weights;
+}
+
 function blocksFor(tasks: number): number {
   return Math.ceil(Math.max(0, tasks) / BLOCK_SLOTS);
 }

@@ -4,7 +4,7 @@ import { type BaseNetwork } from './base-network.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { LruCache } from './lru-cache.ts';
 import { MaskBank } from './mask-bank.ts';
-import { batchWeightGradient, type DenseLayers, disposeDenseLayers, gradientTrace, makeDenseLayers } from './mlp.ts';
+import { batchWeightGradient, type DenseLayers, disposeDenseLayers, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
 
@@ -56,7 +56,7 @@ export class SupermaskNetwork {
   masked(slot: number): DenseLayers {
     return this.maskedCache.getOrCreate(slot, () => {
       const mask = this.bank.get(slot);
-      return this.denseFrom((w) => ((mask[w >>> 5] >>> (w & 31)) & 1));
+      return this.denseFrom((w) => +maskKeeps(mask, w));
     });
   }
 

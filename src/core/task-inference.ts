@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { InferenceOptions } from '../contract/classify.ts';
 import { noTasks } from '../contract/errors.ts';
 import { type SupermaskNetwork } from './supermask-network.ts';
-import { disposeDenseLayers } from './mlp.ts';
+import { disposeDenseLayers } from './masked-mlp.ts';
 
 export interface TaskDecision {
   slot: number;

@@ -178,17 +178,6 @@ export function paddingProblem(mask: Uint32Array, weights: number): string | nul
   return !paddingBitsSet(mask, weights) ? null : `bits set in padding (past weight ${weights - 1}, in the last word)`;
 }
 
-export function popcount(mask: Uint32Array): number {
-  let n = 0;
-  for (let j = 0; j < mask.length; j++) {
-    let v = mask[j];
-    v = v - ((v >>> 1) & 0x55555555);
-    v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-    n += (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
-  }
-  return n;
-}
-
 function hex32(v: number): string {
   return v.toString(16).padStart(8, '0');
 }

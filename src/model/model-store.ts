@@ -21,6 +21,7 @@ import { invalid, taskExists, taskNotFound } from '../contract/errors.ts';
 import type { ModelSpec } from '../contract/model.ts';
 import type { TaskSpec } from '../contract/task.ts';
 import { maskWords, weightCount } from '../core/architecture.ts';
+import { maskDensity } from '../core/mask-bank.ts';
 import { PRNG_VERSION } from '../core/prng.ts';
 import {
   type FaultHook,
@@ -50,7 +51,6 @@ import {
   encodeRecord,
   newFileId,
   paddingProblem,
-  popcount,
   readRecords,
   recordHeaderBytes,
 } from './mask-file.ts';
@@ -170,7 +170,7 @@ export async function appendTasks(
         name: task.name,
         ...(task.description !== undefined ? { description: task.description } : {}),
         addedAt: task.addedAt ?? now,
-        density: popcount(mask) / p,
+        density: maskDensity(mask, p),
         record: record++,
         transform: task.transform,
       };
@@ -317,7 +317,7 @@ async function loadFrom(dir: string, manifestBytes: Buffer): Promise<LoadedModel
     const r = records[t.record];
     if (!r) bad(`task '${t.id}' listed in ${MANIFEST_FILE} is missing: it refers to record ${t.record}, the file commits ${records.length}`);
     if (r.id !== t.id) bad(`task '${t.id}' listed in ${MANIFEST_FILE} refers to record ${t.record}, which holds task '${r.id}'`);
-    const density = popcount(r.mask) / p;
+    const density = maskDensity(r.mask, p);
     if (Math.abs(density - t.density) > 1e-9) {
       throw new ModelFileError(manifestFile, `task '${t.id}': density ${t.density} does not match its mask (${density})`);
     }

@@ -4,7 +4,7 @@ import { type Architecture } from '../core/architecture.ts';
 import { type DatasetName } from '../data/datasets.ts';
 import { type TaskFamily, type TaskTransform, familyTask } from '../data/transforms.ts';
 import { type Normalization } from './batches.ts';
-import { type MaskStyle } from './masks.ts';
+import { type MaskStyle } from '../core/masked-mlp.ts';
 
 export interface TrainConfig {
   data: DatasetName;

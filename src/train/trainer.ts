@@ -12,14 +12,25 @@
 // Deterministic given the seed: the same seed, data and options give the same mask bit for bit on a
 // given backend.
 import * as tf from '@tensorflow/tfjs-core';
+import type { Normalization } from '../contract/model.ts';
+import { maskDensity } from '../core/mask-bank.ts';
+import {
+  type MaskStyle,
+  backwardDeltas,
+  batchWeightGradient,
+  crossEntropyGradient,
+  forwardTrace,
+  keptPerLayer,
+  maskByMagnitude,
+  maskFromScores,
+  topKThreshold,
+} from '../core/masked-mlp.ts';
 import { type LayerShape, layerShapes, maskWords, weightCount } from '../core/architecture.ts';
 import { type BaseNetwork } from '../core/base-network.ts';
-import { Xoshiro128 } from '../core/prng.ts';
-import { BatchSampler, type Normalization, type TaskSource } from './batches.ts';
-import { deriveSeed } from '../core/prng.ts';
-import { type MaskStyle, keptPerLayer, maskDensity, packMask, topKThreshold } from './masks.ts';
+import { Xoshiro128, deriveSeed } from '../core/prng.ts';
 import { type ScoreUpdate } from '../core/score-update.ts';
 import { selectScoreUpdate } from '../platform/kernels.ts';
+import { BatchSampler, type TaskSource } from './batches.ts';
 
 export interface TrainOptions extends OptimizerOptions {
   /** Optimiser steps (batches). The paper: 1000. */
@@ -154,25 +165,14 @@ export class SupermaskOptimizer {
     let result = { loss: 0, correct: 0 };
     // tidy must not return the gradients: it would walk every element of the typed arrays looking for tensors.
     tf.tidy(() => {
-      const w = weff.map((E, l) => tf.tensor2d(E, [shapes[l].in, shapes[l].out]));
-      const input = tf.tensor2d(x, [B, arch.inputSize]);
-      const acts: tf.Tensor2D[] = [input];
-      let h: tf.Tensor2D = input;
-      for (let l = 0; l < L; l++) {
-        const z = tf.matMul(h, w[l]) as tf.Tensor2D;
-        h = l + 1 < L ? tf.relu(z) : z;
-        if (l + 1 < L) acts.push(h);
-      }
-      result = crossEntropyGradient(h.dataSync() as Float32Array, labels, B, s, arch.classes, this.dLogits);
-      let delta: tf.Tensor2D = tf.tensor2d(this.dLogits, [B, s]);
-      for (let l = L - 1; l >= 0; l--) {
-        const inputT = l === 0 ? tf.tensor2d(xT, [arch.inputSize, B]) : tf.transpose(acts[l]);
-        grads[l] = tf.matMul(inputT, delta).dataSync() as Float32Array;
-        if (l > 0) {
-          const back = tf.matMul(delta, tf.tensor2d(weffT[l], [shapes[l].out, shapes[l].in]));
-          delta = tf.mul(back, tf.step(acts[l])) as tf.Tensor2D;
-        }
-      }
+      const weights = weff.map((E, l) => tf.tensor2d(E, [shapes[l].in, shapes[l].out]));
+      const transposed: tf.Tensor2D[] = [];
+      for (let l = 1; l < L; l++) transposed[l] = tf.tensor2d(weffT[l], [shapes[l].out, shapes[l].in]);
+      const { inputs, logits } = forwardTrace(weights, tf.tensor2d(x, [B, arch.inputSize]));
+      result = crossEntropyGradient(logits.dataSync() as Float32Array, labels, B, s, arch.classes, this.dLogits);
+      const deltas = backwardDeltas({ weights, transposed }, inputs, tf.tensor2d(this.dLogits, [B, s]));
+      const xTensorT = tf.tensor2d(xT, [arch.inputSize, B]);
+      for (let l = 0; l < L; l++) grads[l] = batchWeightGradient(inputs[l], deltas[l], l === 0 ? xTensorT : undefined).dataSync() as Float32Array;
     });
     // RMSProp on the scores with the straight-through gradient ∂L/∂S = ∂L/∂W_eff ⊙ W.
     for (let l = 0; l < L; l++) this.update.rmspropStep(this.scores[l], this.sq[l], grads[l], this.base.layers[l], this.options.lr, this.alpha, this.eps);
@@ -182,15 +182,7 @@ export class SupermaskOptimizer {
 
   /** The current binary mask, canonical packed layout. */
   mask(): Uint32Array {
-    const gg = this.options.mask === 'gg';
-    const keep = this.scores.map((S, l) => {
-      const k = new Uint8Array(S.length);
-      const thr = this.thresholds[l];
-      if (gg) for (let i = 0; i < S.length; i++) k[i] = Math.abs(S[i]) >= thr ? 1 : 0;
-      else for (let i = 0; i < S.length; i++) k[i] = S[i] >= 0 ? 1 : 0;
-      return k;
-    });
-    return packMask(keep, maskWords(this.base.architecture));
+    return maskFromScores(this.scores, this.options.mask, this.thresholds, maskWords(this.base.architecture));
   }
 
   /** Effective weights W ⊙ M from the current scores (and their transposes for layers past the first). */
@@ -199,7 +191,7 @@ export class SupermaskOptimizer {
       const S = this.scores[l];
       if (this.options.mask === 'gg') {
         const thr = (this.thresholds[l] = topKThreshold(S, keptPerLayer(S.length, this.density), this.scratch));
-        maskedByMagnitude(S, this.base.layers[l], thr, this.weff[l]);
+        maskByMagnitude(S, this.base.layers[l], thr, this.weff[l]);
       } else {
         this.update.maskBySign(S, this.base.layers[l], this.weff[l]);
       }
@@ -255,41 +247,6 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
     ms,
     scores: options.keepScores ? optimizer.scores : undefined,
   };
-}
-
-/**
- * Softmax cross-entropy over all s outputs, mean over the batch. Writes ∂L/∂logits = (p − onehot) / B and
- * returns the mean loss and the number of examples whose argmax over the first `classes` outputs is right.
- */
-export function crossEntropyGradient(
-  logits: Float32Array,
-  labels: Int32Array,
-  B: number,
-  s: number,
-  classes: number,
-  out: Float32Array,
-): { loss: number; correct: number } {
-  let loss = 0;
-  let correct = 0;
-  for (let b = 0; b < B; b++) {
-    const row = b * s;
-    let max = -Infinity;
-    for (let j = 0; j < s; j++) max = Math.max(max, logits[row + j]);
-    let sum = 0;
-    for (let j = 0; j < s; j++) sum += Math.exp(logits[row + j] - max);
-    const y = labels[b];
-    loss += Math.log(sum) + max - logits[row + y];
-    for (let j = 0; j < s; j++) out[row + j] = Math.exp(logits[row + j] - max) / sum / B;
-    out[row + y] -= 1 / B;
-    let best = 0;
-    for (let j = 1; j < classes; j++) if (logits[row + j] > logits[row + best]) best = j;
-    if (best === y) correct++;
-  }
-  return { loss: loss / B, correct };
-}
-
-function maskedByMagnitude(S: Float32Array, W: Float32Array, threshold: number, out: Float32Array): void {
-  for (let i = 0; i < S.length; i++) out[i] = W[i] * +(Math.abs(S[i]) >= threshold);
 }
 
 function transposeInto(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {

@@ -7,7 +7,7 @@ import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/dataset
 import { TASK_FAMILIES, type TaskFamily } from '../../data/transforms.ts';
 import { MNIST_NORMALIZATION } from '../../contract/model.ts';
 import { type Normalization, pixelStatistics } from '../../train/batches.ts';
-import { MASK_STYLES, type MaskStyle } from '../../train/masks.ts';
+import { MASK_STYLES, type MaskStyle } from '../../core/masked-mlp.ts';
 import { createReporter } from '../../train/progress.ts';
 import { type NewModelSpec, runTraining } from '../../train/run.ts';
 import { runStream } from '../../train/stream.ts';
