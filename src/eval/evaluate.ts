@@ -8,7 +8,7 @@
 // explicit permutation, angle or class pair), so the evaluation needs nothing but the model and the data.
 // Batches are drawn from a seeded shuffle of the test split, one per task (MNIST's split is ordered by digit).
 import { type Engine } from '../core/engine.ts';
-import { type DecideFrom, type InferenceMethod, type Objective } from '../contract/classify.ts';
+import { type DecideFrom, DEFAULT_MAX_BATCH, type InferenceMethod, type Objective } from '../contract/classify.ts';
 import { type Dataset } from '../data/datasets.ts';
 import { type TaskTransform, permutedTask, taskDataset } from '../data/transforms.ts';
 import { deriveSeed, shuffledIndices } from '../core/prng.ts';
@@ -191,7 +191,7 @@ export function evaluateModel(engine: Engine, tasks: EvalTask[], test: Dataset, 
 
   /** Given-task accuracy on all of `ds`, in chunks under the engine's batch limit. */
   const ggAccuracy = (id: string, ds: Dataset) => {
-    const chunk = Math.min(engine.limits.maxBatch, 1024);
+    const chunk = Math.min(engine.limits.maxBatch, DEFAULT_MAX_BATCH);
     let correct = 0;
     for (let s = 0; s < ds.count; s += chunk) {
       const n = Math.min(chunk, ds.count - s);

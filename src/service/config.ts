@@ -2,6 +2,7 @@
 // variable of the same name (flag wins). Every value is checked before anything starts; a bad one stops
 // the server with a message that names the flag and the variable.
 import { parseArgs } from 'node:util';
+import { DEFAULT_MAX_BATCH } from '../contract/classify.ts';
 import { KERNEL_PREFERENCES } from '../platform/kernels.ts';
 import { BACKEND_PREFERENCES } from '../platform/backend.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
@@ -50,7 +51,7 @@ export const SETTINGS: Setting[] = [
   { key: 'grpcPort', flag: 'grpc-port', kind: 'port', default: '50051', help: 'gRPC port (0: pick a free one)' },
   { key: 'backend', flag: 'backend', kind: 'string', default: 'auto', choices: BACKEND_PREFERENCES, help: 'TensorFlow.js backend' },
   { key: 'kernels', flag: 'kernels', kind: 'string', default: 'auto', choices: KERNEL_PREFERENCES, help: 'mask kernels' },
-  { key: 'maxBatch', flag: 'max-batch', kind: 'count', default: '1024', min: 1, help: 'most examples per request and per merged forward pass' },
+  { key: 'maxBatch', flag: 'max-batch', kind: 'count', default: String(DEFAULT_MAX_BATCH), min: 1, help: 'most examples per request and per merged forward pass' },
   {
     key: 'epsilon',
     flag: 'epsilon',

@@ -4,13 +4,9 @@
 // xᵀ [P, B] (the weight gradient of the first layer needs xᵀ and the wasm backend's transpose is slow),
 // with the task's pixel permutation applied on the fly and the model's normalisation (x − mean) / std.
 import { Xoshiro128, shuffle } from '../core/prng.ts';
+import type { Normalization } from '../contract/model.ts';
 import type { Dataset } from '../data/datasets.ts';
 import { type TaskTransform, taskDataset } from '../data/transforms.ts';
-
-export interface Normalization {
-  mean: number;
-  std: number;
-}
 
 /** A task's training examples: the base images plus, for permutations, the pixel map applied on read. */
 export interface TaskSource {

@@ -8,27 +8,21 @@ import { existsSync } from 'node:fs';
 import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Architecture, layerShapes } from '../core/architecture.ts';
+import type { Architecture, ModelSpec } from '../contract/model.ts';
+import { layerShapes } from '../core/architecture.ts';
 import { type DatasetSplits } from '../data/datasets.ts';
 import { type FaultHook } from '../model/durable-fs.ts';
 import { type Manifest } from '../model/manifest.ts';
-import { appendTask, createModel, readManifest } from '../model/model-store.ts';
-import { type Normalization } from './batches.ts';
+import { appendTask, createModel, hasModel, readManifest } from '../model/model-store.ts';
 import { TaskTrainer } from './task-trainer.ts';
 import { type TrainConfig, type WorkerInit, taskDescription, taskId, taskName, taskTransform } from './task-plan.ts';
 import { type TaskStats, type TrainProgress } from './trainer.ts';
 import { type FromWorker, type ToWorker } from './worker.ts';
 
-export interface NewModelSpec {
-  architecture: Architecture;
-  seed: number;
-  normalization: Normalization;
-}
-
 export interface RunOptions {
   modelDir: string;
   /** Used only when the model directory holds no model yet. */
-  create?: NewModelSpec;
+  create?: ModelSpec;
   config: TrainConfig;
   /** Train tasks 0..tasks−1 of the family (those already in the model are skipped). */
   tasks: number;
@@ -127,8 +121,8 @@ export async function runTraining(o: RunOptions): Promise<RunSummary> {
   return summary;
 }
 
-async function openOrCreate(dir: string, spec: NewModelSpec | undefined): Promise<Manifest> {
-  if (existsSync(path.join(dir, 'manifest.json'))) return readManifest(dir);
+async function openOrCreate(dir: string, spec: ModelSpec | undefined): Promise<Manifest> {
+  if (hasModel(dir)) return readManifest(dir);
   if (!spec) throw new Error(`${dir} holds no model: give --arch, --outputs and --seed to create one`);
   return createModel(dir, spec);
 }

@@ -18,27 +18,28 @@
 // Each stored mask is appended to the model at once (durable); its manifest entry records, as ground truth
 // for evaluation, the transform of the stream's task during which it was allocated. A rerun replays the
 // stream: batches of tasks already learned are recognised and skipped, so it resumes.
-import { existsSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { generateBaseNetwork } from '../core/base-network.ts';
+import { DEFAULT_MAX_BATCH } from '../contract/classify.ts';
+import type { ModelSpec } from '../contract/model.ts';
 import { Engine } from '../core/engine.ts';
 import { type MaskKernels } from '../core/kernels/mask-kernels.ts';
 import { selectKernels } from '../platform/kernels.ts';
 import { Xoshiro128 } from '../core/prng.ts';
 import { type DatasetSplits, loadDataset } from '../data/datasets.ts';
-import { appendTask, createModel, loadModel } from '../model/model-store.ts';
+import { appendTask, createModel, hasModel, loadModel } from '../model/model-store.ts';
 import { randomMask } from '../model/random-model.ts';
 import { selectBackend } from '../platform/backend.ts';
 import { BatchSampler, taskSource } from './batches.ts';
 import { deriveSeed } from '../core/prng.ts';
-import { type NewModelSpec, TRAINING_LOG } from './run.ts';
+import { TRAINING_LOG } from './run.ts';
 import { type TrainConfig, taskName, taskTransform } from './task-plan.ts';
 import { SupermaskOptimizer } from './trainer.ts';
 
 export interface StreamOptions {
   modelDir: string;
-  create?: NewModelSpec;
+  create?: ModelSpec;
   /** steps: the most batches one mask trains on. */
   config: TrainConfig;
   /** True tasks in the stream (tasks 0..tasks−1 of the family, in order). */
@@ -49,7 +50,7 @@ export interface StreamOptions {
   minSteps?: number;
   /** Batches between checks of the mask in training (default 10). */
   checkEvery?: number;
-  /** The paper's ε (default 1/8). */
+  /** The unknown-task threshold ε (default: the paper's, DEFAULT_EPSILON). */
   epsilon?: number;
   kernels?: MaskKernels;
   data?: DatasetSplits;
@@ -85,7 +86,7 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
   const { config } = o;
   const started = performance.now();
   await selectBackend(config.backend);
-  if (!existsSync(path.join(o.modelDir, 'manifest.json'))) {
+  if (!hasModel(o.modelDir)) {
     if (!o.create) throw new Error(`${o.modelDir} holds no model: give --arch, --outputs and --seed to create one`);
     await createModel(o.modelDir, o.create);
   }
@@ -103,7 +104,7 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
     normalization: { mean: 0, std: 1 },
     kernels: o.kernels ?? selectKernels('auto').kernels,
     expectedTasks: manifest.tasks.length + 2,
-    maxBatch: Math.max(1024, config.batch),
+    maxBatch: Math.max(DEFAULT_MAX_BATCH, config.batch),
     epsilon: o.epsilon,
   });
   engine.addTask(DECOY, randomMask(arch, 0.5, new Xoshiro128(deriveSeed(manifest.seed, 0, 5))));

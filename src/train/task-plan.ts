@@ -1,9 +1,8 @@
 // What a training run trains: the tasks of a family by index, their ids, names, transforms, and the
 // configuration each worker needs to train one of them without the parent's state.
-import { type Architecture } from '../core/architecture.ts';
+import type { ModelSpec } from '../contract/model.ts';
 import { type DatasetName } from '../data/datasets.ts';
 import { type TaskFamily, type TaskTransform, familyTask } from '../data/transforms.ts';
-import { type Normalization } from './batches.ts';
 import { type MaskStyle } from '../core/masked-mlp.ts';
 
 export interface TrainConfig {
@@ -25,11 +24,8 @@ export interface TrainConfig {
 }
 
 /** Everything a worker needs: the run's config plus the model's base network and normalisation. */
-export interface WorkerInit {
+export interface WorkerInit extends ModelSpec {
   config: TrainConfig;
-  architecture: Architecture;
-  seed: number;
-  normalization: Normalization;
 }
 
 const FAMILY_LABEL: Record<TaskFamily, string> = { permuted: 'Permuted', rotated: 'Rotated', split: 'Split' };

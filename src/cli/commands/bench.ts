@@ -1,11 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { benchEngine, ENGINE_CASES } from '../../bench/engine.ts';
 import { benchKernels, formatRow, HEADER } from '../../bench/kernels.ts';
-import { type KernelPreference, selectKernels } from '../../platform/kernels.ts';
-import { type BackendPreference, selectBackend } from '../../platform/backend.ts';
+import { KERNEL_PREFERENCES, selectKernels } from '../../platform/kernels.ts';
+import { BACKEND_PREFERENCES, selectBackend } from '../../platform/backend.ts';
+import { COMMON_SWITCHES, int, oneOf, parseFlags, stringFlags } from '../flags.ts';
 
 const HELP = `usage: supsup bench [--out FILE] [--runs N] [--kernels auto|native|typescript] [--backend auto|wasm|cpu|tensorflow] [--quick]
 
@@ -15,23 +15,12 @@ LeNet 300-100 s=500 at k = 100, 1000, 2500 and FC 1024-1024 s=500 at k = 250. Pr
 --quick runs only the smallest case (a smoke test of the benchmark itself).`;
 
 export async function benchCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      out: { type: 'string', default: '.bench/bench.json' },
-      runs: { type: 'string', default: '9' },
-      kernels: { type: 'string', default: 'auto' },
-      backend: { type: 'string', default: 'auto' },
-      quick: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-  });
+  const values = parseFlags(argv, { ...stringFlags('out', 'runs', 'kernels', 'backend'), quick: { type: 'boolean' }, help: COMMON_SWITCHES.help }, HELP);
   if (values.help) return void console.log(HELP);
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
-  const backend = await selectBackend(values.backend as BackendPreference);
-  const { kernels, reason } = selectKernels(values.kernels as KernelPreference);
+  const out = values.out ?? '.bench/bench.json';
+  const runs = int('--runs', values.runs ?? '9', 1);
+  const backend = await selectBackend(oneOf('--backend', values.backend ?? 'auto', BACKEND_PREFERENCES));
+  const { kernels, reason } = selectKernels(oneOf('--kernels', values.kernels ?? 'auto', KERNEL_PREFERENCES));
   console.log(`backend: ${backend.name} (${backend.reason}); kernels: ${kernels.name} (${reason})`);
 
   console.log('\nk-dependent kernel (scores for one vector) against the memory-read floor:');
@@ -44,7 +33,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const engineRows = benchEngine(kernels, { cases: values.quick ? ENGINE_CASES.slice(0, 1) : undefined, runs, log: (s) => console.log(s) });
 
   const report = { date: new Date().toISOString(), backend, kernels: kernels.name, cpus: cpus().length, kernelRows, engineRows };
-  mkdirSync(dirname(values.out), { recursive: true });
-  writeFileSync(values.out, JSON.stringify(report, null, 2) + '\n');
-  console.log(`\nwrote ${values.out}`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nwrote ${out}`);
 }

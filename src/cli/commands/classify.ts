@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { type DatasetName, DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
+import { DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
+import { BACKEND_PREFERENCES } from '../../platform/backend.ts';
 import { taskDataset } from '../../data/transforms.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../../runtime/default-model.ts';
+import { COMMON_SWITCHES, int, oneOf, parseFlags, stringFlags } from '../flags.ts';
 
 const HELP = `usage: supsup classify [--model DIR] [--input FILE | --dataset mnist|fashion-mnist --examples N --from-task ID]
                         [--task ID] [--method one-shot|binary] [--objective entropy|superfluous]
@@ -15,28 +16,19 @@ Classifies a batch with a given task (--task) or with the task inferred (no --ta
                     (default: the model's first task) defines, and print the expected label and task`;
 
 export async function classifyCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      model: { type: 'string' },
-      input: { type: 'string' },
-      dataset: { type: 'string' },
-      examples: { type: 'string', default: '8' },
-      'from-task': { type: 'string' },
-      task: { type: 'string' },
-      method: { type: 'string' },
-      objective: { type: 'string' },
-      'decide-from': { type: 'string' },
-      backend: { type: 'string', default: 'auto' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
+  const values = parseFlags(
+    argv,
+    {
+      ...stringFlags('model', 'input', 'dataset', 'examples', 'from-task', 'task', 'method', 'objective', 'decide-from', 'backend'),
+      json: { type: 'boolean' },
+      help: COMMON_SWITCHES.help,
     },
-  });
+    HELP,
+  );
   if (values.help) return void console.log(HELP);
   const model = values.model ?? defaultModelDir();
   if (model === undefined) throw new Error(`no --model given and none of the bundled models (${DEFAULT_MODEL_DIRS.join(', ')}) exists`);
-  const opened = await openEngine(model, { backend: values.backend as never });
+  const opened = await openEngine(model, { backend: oneOf('--backend', values.backend ?? 'auto', BACKEND_PREFERENCES) });
   const { engine, manifest } = opened;
   let inputs: Float32Array;
   let expected: { label: number; task: string }[] | undefined;
@@ -45,12 +37,10 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     if (!Array.isArray(parsed.inputs) || !parsed.inputs.every(Array.isArray)) throw new Error(`${values.input}: expected {"inputs": number[][]}`);
     inputs = Float32Array.from((parsed.inputs as number[][]).flat());
   } else {
-    const name = (values.dataset ?? 'mnist') as DatasetName;
-    if (!DATASET_NAMES.includes(name)) throw new Error(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
+    const name = oneOf('--dataset', values.dataset ?? 'mnist', DATASET_NAMES);
     const source = manifest.tasks.find((t) => t.id === (values['from-task'] ?? manifest.tasks[0]?.id));
     if (!source) throw new Error(`--from-task: no such task in ${model}`);
-    const n = Number(values.examples);
-    if (!Number.isInteger(n) || n < 1) throw new Error('--examples must be a positive integer');
+    const n = int('--examples', values.examples ?? '8', 1);
     const data = taskDataset(source.transform, loadDataset(name).test);
     // Evenly spaced through the test split (it is ordered by digit), so a few examples cover the classes.
     const picks = Array.from({ length: Math.min(n, data.count) }, (_, i) => Math.floor((i * data.count) / Math.min(n, data.count)));

@@ -4,11 +4,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { DECIDE_FROM, type DecideFrom, DEFAULT_INFERENCE } from '../../contract/classify.ts';
+import { DECIDE_FROM, type DecideFrom, DEFAULT_EPSILON, DEFAULT_INFERENCE, DEFAULT_MAX_BATCH } from '../../contract/classify.ts';
 import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/datasets.ts';
 import { DEFAULT_EVAL, type EvalReport, type EvalTask, METHODS, evaluateModel, methodKey } from '../../eval/evaluate.ts';
 import { curveSvg } from '../../eval/plot.ts';
-import { type TaskEntry } from '../../model/manifest.ts';
+import { MANIFEST_FILE, type TaskEntry } from '../../model/manifest.ts';
 import { setUnknownTaskThreshold } from '../../model/model-store.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../../platform/backend.ts';
 import { KERNEL_PREFERENCES, type KernelPreference } from '../../platform/kernels.ts';
@@ -36,7 +36,7 @@ transform stored in its manifest entry.
   --unknown-batches N  batches of each (default ${DEFAULT_EVAL.unknownBatches})
   --curve LIST         numbers of tasks for the curve (default ${DEFAULT_EVAL.curve.join(',')}, capped at the model)
   --curve-tasks N      tasks evaluated per curve point, evenly spaced (default ${DEFAULT_EVAL.curveTasks})
-  --epsilon X          unknown when k · max ν < 1 + X (default: the model's own, else 0.125, the paper)
+  --epsilon X          unknown when k · max ν < 1 + X (default: the model's own, else ${DEFAULT_EPSILON}, the paper's)
   --save-epsilon       store --epsilon X in the model's manifest as its own threshold (what \`supsup serve\` uses
                        unless told otherwise), with the rates measured by this run, deciding as the service does
                        (one-shot H from the whole batch), as the evidence; choose X on other batches first
@@ -102,7 +102,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     }
   }
 
-  const opened = await openEngine(dir, { backend, kernels, maxBatch: Math.max(1024, options.batchSize), epsilon });
+  const opened = await openEngine(dir, { backend, kernels, maxBatch: Math.max(DEFAULT_MAX_BATCH, options.batchSize), epsilon });
   const { engine, manifest } = opened;
   try {
     const ordered = orderTasks(manifest.tasks);
@@ -127,7 +127,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     if (values['save-epsilon']) {
       const calibration = evidence(full, serviceMethod.name, serviceKey);
       await setUnknownTaskThreshold(dir, { epsilon: engine.limits.epsilon, calibration });
-      console.log(`\nSaved ε = ${engine.limits.epsilon} in ${path.join(dir, 'manifest.json')}: ${calibration}`);
+      console.log(`\nSaved ε = ${engine.limits.epsilon} in ${path.join(dir, MANIFEST_FILE)}: ${calibration}`);
     }
     if (values.out) {
       await mkdir(path.dirname(path.resolve(values.out)), { recursive: true });

@@ -1,15 +1,14 @@
 // `supsup train`: one supermask per task, appended to a model directory as each task finishes.
 // See `supsup train --help`.
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
+import { hasModel } from '../../model/model-store.ts';
 import { PRESETS, type PresetName, presetArchitecture } from '../../core/architecture.ts';
 import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/datasets.ts';
 import { TASK_FAMILIES, type TaskFamily } from '../../data/transforms.ts';
-import { MNIST_NORMALIZATION } from '../../contract/model.ts';
-import { type Normalization, pixelStatistics } from '../../train/batches.ts';
+import { MNIST_NORMALIZATION, type ModelSpec, type Normalization } from '../../contract/model.ts';
+import { pixelStatistics } from '../../train/batches.ts';
 import { MASK_STYLES, type MaskStyle } from '../../core/masked-mlp.ts';
 import { createReporter } from '../../train/progress.ts';
-import { type NewModelSpec, runTraining } from '../../train/run.ts';
+import { runTraining } from '../../train/run.ts';
 import { runStream } from '../../train/stream.ts';
 import { type TrainConfig } from '../../train/task-plan.ts';
 import { COMMON_SWITCHES, int, number, oneOf, parseFlags, required, stringFlags } from '../flags.ts';
@@ -73,7 +72,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const backend = oneOf<'wasm' | 'cpu'>('--backend', values.backend ?? 'wasm', ['wasm', 'cpu']);
   const tasks = int('--tasks', tasksFlag, 1);
   const seed = int('--seed', values.seed ?? '1', 0, 0xffffffff);
-  const exists = existsSync(path.join(modelDir, 'manifest.json'));
+  const exists = hasModel(modelDir);
   const config: TrainConfig = {
     data,
     dataDir: values['data-dir'],
@@ -87,7 +86,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     transfer: values.transfer === true,
     backend,
   };
-  let create: NewModelSpec | undefined;
+  let create: ModelSpec | undefined;
   if (!exists) {
     const arch = oneOf<PresetName>('--arch', values.arch ?? 'lenet-300-100', Object.keys(PRESETS) as PresetName[]);
     const outputs = int('--outputs', values.outputs ?? '100', 1);
