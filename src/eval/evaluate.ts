@@ -144,41 +144,89 @@ export function methodKey(m: MethodSpec, d: DecideFrom): string {
 }
 
 /**
- * Evaluates `engine` (which must hold exactly `tasks`, in this order) on `test`. The curve removes tasks
+ * Evaluates `engine` (which must hold exactly `tasks`, in this order) on `test`, in three phases: every known
+ * task (GG and GN), tasks the model never learned (unknown detection), and the curve. The curve removes tasks
  * from the engine as it goes down to smaller n: the engine is left holding the first min(curve) tasks.
  */
 export function evaluateModel(engine: Engine, tasks: EvalTask[], test: Dataset, options: EvalOptions): EvalReport {
   const t0 = performance.now();
-  const log = options.onProgress ?? (() => undefined);
   const arch = engine.architecture;
-  const hasSuperfluous = arch.outputs > arch.classes;
-  const methods = options.methods.filter((m) => hasSuperfluous || m.objective !== 'superfluous');
   if (test.width * test.height !== arch.inputSize) {
     throw new Error(`${test.name} has ${test.width * test.height} pixels per image, the model takes ${arch.inputSize}`);
   }
-  const pixels = arch.inputSize;
-  // Each task draws its batches from its own shuffle of the test split: with one shared order, the "first
-  // example" of batch b would be the same image for every task, and a few hard images would decide the score.
-  const orders = new Map<number, Uint32Array>();
-  const orderOf = (stream: number) => {
-    let o = orders.get(stream);
-    if (!o) orders.set(stream, (o = shuffledIndices(test.count, deriveSeed(options.seed, stream, 7))));
-    return o;
+  const run = new EvalRun(engine, test, options);
+  const known = timed(() => knownTasks(run, tasks));
+  const unknown = timed(() => unknownTasks(run, tasks, known.result.totals));
+  const curve = timed(() => curveOverTasks(run, tasks));
+  const { perTask, totals, gg } = known.result;
+  return {
+    tasks: tasks.length,
+    architecture: [arch.inputSize, ...arch.hidden, arch.outputs].join('-'),
+    options: { ...stripCallbacks(options), methods: run.methods.map((m) => m.name) },
+    gg,
+    gn: mapValues(totals, summarize),
+    unknown: { tasks: options.unknownTasks, from: options.unknownFrom, batches: options.unknownBatches, flagged: unknown.result },
+    perTask,
+    curve: curve.result,
+    seconds: {
+      total: (performance.now() - t0) / 1000,
+      gg: known.result.ggMs / 1000,
+      gn: known.result.gnMs / 1000,
+      unknown: unknown.ms / 1000,
+      curve: curve.ms / 1000,
+    },
   };
-  const batchSize = Math.min(options.batchSize, test.count);
-  const batches = Math.min(options.batches, Math.floor(test.count / batchSize));
-  const eachExamples = Math.min(options.eachExamples, test.count);
+}
 
-  const call = (inputs: Float32Array, batch: number, extra: { task?: string; method?: MethodSpec; decideFrom?: DecideFrom }) => {
-    const inference = extra.method
-      ? { method: extra.method.method, objective: extra.method.objective, decideFrom: extra.decideFrom }
-      : undefined;
+/** What every phase shares: the engine, the test split, the batch geometry, and the calls it makes. */
+class EvalRun {
+  readonly pixels: number;
+  readonly methods: MethodSpec[];
+  readonly batchSize: number;
+  readonly batches: number;
+  readonly eachExamples: number;
+  readonly log: (message: string) => void;
+  private readonly orders = new Map<number, Uint32Array>();
+
+  constructor(
+    readonly engine: Engine,
+    readonly test: Dataset,
+    readonly options: EvalOptions,
+  ) {
+    const arch = engine.architecture;
+    const hasSuperfluous = arch.outputs > arch.classes;
+    this.methods = options.methods.filter((m) => hasSuperfluous || m.objective !== 'superfluous');
+    this.pixels = arch.inputSize;
+    this.batchSize = Math.min(options.batchSize, test.count);
+    this.batches = Math.min(options.batches, Math.floor(test.count / this.batchSize));
+    this.eachExamples = Math.min(options.eachExamples, test.count);
+    this.log = options.onProgress ?? (() => undefined);
+  }
+
+  /**
+   * Stream `stream`'s own shuffle of the test split: with one shared order, the "first example" of batch b
+   * would be the same image for every task, and a few hard images would decide the score.
+   */
+  order(stream: number): Uint32Array {
+    let o = this.orders.get(stream);
+    if (!o) this.orders.set(stream, (o = shuffledIndices(this.test.count, deriveSeed(this.options.seed, stream, 7))));
+    return o;
+  }
+
+  batchIndices(order: Uint32Array, b: number): Uint32Array {
+    return order.subarray(b * this.batchSize, (b + 1) * this.batchSize);
+  }
+
+  call(inputs: Float32Array, batch: number, extra: { task?: string; method?: MethodSpec; decideFrom?: DecideFrom }) {
+    const inference = extra.method ? { method: extra.method.method, objective: extra.method.objective, decideFrom: extra.decideFrom } : undefined;
     const start = performance.now();
-    const out = engine.classify(engine.validate({ inputs, batch, task: extra.task, inference }));
-    return { predictions: out, ms: performance.now() - start };
-  };
+    const predictions = this.engine.classify(this.engine.validate({ inputs, batch, task: extra.task, inference }));
+    return { predictions, ms: performance.now() - start };
+  }
+
   /** Rows `idx` of a task's images and labels. */
-  const pick = (ds: Dataset, idx: ArrayLike<number>) => {
+  pick(ds: Dataset, idx: ArrayLike<number>) {
+    const { pixels } = this;
     const inputs = new Float32Array(idx.length * pixels);
     const labels = new Uint8Array(idx.length);
     for (let i = 0; i < idx.length; i++) {
@@ -186,31 +234,31 @@ export function evaluateModel(engine: Engine, tasks: EvalTask[], test: Dataset, 
       labels[i] = ds.labels[idx[i]];
     }
     return { inputs, labels };
-  };
-  const batchIndices = (order: Uint32Array, b: number) => order.subarray(b * batchSize, (b + 1) * batchSize);
+  }
 
   /** Given-task accuracy on all of `ds`, in chunks under the engine's batch limit. */
-  const ggAccuracy = (id: string, ds: Dataset) => {
-    const chunk = Math.min(engine.limits.maxBatch, DEFAULT_MAX_BATCH);
+  ggAccuracy(id: string, ds: Dataset): number {
+    const { pixels } = this;
+    const chunk = Math.min(this.engine.limits.maxBatch, DEFAULT_MAX_BATCH);
     let correct = 0;
     for (let s = 0; s < ds.count; s += chunk) {
       const n = Math.min(chunk, ds.count - s);
-      const { predictions } = call(ds.images.subarray(s * pixels, (s + n) * pixels), n, { task: id });
+      const { predictions } = this.call(ds.images.subarray(s * pixels, (s + n) * pixels), n, { task: id });
       predictions.forEach((p, i) => (correct += p.label === ds.labels[s + i] ? 1 : 0));
     }
     return correct / ds.count;
-  };
+  }
 
-  /** GN on one known task: returns per method/decideFrom scores and GG on the same batches. */
-  const gnOnTask = (task: EvalTask, position: number, ds: Dataset, specs: MethodSpec[], decideFrom: DecideFrom[]) => {
-    const k = engine.taskCount;
-    const order = orderOf(position);
+  /** GN on one known task: scores per method / decideFrom, and GG on the same batches. */
+  gnOnTask(task: EvalTask, position: number, ds: Dataset, specs: MethodSpec[], decideFrom: DecideFrom[]) {
+    const k = this.engine.taskCount;
+    const order = this.order(position);
     const scores: Record<string, Score> = {};
     let ggCorrect = 0;
     let ggExamples = 0;
-    for (let b = 0; b < batches; b++) {
-      const { inputs, labels } = pick(ds, batchIndices(order, b));
-      const { predictions } = call(inputs, labels.length, { task: task.id });
+    for (let b = 0; b < this.batches; b++) {
+      const { inputs, labels } = this.pick(ds, this.batchIndices(order, b));
+      const { predictions } = this.call(inputs, labels.length, { task: task.id });
       predictions.forEach((p, i) => (ggCorrect += p.label === labels[i] ? 1 : 0));
       ggExamples += labels.length;
     }
@@ -218,8 +266,8 @@ export function evaluateModel(engine: Engine, tasks: EvalTask[], test: Dataset, 
       for (const d of decideFrom) {
         const s = (scores[methodKey(m, d)] = emptyScore());
         if (d === 'each') {
-          const { inputs, labels } = pick(ds, order.subarray(0, eachExamples));
-          const { predictions, ms } = call(inputs, labels.length, { method: m, decideFrom: d });
+          const { inputs, labels } = this.pick(ds, order.subarray(0, this.eachExamples));
+          const { predictions, ms } = this.call(inputs, labels.length, { method: m, decideFrom: d });
           s.ms += ms;
           predictions.forEach((p, i) => {
             s.examples++;
@@ -231,9 +279,9 @@ export function evaluateModel(engine: Engine, tasks: EvalTask[], test: Dataset, 
           });
           continue;
         }
-        for (let b = 0; b < batches; b++) {
-          const { inputs, labels } = pick(ds, batchIndices(order, b));
-          const { predictions, ms } = call(inputs, labels.length, { method: m, decideFrom: d });
+        for (let b = 0; b < this.batches; b++) {
+          const { inputs, labels } = this.pick(ds, this.batchIndices(order, b));
+          const { predictions, ms } = this.call(inputs, labels.length, { method: m, decideFrom: d });
           s.ms += ms;
           predictions.forEach((p, i) => (s.correct += p.label === labels[i] ? 1 : 0));
           s.examples += labels.length;
@@ -245,105 +293,98 @@ export function evaluateModel(engine: Engine, tasks: EvalTask[], test: Dataset, 
       }
     }
     return { scores, ggOnBatches: ggCorrect / Math.max(1, ggExamples), ggExamples };
-  };
+  }
+}
 
-  // 1. Every task: GG on the whole test split, GN by every method.
+/** Phase 1. Every task: GG on the whole test split, GN by every method. */
+function knownTasks(run: EvalRun, tasks: EvalTask[]) {
+  const { options, methods } = run;
   const perTask: TaskResult[] = [];
   const totals: Record<string, Score> = {};
-  let ggTime = 0;
-  let gnTime = 0;
+  let ggMs = 0;
+  let gnMs = 0;
   let ggSum = 0;
-  let ggExamplesTotal = 0;
+  let ggExamples = 0;
   let ggBatchSum = 0;
   tasks.forEach((task, i) => {
-    const ds = taskDataset(task.transform, test);
+    const ds = taskDataset(task.transform, run.test);
     const g0 = performance.now();
-    const gg = ggAccuracy(task.id, ds);
-    ggTime += performance.now() - g0;
+    const gg = run.ggAccuracy(task.id, ds);
+    ggMs += performance.now() - g0;
     const n0 = performance.now();
-    const { scores, ggOnBatches } = gnOnTask(task, i, ds, methods, options.decideFrom);
-    gnTime += performance.now() - n0;
+    const { scores, ggOnBatches } = run.gnOnTask(task, i, ds, methods, options.decideFrom);
+    gnMs += performance.now() - n0;
     for (const [k, s] of Object.entries(scores)) addScore((totals[k] ??= emptyScore()), s);
     ggSum += gg * ds.count;
-    ggExamplesTotal += ds.count;
+    ggExamples += ds.count;
     ggBatchSum += ggOnBatches;
     perTask.push({ id: task.id, gg, ggExamples: ds.count, ggOnBatches, gn: mapValues(scores, summarize) });
     const first = scores[methodKey(methods[0], options.decideFrom[0])];
-    log(`task ${i + 1}/${tasks.length} ${task.id}: GG ${pct(gg)}, GN (${methodKey(methods[0], options.decideFrom[0])}) ${pct(first.correct / first.examples)}`);
+    run.log(`task ${i + 1}/${tasks.length} ${task.id}: GG ${pct(gg)}, GN (${methodKey(methods[0], options.decideFrom[0])}) ${pct(first.correct / first.examples)}`);
   });
+  const gg = { accuracy: ggSum / Math.max(1, ggExamples), examples: ggExamples, accuracyOnBatches: ggBatchSum / Math.max(1, tasks.length) };
+  return { perTask, totals, gg, ggMs, gnMs };
+}
 
-  // 2. Tasks the model has not learned: how many of their batches are flagged unknown.
-  const u0 = performance.now();
+/** Phase 2. Tasks the model has not learned: how many of their batches are flagged unknown. */
+function unknownTasks(run: EvalRun, tasks: EvalTask[], knownTotals: Record<string, Score>): Record<string, UnknownSummary> {
+  const { options, methods } = run;
   const known = new Set(tasks.map((t) => JSON.stringify(t.transform)));
-  const unknownFlags: Record<string, UnknownSummary> = {};
   const unknownDecide = options.decideFrom.filter((d) => d !== 'each');
   const counts: Record<string, { flagged: number; n: number; margins: number[] }> = {};
-  const k = engine.taskCount;
+  const k = run.engine.taskCount;
   for (let u = 0; u < options.unknownTasks; u++) {
-    const transform = permutedTask(options.unknownFrom + u, pixels);
+    const transform = permutedTask(options.unknownFrom + u, run.pixels);
     if (known.has(JSON.stringify(transform))) continue;
-    const ds = taskDataset(transform, test);
-    const order = orderOf(tasks.length + u);
+    const ds = taskDataset(transform, run.test);
+    const order = run.order(tasks.length + u);
     for (const m of methods) {
       for (const d of unknownDecide) {
         const c = (counts[methodKey(m, d)] ??= { flagged: 0, n: 0, margins: [] });
-        for (let b = 0; b < Math.min(options.unknownBatches, batches || 1); b++) {
-          const { inputs, labels } = pick(ds, batchIndices(order, b));
-          const { predictions } = call(inputs, labels.length, { method: m, decideFrom: d });
+        for (let b = 0; b < Math.min(options.unknownBatches, run.batches || 1); b++) {
+          const { inputs, labels } = run.pick(ds, run.batchIndices(order, b));
+          const { predictions } = run.call(inputs, labels.length, { method: m, decideFrom: d });
           c.flagged += predictions[0].task.unknown ? 1 : 0;
           c.margins.push(k * predictions[0].task.confidence);
           c.n++;
         }
       }
     }
-    log(`unknown task ${u + 1}/${options.unknownTasks} done`);
+    run.log(`unknown task ${u + 1}/${options.unknownTasks} done`);
   }
-  for (const [key, c] of Object.entries(counts)) {
-    unknownFlags[key] = { rate: c.n ? c.flagged / c.n : 0, decisions: c.n, calibration: calibrate(totals[key]?.margins ?? [], c.margins) };
-  }
-  const unknownTime = performance.now() - u0;
+  return mapValues(counts, (c, key) => ({ rate: c.n ? c.flagged / c.n : 0, decisions: c.n, calibration: calibrate(knownTotals[key]?.margins ?? [], c.margins) }));
+}
 
-  // 3. The curve: the engine holds the first n tasks, for each n from large to small.
-  const c0 = performance.now();
+/** Phase 3. The curve: the engine holds the first n tasks, for each n from large to small. */
+function curveOverTasks(run: EvalRun, tasks: EvalTask[]): CurvePoint[] {
+  const { options } = run;
   // The model's own task count is always a point, so the curve ends where the tables are.
   const points = [...new Set([...options.curve.filter((n) => n >= 1 && n <= tasks.length), tasks.length])].sort((a, b) => b - a);
   const curve: CurvePoint[] = [];
-  const main = methods[0];
+  const main = run.methods[0];
   let held = tasks.length;
   for (const n of points) {
-    while (held > n) engine.removeTask(tasks[--held].id);
+    while (held > n) run.engine.removeTask(tasks[--held].id);
     const chosen = evenlySpaced(n, options.curveTasks);
     let gg = 0;
     const s = emptyScore();
     for (const i of chosen) {
-      const ds = taskDataset(tasks[i].transform, test);
-      const r = gnOnTask(tasks[i], i, ds, [main], ['first']);
+      const ds = taskDataset(tasks[i].transform, run.test);
+      const r = run.gnOnTask(tasks[i], i, ds, [main], ['first']);
       gg += r.ggOnBatches;
       addScore(s, r.scores[methodKey(main, 'first')]);
     }
     const sum = summarize(s);
     curve.push({ tasks: n, evaluatedTasks: chosen.length, gg: gg / chosen.length, gn: sum.accuracy, taskIdAccuracy: sum.taskIdAccuracy, unknownRate: sum.unknownRate });
-    log(`curve: ${n} tasks: GG ${pct(gg / chosen.length)}, GN ${pct(sum.accuracy)}, task id ${pct(sum.taskIdAccuracy)}`);
+    run.log(`curve: ${n} tasks: GG ${pct(gg / chosen.length)}, GN ${pct(sum.accuracy)}, task id ${pct(sum.taskIdAccuracy)}`);
   }
-  curve.reverse();
+  return curve.reverse();
+}
 
-  return {
-    tasks: tasks.length,
-    architecture: [arch.inputSize, ...arch.hidden, arch.outputs].join('-'),
-    options: { ...stripCallbacks(options), methods: methods.map((m) => m.name) },
-    gg: { accuracy: ggSum / Math.max(1, ggExamplesTotal), examples: ggExamplesTotal, accuracyOnBatches: ggBatchSum / Math.max(1, tasks.length) },
-    gn: mapValues(totals, summarize),
-    unknown: { tasks: options.unknownTasks, from: options.unknownFrom, batches: options.unknownBatches, flagged: unknownFlags },
-    perTask,
-    curve,
-    seconds: {
-      total: (performance.now() - t0) / 1000,
-      gg: ggTime / 1000,
-      gn: gnTime / 1000,
-      unknown: unknownTime / 1000,
-      curve: (performance.now() - c0) / 1000,
-    },
-  };
+function timed<T>(fn: () => T): { result: T; ms: number } {
+  const start = performance.now();
+  const result = fn();
+  return { result, ms: performance.now() - start };
 }
 
 /**
@@ -409,8 +450,8 @@ function summarize(s: Score): ScoreSummary {
   };
 }
 
-function mapValues<A, B>(o: Record<string, A>, f: (a: A) => B): Record<string, B> {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
+function mapValues<A, B>(o: Record<string, A>, f: (a: A, key: string) => B): Record<string, B> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v, k)]));
 }
 
 /** Up to `max` indices among 0..n−1, evenly spaced, always including the first and the last. */

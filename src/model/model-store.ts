@@ -251,6 +251,30 @@ export async function setUnknownTaskThreshold(
   });
 }
 
+/**
+ * Files kept beside a model (training's log and transfer state), written under the directory's write lock
+ * and durably: a replaced file is swapped in atomically, an appended line is on disk when this resolves.
+ * The store never reads them and compaction leaves them alone.
+ */
+export async function replaceSideFile(dir: string, name: string, data: Uint8Array): Promise<void> {
+  await withWriteLock(dir, () => replaceFileAtomically(dir, name, data, async () => undefined));
+}
+
+export async function appendToSideFile(dir: string, name: string, text: string): Promise<void> {
+  await withWriteLock(dir, async () => {
+    const file = path.join(dir, name);
+    const created = !existsSync(file);
+    const fh = await open(file, 'a');
+    try {
+      await fh.appendFile(text, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (created) await fsyncDir(dir);
+  });
+}
+
 /** Rewrites the masks file with only the listed tasks (records renumbered) and deletes stale masks files. */
 export async function compactModel(dir: string, options: StoreOptions = {}): Promise<Manifest> {
   return withWriteLock(dir, () => compactUnlocked(dir, stepper(options.faults, 'compact')));

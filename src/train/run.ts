@@ -5,7 +5,7 @@
 // skips every task already in the model.
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Architecture, ModelSpec } from '../contract/model.ts';
@@ -13,7 +13,7 @@ import { layerShapes } from '../core/architecture.ts';
 import { type DatasetSplits } from '../data/datasets.ts';
 import { type FaultHook } from '../model/durable-fs.ts';
 import { type Manifest } from '../model/manifest.ts';
-import { appendTask, createModel, hasModel, readManifest } from '../model/model-store.ts';
+import { appendTask, appendToSideFile, createModel, hasModel, readManifest, replaceSideFile } from '../model/model-store.ts';
 import { TaskTrainer } from './task-trainer.ts';
 import { type TrainConfig, type WorkerInit, taskDescription, taskId, taskName, taskTransform } from './task-plan.ts';
 import { type TaskStats, type TrainProgress } from './trainer.ts';
@@ -94,7 +94,7 @@ export async function runTraining(o: RunOptions): Promise<RunSummary> {
       );
       trained.push(id);
       trainMs += stats.ms;
-      await appendFile(path.join(o.modelDir, TRAINING_LOG), JSON.stringify({ id, index, worker, ...stats, config: o.config }) + '\n');
+      await appendToSideFile(o.modelDir, TRAINING_LOG, JSON.stringify({ id, index, worker, ...stats, config: o.config }) + '\n');
       o.reporter?.finished(worker, index, id, stats, trained.length);
       await o.afterAppend?.(id);
     });
@@ -176,9 +176,7 @@ async function readTransfer(dir: string, arch: Architecture): Promise<TransferSt
 async function writeTransfer(dir: string, t: TransferState): Promise<void> {
   const count = Buffer.alloc(8);
   count.writeDoubleLE(t.count);
-  const file = path.join(dir, TRANSFER_FILE);
-  await writeFile(`${file}.tmp`, Buffer.concat([...t.sum.map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength)), count]));
-  await rename(`${file}.tmp`, file);
+  await replaceSideFile(dir, TRANSFER_FILE, Buffer.concat([...t.sum.map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength)), count]));
 }
 
 async function trainInWorkers(o: RunOptions, init: WorkerInit, pending: number[], n: number, commit: Commit): Promise<void> {

@@ -18,8 +18,6 @@
 // Each stored mask is appended to the model at once (durable); its manifest entry records, as ground truth
 // for evaluation, the transform of the stream's task during which it was allocated. A rerun replays the
 // stream: batches of tasks already learned are recognised and skipped, so it resumes.
-import { appendFile } from 'node:fs/promises';
-import * as path from 'node:path';
 import { generateBaseNetwork } from '../core/base-network.ts';
 import { DEFAULT_MAX_BATCH } from '../contract/classify.ts';
 import type { ModelSpec } from '../contract/model.ts';
@@ -28,7 +26,7 @@ import { type MaskKernels } from '../core/kernels/mask-kernels.ts';
 import { selectKernels } from '../platform/kernels.ts';
 import { Xoshiro128 } from '../core/prng.ts';
 import { type DatasetSplits, loadDataset } from '../data/datasets.ts';
-import { appendTask, createModel, hasModel, loadModel } from '../model/model-store.ts';
+import { appendTask, appendToSideFile, createModel, hasModel, loadModel } from '../model/model-store.ts';
 import { randomMask } from '../model/random-model.ts';
 import { selectBackend } from '../platform/backend.ts';
 import { BatchSampler, taskSource } from './batches.ts';
@@ -137,7 +135,7 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
     engine.addTask(a.id, mask);
     stored++;
     const record = { id: a.id, trueTask: a.trueTask, allocatedAt: a.allocatedAt, steps: a.steps, why, scenario: 'no-task-ids', config };
-    await appendFile(path.join(o.modelDir, TRAINING_LOG), JSON.stringify(record) + '\n');
+    await appendToSideFile(o.modelDir, TRAINING_LOG, JSON.stringify(record) + '\n');
     allocated.push({ id: a.id, trueTask: a.trueTask, allocatedAt: a.allocatedAt, steps: a.steps });
     o.onEvent?.({ type: 'store', id: a.id, batch, trueTask: a.trueTask, steps: a.steps, why });
   };
