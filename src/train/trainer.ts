@@ -209,30 +209,20 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
   const sampler = new BatchSampler(source, options.batch, deriveSeed(options.seed, 0, 2), options.normalization);
   const window = Math.max(1, Math.round(steps / 10));
   let firstLoss = 0;
-  let lastLossSum = 0;
-  let lastAccSum = 0;
-  let lastCount = 0;
-  let reportLoss = 0;
-  let reportAcc = 0;
-  let reportCount = 0;
+  const last = new StepMeans();
+  let report = new StepMeans();
   const every = options.progressEvery ?? 50;
   const start = performance.now();
   for (let step = 1; step <= steps; step++) {
     sampler.next();
     const { loss, correct } = optimizer.step(sampler.x, sampler.xT, sampler.labels);
     const acc = correct / options.batch;
-    reportLoss += loss;
-    reportAcc += acc;
-    reportCount++;
+    report.add(loss, acc);
     if (step <= window) firstLoss += loss / window;
-    if (step > steps - window) {
-      lastLossSum += loss;
-      lastAccSum += acc;
-      lastCount++;
-    }
+    if (step > steps - window) last.add(loss, acc);
     if (options.onProgress && (step % every === 0 || step === steps)) {
-      options.onProgress({ step, steps, loss: reportLoss / reportCount, accuracy: reportAcc / reportCount });
-      reportLoss = reportAcc = reportCount = 0;
+      options.onProgress({ step, steps, loss: report.loss, accuracy: report.accuracy });
+      report = new StepMeans();
     }
   }
   const ms = performance.now() - start;
@@ -241,12 +231,33 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
     mask,
     density: maskDensity(mask, weightCount(arch)),
     firstLoss,
-    finalLoss: lastLossSum / lastCount,
-    finalAccuracy: lastAccSum / lastCount,
+    finalLoss: last.loss,
+    finalAccuracy: last.accuracy,
     steps,
     ms,
     scores: options.keepScores ? optimizer.scores : undefined,
   };
+}
+
+/** Mean loss and accuracy over the steps added so far. */
+class StepMeans {
+  private lossSum = 0;
+  private accuracySum = 0;
+  private count = 0;
+
+  add(loss: number, accuracy: number): void {
+    this.lossSum += loss;
+    this.accuracySum += accuracy;
+    this.count++;
+  }
+
+  get loss(): number {
+    return this.lossSum / this.count;
+  }
+
+  get accuracy(): number {
+    return this.accuracySum / this.count;
+  }
 }
 
 function transposeInto(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
