@@ -73,6 +73,15 @@ describe('batching and load shedding', () => {
         assert.equal(c.err!.code, grpc.status.RESOURCE_EXHAUSTED);
         assert.match(c.err!.details, /already waiting/);
       }
+      // The Open Inference Protocol's REST routes answer the same way, in OIP's error format.
+      const oip = { inputs: [{ name: 'x', datatype: 'FP32', shape: [16, SIZE], data: Array.from(x.flat) }], parameters: { method: 'binary', decide_from: 'each' } };
+      const oipReplies = await Promise.all(Array.from({ length: 12 }, () => http('POST', `${service.url}/v2/models/supsup/infer`, oip)));
+      const oipShed = oipReplies.filter((r) => r.status === 503);
+      assert.ok(oipShed.length > 0, 'some OIP requests were refused');
+      for (const r of oipShed) {
+        assert.equal(r.headers.get('retry-after'), '1');
+        assert.match(r.body.error, /already waiting; retry later/);
+      }
       const metrics = await (await fetch(`${service.url}/metrics`)).text();
       assert.match(metrics, /^supsup_requests_total\{protocol="http",route="\/classify",outcome="resource_exhausted"\} [1-9]/m);
       assert.match(metrics, /^supsup_requests_total\{protocol="grpc",route="\/supsup.v1.Classifier\/Infer",outcome="resource_exhausted"\} [1-9]/m);

@@ -11,6 +11,7 @@
 //   Multiples of 90° use exact cos/sin, so on a square image they move pixels without blending.
 // - split: pixels unchanged; the task keeps only the examples whose label is in `classes`
 //   (selectExamples) and relabels class classes[j] as j (relabel).
+import { invalid } from '../contract/errors.ts';
 import type { TaskTransform } from '../contract/task.ts';
 import { Xoshiro128, shuffle } from '../core/prng.ts';
 import type { Dataset } from './datasets.ts';
@@ -23,7 +24,7 @@ export const TASK_FAMILIES: readonly TaskFamily[] = ['permuted', 'rotated', 'spl
 export const MNIST_PIXELS = 784;
 
 function checkTaskIndex(i: number): void {
-  if (!Number.isInteger(i) || i < 0 || i > 0xffffffff) throw new RangeError(`task index must be an integer in [0, 2^32), got ${i}`);
+  if (!Number.isInteger(i) || i < 0 || i > 0xffffffff) throw invalid(`task index must be an integer in [0, 2^32), got ${i}`);
 }
 
 /**
@@ -32,7 +33,7 @@ function checkTaskIndex(i: number): void {
  */
 export function permutedTask(i: number, size: number = MNIST_PIXELS): TaskTransform {
   checkTaskIndex(i);
-  if (!Number.isInteger(size) || size <= 0) throw new RangeError(`size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size <= 0) throw invalid(`size must be a positive integer, got ${size}`);
   const rng = new Xoshiro128(i);
   const permutation = Array.from({ length: size }, (_, k) => k);
   shuffle(permutation, rng);
@@ -42,7 +43,7 @@ export function permutedTask(i: number, size: number = MNIST_PIXELS): TaskTransf
 /** RotatedMNIST task i: rotation by i · stepDegrees (the paper: 10°, 36 tasks). */
 export function rotatedTask(i: number, stepDegrees = 10): TaskTransform {
   checkTaskIndex(i);
-  if (!Number.isFinite(stepDegrees)) throw new RangeError(`stepDegrees must be finite, got ${stepDegrees}`);
+  if (!Number.isFinite(stepDegrees)) throw invalid(`stepDegrees must be finite, got ${stepDegrees}`);
   return { kind: 'rotation', degrees: i * stepDegrees };
 }
 
@@ -50,7 +51,7 @@ export function rotatedTask(i: number, stepDegrees = 10): TaskTransform {
 export function splitTask(i: number, numClasses = 10): TaskTransform {
   checkTaskIndex(i);
   if (2 * i + 1 >= numClasses) {
-    throw new RangeError(`split task ${i} needs classes ${2 * i} and ${2 * i + 1}, but there are only ${numClasses} classes`);
+    throw invalid(`split task ${i} needs classes ${2 * i} and ${2 * i + 1}, but there are only ${numClasses} classes`);
   }
   return { kind: 'split', classes: [2 * i, 2 * i + 1] };
 }

@@ -2,6 +2,7 @@
 // probability `density`: bit = (rng.nextUint32() < density · 2^32), drawn in flat weight order, one task
 // after another, from Xoshiro128(maskSeed). The default maskSeed (seed XOR 0x6d61736b, "mask") keeps the
 // stream apart from the base network's.
+import { invalid } from '../contract/errors.ts';
 import { type Architecture, maskWords, weightCount } from '../core/architecture.ts';
 import { Xoshiro128 } from '../core/prng.ts';
 import { MNIST_NORMALIZATION, type Normalization } from '../contract/model.ts';
@@ -24,7 +25,7 @@ export interface RandomModelOptions {
 
 /** One random canonical mask (padding bits zero). */
 export function randomMask(architecture: Architecture, density: number, rng: Xoshiro128): Uint32Array {
-  if (!(density >= 0 && density <= 1)) throw new RangeError(`density must be in [0, 1], got ${density}`);
+  if (!(density >= 0 && density <= 1)) throw invalid(`density must be in [0, 1], got ${density}`);
   const p = weightCount(architecture);
   const mask = new Uint32Array(maskWords(architecture));
   const threshold = density * 4294967296;

@@ -3,6 +3,7 @@
 // drop_last). Each batch is written straight into the row-major input x [B, P] and its transpose
 // xᵀ [P, B] (the weight gradient of the first layer needs xᵀ and the wasm backend's transpose is slow),
 // with the task's pixel permutation applied on the fly and the model's normalisation (x − mean) / std.
+import { invalid } from '../contract/errors.ts';
 import { Xoshiro128, shuffle } from '../core/prng.ts';
 import type { Normalization } from '../contract/model.ts';
 import type { Dataset } from '../data/datasets.ts';
@@ -54,8 +55,8 @@ export class BatchSampler {
     seed: number,
     norm: Normalization,
   ) {
-    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
-    if (source.count < batch) throw new RangeError(`the task has ${source.count} training examples, fewer than one batch of ${batch}`);
+    if (!Number.isInteger(batch) || batch < 1) throw invalid(`batch must be a positive integer, got ${batch}`);
+    if (source.count < batch) throw invalid(`the task has ${source.count} training examples, fewer than one batch of ${batch}`);
     this.batch = batch;
     this.x = new Float32Array(batch * source.pixels);
     this.xT = new Float32Array(batch * source.pixels);

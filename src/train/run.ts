@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { invalid } from '../contract/errors.ts';
 import type { Architecture, ModelSpec } from '../contract/model.ts';
 import { layerShapes } from '../core/architecture.ts';
 import { type DatasetSplits } from '../data/datasets.ts';
@@ -55,10 +56,10 @@ export const TRAINING_LOG = 'training-log.jsonl';
 export const TRANSFER_FILE = 'transfer-scores.bin';
 
 export async function runTraining(o: RunOptions): Promise<RunSummary> {
-  if (!Number.isInteger(o.tasks) || o.tasks < 1) throw new RangeError(`tasks must be a positive integer, got ${o.tasks}`);
-  if (!Number.isInteger(o.workers) || o.workers < 1) throw new RangeError(`workers must be a positive integer, got ${o.workers}`);
+  if (!Number.isInteger(o.tasks) || o.tasks < 1) throw invalid(`tasks must be a positive integer, got ${o.tasks}`);
+  if (!Number.isInteger(o.workers) || o.workers < 1) throw invalid(`workers must be a positive integer, got ${o.workers}`);
   if (o.config.transfer && o.workers > 1) {
-    throw new RangeError('transfer initialisation needs the earlier tasks finished first: use --workers 1 with --transfer');
+    throw invalid('transfer initialisation needs the earlier tasks finished first: use --workers 1 with --transfer');
   }
   const manifest = await openOrCreate(o.modelDir, o.create);
   const have = new Set(manifest.tasks.map((t) => t.id));

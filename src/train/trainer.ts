@@ -12,6 +12,7 @@
 // Deterministic given the seed: the same seed, data and options give the same mask bit for bit on a
 // given backend.
 import * as tf from '@tensorflow/tfjs-core';
+import { invalid } from '../contract/errors.ts';
 import type { Normalization } from '../contract/model.ts';
 import { maskDensity } from '../core/mask-bank.ts';
 import {
@@ -129,10 +130,10 @@ export class SupermaskOptimizer {
     private readonly options: OptimizerOptions,
   ) {
     this.shapes = layerShapes(base.architecture);
-    if (!(options.lr > 0)) throw new RangeError(`lr must be positive, got ${options.lr}`);
+    if (!(options.lr > 0)) throw invalid(`lr must be positive, got ${options.lr}`);
     this.density = options.density ?? 0.5;
     if (options.mask === 'gg' && !(this.density > 0 && this.density <= 1)) {
-      throw new RangeError(`density must be in (0, 1], got ${this.density}`);
+      throw invalid(`density must be in (0, 1], got ${this.density}`);
     }
     this.alpha = options.alpha ?? 0.99;
     this.eps = options.eps ?? 1e-8;
@@ -204,7 +205,7 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
   const arch = base.architecture;
   if (source.pixels !== arch.inputSize) throw new Error(`examples have ${source.pixels} values, the model takes ${arch.inputSize}`);
   const steps = options.steps;
-  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be a positive integer, got ${steps}`);
+  if (!Number.isInteger(steps) || steps < 1) throw invalid(`steps must be a positive integer, got ${steps}`);
   const optimizer = new SupermaskOptimizer(base, options);
   const sampler = new BatchSampler(source, options.batch, deriveSeed(options.seed, 0, 2), options.normalization);
   const window = Math.max(1, Math.round(steps / 10));

@@ -2,6 +2,7 @@
 // (app.ts turns schema validation off). Requests are decoded by the adapters and validated by the engine's
 // one validator, so REST and gRPC refuse exactly the same things with the same messages.
 import { DECIDE_FROM, DEFAULT_INFERENCE, INFERENCE_METHODS, OBJECTIVES } from '../../contract/classify.ts';
+import { TASK_ID_PATTERN } from '../../contract/task.ts';
 const error = {
   type: 'object',
   properties: {
@@ -117,7 +118,7 @@ export const task = {
 
 export const taskIdParams = {
   type: 'object',
-  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } },
+  properties: { id: { type: 'string', pattern: TASK_ID_PATTERN.source } },
 } as const;
 
 export const putTaskBody = {
