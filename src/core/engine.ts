@@ -4,7 +4,6 @@ import { generateBaseNetwork } from './base-network.ts';
 import { type ClassifyCall, type ClassifyLimits, type RawClassifyCall, validateClassifyCall } from './classify-request.ts';
 import { EngineError } from './engine-error.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
-import { forward } from './mlp.ts';
 import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
 import { type TaskDecision, inferTasks } from './task-inference.ts';
@@ -166,10 +165,9 @@ export class Engine<M = unknown> {
 
   /** Softmax over the l real classes for the given rows under one slot's mask. */
   private probabilities(slot: number, x: tf.Tensor2D, rows: number[]): Float32Array {
-    const layers = this.net.masked(slot);
     return tf.tidy(() => {
       const input = rows.length === x.shape[0] ? x : tf.gather(x, rows);
-      const logits = forward(layers.weights, input);
+      const logits = this.net.taskLogits(slot, input);
       const real = tf.slice(logits, [0, 0], [-1, this.limits.classes]);
       return tf.softmax(real).dataSync() as Float32Array;
     });

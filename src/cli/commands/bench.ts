@@ -7,7 +7,7 @@ import { benchKernels, formatRow, HEADER } from '../../../bench/kernels.ts';
 import { type KernelPreference, selectKernels } from '../../core/kernels/select-kernels.ts';
 import { type BackendPreference, selectBackend } from '../../runtime/backend.ts';
 
-const HELP = `usage: supsup bench [--out FILE] [--runs N] [--kernels auto|native|typescript] [--backend auto|wasm|cpu|tensorflow] [--quick]
+const HELP = `usage: supsup bench [--out FILE] [--runs N] [--kernels auto|native|typescript] [--backend auto|cuda|wasm|cpu|tensorflow] [--quick]
 
 Benchmarks the k-dependent kernel beside the memory-read floor measured in the same process (same bytes,
 same threads), and the engine end to end (given task at batch 1 and 128, inferred task at batch 128), for

@@ -7,7 +7,7 @@ import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../../runtime/default-model
 
 const HELP = `usage: supsup classify [--model DIR] [--input FILE | --dataset mnist|fashion-mnist --examples N --from-task ID]
                         [--task ID] [--method one-shot|binary] [--objective entropy|superfluous]
-                        [--decide-from first|batch|each] [--backend auto|wasm|cpu|tensorflow] [--json]
+                        [--decide-from first|batch|each] [--backend auto|cuda|wasm|cpu|tensorflow] [--json]
 
 Classifies a batch with a given task (--task) or with the task inferred (no --task).
   --input FILE      JSON {"inputs": number[][]}: examples as the task's data gives them (pixels in [0,1])
