@@ -23,7 +23,7 @@ if [ ! -x "$nvcc" ]; then
   exit 2
 fi
 
-common=(-std=c++17 -O3 -Xcompiler -fPIC,-O3 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED)
+common=(-std=c++17 -O3 --threads 0 -Xcompiler -fPIC,-O3 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED)
 
 if [ "${1:-}" = "--check" ]; then
   mkdir -p build/cuda/check
