@@ -9,7 +9,8 @@
 #   2. build the CUDA addon with nvcc (sm_90)        5. the figures for k = 100, 1000, 2500, 25000
 #   3. the CUDA tests (CUDA against CPU kernels)     6. a short table last (the device tool returns the tail)
 # Results under $OUT (at most 8 files come back): log.txt, nvidia-smi.txt, build.txt, tests.txt, torch.json,
-# cuda-bench.json.
+# cuda-bench.json. For a dry run elsewhere, SUPSUP_TORCH_ARGS / SUPSUP_BENCH_ARGS add arguments to steps 4 and 5
+# (e.g. "--device cpu --k 20 --runs 5" and "--ks 100,25000 --cpu-runs 1").
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT=${OUT:-/tmp/supsup-device-out}
@@ -45,13 +46,13 @@ SUPSUP_SKIP_NVCC=1 timeout 240 node --import tsx --test --test-concurrency=1 tes
 grep -E "^# (tests|pass|fail|skipped)|^not ok|SKIP" "$OUT/tests.txt" | head -20
 
 step "4. PyTorch: W ⊙ M then matmul"
-PYTHONUNBUFFERED=1 timeout 150 python3 bench/gpu/torch_given_task.py --out "$OUT/torch.json" --k 2500 --runs 200 \
+PYTHONUNBUFFERED=1 timeout 150 python3 bench/gpu/torch_given_task.py --out "$OUT/torch.json" --k 2500 --runs 200 ${SUPSUP_TORCH_ARGS:-} \
   || fail "torch script failed"
 
 step "5. figures"
 torch_arg=()
 [ -f "$OUT/torch.json" ] && torch_arg=(--torch "$OUT/torch.json")
-timeout 300 node --import tsx bench/gpu/cuda-bench.ts --out "$OUT/cuda-bench.json" --commit "$commit" "${torch_arg[@]}" \
+timeout 300 node --import tsx bench/gpu/cuda-bench.ts --out "$OUT/cuda-bench.json" --commit "$commit" "${torch_arg[@]}" ${SUPSUP_BENCH_ARGS:-} \
   || fail "benchmark failed"
 
 step "6. summary"
