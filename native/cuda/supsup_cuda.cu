@@ -243,15 +243,20 @@ __global__ void __launch_bounds__(256) Gemm(int M, int N, int K, A a, B b, Epi e
 }
 
 constexpr int kGemvRows = 8;
-/** The same product for M ≤ 8 rows: a lane per column, the 8 warps split K, then a fixed-order sum. */
+constexpr int kGemvWarps = 16;
+/**
+ * The same product for M ≤ 8 rows (latency-bound: few columns, long K): a lane per column, 16 warps split K with
+ * several loads in flight each, then a fixed-order sum.
+ */
 template <class A, class B, class Epi>
-__global__ void __launch_bounds__(256) Gemv(int M, int N, int K, A a, B b, Epi epi) {
-  __shared__ float red[8][kGemvRows][33];
+__global__ void __launch_bounds__(kGemvWarps * 32) Gemv(int M, int N, int K, A a, B b, Epi epi) {
+  __shared__ float red[kGemvWarps][kGemvRows][33];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int n = blockIdx.x * 32 + lane;
   float acc[kGemvRows] = {};
   if (n < N) {
-    for (int k = warp; k < K; k += 8) {
+#pragma unroll 4
+    for (int k = warp; k < K; k += kGemvWarps) {
       const float bv = b(k, n);
 #pragma unroll
       for (int m = 0; m < kGemvRows; m++)
@@ -265,7 +270,7 @@ __global__ void __launch_bounds__(256) Gemv(int M, int N, int K, A a, B b, Epi e
     for (int m = 0; m < M; m++) {
       float s = 0.f;
 #pragma unroll
-      for (int w = 0; w < 8; w++) s += red[w][m][lane];
+      for (int w = 0; w < kGemvWarps; w++) s += red[w][m][lane];
       epi(m, n, s);
     }
   }
@@ -275,7 +280,7 @@ template <class A, class B, class Epi>
 void Product(int M, int N, int K, A a, B b, Epi epi) {
   if (M <= 0 || N <= 0) return;
   if (M <= kGemvRows) {
-    Gemv<<<unsigned(CeilDiv(N, 32)), 256>>>(M, N, K, a, b, epi);
+    Gemv<<<unsigned(CeilDiv(N, 32)), kGemvWarps * 32>>>(M, N, K, a, b, epi);
   } else {
     Gemm<<<dim3(unsigned(CeilDiv(N, 64)), unsigned(CeilDiv(M, 64))), 256>>>(M, N, K, a, b, epi);
   }
