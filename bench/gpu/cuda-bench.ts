@@ -11,6 +11,7 @@
  * - one-shot: ∂H/∂α for every slot from 1 example (forward and backward of the superposition, the weight
  *   gradients, the bit-matrix scores), host to host: the example goes up, k gradients come back
  * - given task, batch 1 and 1024: logits decoded from the packed sign and mask bits, host to host
+ *   (…DeviceMs beside each: the kernels alone, CUDA events)
  * and on the CPU (k ≤ --cpu-max-k; building a MaskBank of 25,000 masks in TypeScript takes minutes): the same
  * one-shot and given-task passes through SupermaskNetwork with the native kernels and tfjs wasm.
  * With --torch (bench/gpu/torch_given_task.py's JSON): PyTorch's W ⊙ M then matmul on the same GPU, and ratios.
@@ -66,6 +67,16 @@ function time(n: number, fn: () => void): number {
   return median(t);
 }
 
+/** Median device milliseconds of fn's pass (bank.lastPassSeconds after each call). */
+function deviceTime(bank: CudaBank, n: number, fn: () => void): number {
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    fn();
+    t.push(bank.lastPassSeconds() * 1e3);
+  }
+  return median(t);
+}
+
 /** A bank of k random masks (density 0.5, no bits past P), slots k.. of the last block empty. */
 function randomBank(k: number, words: number): Uint32Array {
   const blocks = Math.ceil(k / BLOCK_SLOTS);
@@ -107,6 +118,8 @@ interface GpuRow {
   floorMs: number;
   floorGBps: number;
   oneShotMs: number;
+  /** The same pass's kernels alone (CUDA events, without the copies in and out). */
+  oneShotDeviceMs: number;
   oneShotOverFloor: number;
   scoresFromHostVMs: number;
   given: Record<string, number>;
@@ -127,6 +140,7 @@ function benchGpu(bank: CudaBank, raw: Uint32Array, k: number, base: BaseNetwork
   const x1 = inputs(1, rng);
   const grads = new Float32Array(slots);
   const oneShotMs = time(runs, () => bank.slotGradients(x1, 1, 0, false, grads));
+  const oneShotDeviceMs = deviceTime(bank, runs, () => bank.slotGradients(x1, 1, 0, false, grads));
   const v = Float32Array.from({ length: words * 32 }, () => rng.nextFloat() - 0.5);
   const scoresFromHostVMs = time(runs, () => bank.scores(v, 1, grads));
   const given: Record<string, number> = {};
@@ -134,8 +148,9 @@ function benchGpu(bank: CudaBank, raw: Uint32Array, k: number, base: BaseNetwork
     const x = inputs(batch, rng);
     const out = new Float32Array(batch * ARCH.outputs);
     given[`batch${batch}Ms`] = time(runs, () => bank.taskLogits(k >> 1, x, batch, out));
+    given[`batch${batch}DeviceMs`] = deviceTime(bank, runs, () => bank.taskLogits(k >> 1, x, batch, out));
   }
-  return { residentBytes, uploadMs, superposeMs, floorMs, floorGBps: residentBytes / floorMs / 1e6, oneShotMs, oneShotOverFloor: oneShotMs / floorMs, scoresFromHostVMs, given };
+  return { residentBytes, uploadMs, superposeMs, floorMs, floorGBps: residentBytes / floorMs / 1e6, oneShotMs, oneShotDeviceMs, oneShotOverFloor: oneShotMs / floorMs, scoresFromHostVMs, given };
 }
 
 function benchCpu(raw: Uint32Array, k: number, words: number, rng: Xoshiro128): { kernels: string; oneShotMs: number; given: Record<string, number> } {

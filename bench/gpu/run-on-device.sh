@@ -60,11 +60,11 @@ step "6. summary"
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 console.log(r.device || r.deviceReason);
 const f = (x, d = 3) => (x === undefined || x === null ? "-" : Number(x).toFixed(d));
-console.log("k      bankMB  floor_ms  oneshot_ms  /floor  cpu_oneshot_ms  cpu/gpu  given1_ms  given1024_ms  torch1/ours  torch1024/ours");
+console.log("k      bankMB  floor_ms  oneshot_ms  (kernels)  /floor  cpu_oneshot_ms  cpu/gpu  given1_ms  given1024_ms  torch1/ours  torch1024/ours");
 for (const row of r.rows) {
   const g = row.gpu || {}, c = row.cpu || {}, t = row.torchOverOurs || {};
   console.log([String(row.k).padEnd(6), f(row.bankBytes / 1e6, 1).padStart(7), f(g.floorMs, 4).padStart(9), f(g.oneShotMs, 4).padStart(11),
-    f(g.oneShotOverFloor, 1).padStart(7), f(c.oneShotMs, 2).padStart(15), f(row.cpuOverGpuOneShot, 0).padStart(8),
+    f(g.oneShotDeviceMs, 4).padStart(10), f(g.oneShotOverFloor, 1).padStart(7), f(c.oneShotMs, 2).padStart(15), f(row.cpuOverGpuOneShot, 0).padStart(8),
     f(g.given && g.given.batch1Ms, 4).padStart(10), f(g.given && g.given.batch1024Ms, 4).padStart(13),
     f(t.batch1 && t.batch1.maskThenMatmul, 2).padStart(12), f(t.batch1024 && t.batch1024.maskThenMatmul, 2).padStart(15)].join(" "));
 }' "$OUT/cuda-bench.json"

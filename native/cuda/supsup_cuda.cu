@@ -385,6 +385,27 @@ struct ResidentBank::Buffers {
   int64_t weights = 0;
   DeviceBuffer signs, W, Weff, acts, deltas, grad;
   bool superposed = false;
+  // Device time of the last pass's kernels (after its input is on the device, before its result leaves).
+  cudaEvent_t passStart = nullptr, passStop = nullptr;
+  double lastPassSeconds = 0;
+  ~Buffers() {
+    if (passStart) cudaEventDestroy(passStart);
+    if (passStop) cudaEventDestroy(passStop);
+  }
+  void StartPass() {
+    if (!passStart) {
+      CK(cudaEventCreate(&passStart));
+      CK(cudaEventCreate(&passStop));
+    }
+    CK(cudaEventRecord(passStart));
+  }
+  void StopPass() { CK(cudaEventRecord(passStop)); }
+  /** Call after the synchronous copy of the result: both events have completed by then. */
+  void ReadPass() {
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, passStart, passStop));
+    lastPassSeconds = ms / 1e3;
+  }
 };
 
 DeviceInfo QueryDevice() {
@@ -575,6 +596,7 @@ void ResidentBank::SlotGradients(const float* x, int batch, int objective, bool 
   float* acts = d.acts.Ensure<float>(size_t(na) * 4);
   float* deltas = d.deltas.Ensure<float>(size_t(nd) * 4);
   CK(cudaMemcpy(acts, x, size_t(batch) * L[0].in * 4, cudaMemcpyHostToDevice));
+  d.StartPass();
   const float* Weff = d.Weff.As<float>();
   const float* W = d.W.As<float>();
   for (int l = 0; l < layers; l++) {
@@ -606,7 +628,9 @@ void ResidentBank::SlotGradients(const float* x, int batch, int objective, bool 
   const int slots = blocks_ * kBlockSlots;
   float* dout = d.out.Ensure<float>(size_t(rows) * slots * 4);
   ScoresOnDevice(d.bank.As<uint32_t>(), words_, blocks_, v, rows, dout, d.partial);
+  d.StopPass();
   CK(cudaMemcpy(out, dout, size_t(rows) * slots * 4, cudaMemcpyDeviceToHost));
+  d.ReadPass();
 }
 
 void ResidentBank::TaskLogits(int slot, const float* x, int batch, float* out) {
@@ -623,14 +647,19 @@ void ResidentBank::TaskLogits(int slot, const float* x, int batch, float* out) {
   float* ping = acts;
   float* pong = acts + int64_t(batch) * widest;
   CK(cudaMemcpy(ping, x, size_t(batch) * L[0].in * 4, cudaMemcpyHostToDevice));
+  d.StartPass();
   const uint32_t* mask = d.bank.As<uint32_t>() + int64_t(slot >> 3) * words_ * kBlockSlots + (slot & 7);
   for (int l = 0; l < layers; l++) {
     Product(batch, L[l].out, L[l].in, RowMajor{ping, L[l].in}, TernaryB{d.signs.As<uint32_t>(), mask, L[l].offset, L[l].out, L[l].scale},
             StoreEpi{pong, L[l].out, l + 1 < layers});
     std::swap(ping, pong);
   }
+  d.StopPass();
   CK(cudaMemcpy(out, ping, size_t(batch) * L.back().out * 4, cudaMemcpyDeviceToHost));
+  d.ReadPass();
 }
+
+double ResidentBank::LastPassSeconds() const { return d_->lastPassSeconds; }
 
 double ResidentBank::ReadFloorSeconds(int repeats) {
   const int64_t bytes = residentBytes();

@@ -65,6 +65,8 @@ class ResidentBank {
   void SlotGradients(const float* x, int batch, int objective, bool perExample, float* out);
   /** Logits [batch, outputs] of the network W ⊙ M^slot, decoded from the packed bits on the fly. */
   void TaskLogits(int slot, const float* x, int batch, float* out);
+  /** Device seconds of the last SlotGradients or TaskLogits kernels, without the copies in and out (CUDA events). */
+  double LastPassSeconds() const;
   /** Median seconds of one pass that reads every byte of the resident bank (the memory-read floor). */
   double ReadFloorSeconds(int repeats);
 

@@ -8,7 +8,7 @@
 //     .attachNetwork(shapes, scales, signs, classes)           base network: [in, out, offset] per layer, c_l, sign bits
 //     .superpose(slots) .slotGradients(x, batch, objective, perExample, out)
 //     .taskLogits(slot, x, batch, out)                         given-task forward from the packed bits
-//     .readFloorSeconds(repeats) .residentBytes() .blocks() .dispose()
+//     .readFloorSeconds(repeats) .lastPassSeconds() .residentBytes() .blocks() .dispose()
 
 #include <napi.h>
 
@@ -73,6 +73,7 @@ class CudaBank : public Napi::ObjectWrap<CudaBank> {
                            InstanceMethod("slotGradients", &CudaBank::SlotGradients),
                            InstanceMethod("taskLogits", &CudaBank::TaskLogits),
                            InstanceMethod("readFloorSeconds", &CudaBank::ReadFloorSeconds),
+                           InstanceMethod("lastPassSeconds", &CudaBank::LastPassSeconds),
                            InstanceMethod("residentBytes", &CudaBank::ResidentBytes),
                            InstanceMethod("blocks", &CudaBank::Blocks),
                            InstanceMethod("dispose", &CudaBank::Dispose),
@@ -201,6 +202,10 @@ class CudaBank : public Napi::ObjectWrap<CudaBank> {
     return Guard(info.Env(), [&] {
       return Napi::Number::New(info.Env(), Bank().ReadFloorSeconds(Args{info}.Int(0, "repeats")));
     });
+  }
+
+  Napi::Value LastPassSeconds(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&] { return Napi::Number::New(info.Env(), Bank().LastPassSeconds()); });
   }
 
   Napi::Value ResidentBytes(const Napi::CallbackInfo& info) {

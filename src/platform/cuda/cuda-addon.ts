@@ -33,6 +33,8 @@ export interface CudaBank {
   slotGradients(x: Float32Array, batch: number, objective: 0 | 1, perExample: boolean, out: Float32Array): void;
   taskLogits(slot: number, x: Float32Array, batch: number, out: Float32Array): void;
   readFloorSeconds(repeats: number): number;
+  /** Device seconds of the last slotGradients or taskLogits kernels, without the copies in and out. */
+  lastPassSeconds(): number;
   residentBytes(): number;
   blocks(): number;
   dispose(): void;
