@@ -3,7 +3,7 @@
 # supsup serve in a container. Two images from one file:
 #
 #   docker build --target cpu -t supsup:cpu .     # Node 20 (Debian 12 slim), TensorFlow.js wasm backend
-#   docker build --target gpu -t supsup:gpu .     # CUDA 11.2 + cuDNN 8.1, @tensorflow/tfjs-node-gpu 4.22.0
+#   docker build --target gpu -t supsup:gpu .     # CUDA 13 runtime, our CUDA kernels (native/cuda, backend cuda)
 #
 # Both run as a non-root user, listen on 8080 (REST) and 50051 (gRPC), answer the HEALTHCHECK from
 # /readyz, and drain on SIGTERM (exit within SUPSUP_SHUTDOWN_TIMEOUT_MS, 30 s by default: give `docker stop`
@@ -15,7 +15,8 @@
 # checked without one is checked by test/system/container.ts (run by .ci/run).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
-ARG CUDA_IMAGE=nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04
+ARG CUDA_DEVEL_IMAGE=nvidia/cuda:13.0.2-devel-ubuntu24.04
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:13.0.2-runtime-ubuntu24.04
 
 # ---------------------------------------------------------------------------------------------------
 # CPU build: production dependencies, and the native mask kernels (build/Release/supsup_kernels.node)
@@ -58,46 +59,45 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
 ENTRYPOINT ["node", "bin/supsup.js", "serve"]
 
 # ---------------------------------------------------------------------------------------------------
-# GPU base: the CUDA runtime that libtensorflow 2.9.1 (inside @tensorflow/tfjs-node-gpu 4.22) is built
-# for (CUDA 11.2, cuDNN 8.1), with Node 20 taken from the official Node image (its binaries need
-# glibc >= 2.28; Ubuntu 20.04 has 2.31).
+# GPU build: the CUDA 13 toolkit image, Node 20 from the official Node image (its binary needs glibc >= 2.28;
+# Ubuntu 24.04 has 2.39), the CPU addon as in the CPU build, and the CUDA addon (native/cuda/build.sh) with machine
+# code for Turing to Blackwell plus PTX for later GPUs. Its CUDA runtime is linked statically: at run time it needs
+# only the driver, which the NVIDIA container toolkit mounts. (No @tensorflow/tfjs-node-gpu: it downloads
+# libtensorflow 2.9.1 for CUDA 11.2 at install, which neither runs on CUDA 13 nor installs without a network.)
 FROM ${NODE_IMAGE} AS node
-FROM ${CUDA_IMAGE} AS gpu-base
+FROM ${CUDA_DEVEL_IMAGE} AS gpu-build
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/include/node /usr/local/include/node
 COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
- && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
- && node --version && npm --version
-
-# GPU build: as the CPU build, but compiled on Ubuntu 20.04 (the addon built on Debian 12 needs a newer
-# libstdc++), plus tfjs-node-gpu, whose install downloads libtensorflow (GPU, 2.9.1) and its binding.
-FROM gpu-base AS gpu-build
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
+ && apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-ENV npm_config_nodedir=/usr/local
+ENV npm_config_nodedir=/usr/local \
+    NODE_API_INCLUDE=/usr/local/include/node
+ARG SUPSUP_CUDA_ARCHS="75 80 86 89 90 100 120"
 COPY package.json package-lock.json binding.gyp ./
 COPY native ./native
 RUN npm ci --omit=dev --no-audit --no-fund \
- && npm install --omit=dev --no-save --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0 \
  && test -f build/Release/supsup_kernels.node \
- && find node_modules/@tensorflow/tfjs-node-gpu/lib -name tfjs_binding.node | grep -q . \
+ && SUPSUP_CUDA_ARCHS="${SUPSUP_CUDA_ARCHS}" native/cuda/build.sh \
  && npm cache clean --force
 
 # GPU image. Run with the NVIDIA container toolkit (`docker run --gpus all`, or the compose gpu profile).
-FROM gpu-base AS gpu
-RUN useradd --create-home --uid 1000 --user-group supsup
+# SUPSUP_BACKEND=cuda: started without a usable GPU it exits with the reason instead of serving from the CPU.
+FROM ${CUDA_RUNTIME_IMAGE} AS gpu
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+RUN useradd --create-home --uid 1001 --user-group supsup
 ENV NODE_ENV=production \
     SUPSUP_HOST=0.0.0.0 \
     SUPSUP_HTTP_PORT=8080 \
     SUPSUP_GRPC_PORT=50051 \
-    SUPSUP_BACKEND=tensorflow \
-    TF_CPP_MIN_LOG_LEVEL=1
+    SUPSUP_BACKEND=cuda
 WORKDIR /app
 COPY --from=gpu-build /app/node_modules ./node_modules
 COPY --from=gpu-build /app/build/Release/supsup_kernels.node ./build/Release/supsup_kernels.node
+COPY --from=gpu-build /app/build/cuda/supsup_cuda.node ./build/cuda/supsup_cuda.node
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src

@@ -8,7 +8,6 @@ import { checkTaskId } from '../contract/task.ts';
 import { weightCount } from './architecture.ts';
 import { generateBaseNetwork } from './base-network.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
-import { forward } from './masked-mlp.ts';
 import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
 import { inferTasks, type TaskDecision } from './task-inference.ts';
@@ -148,10 +147,9 @@ export class Engine {
 
   /** Softmax over the l real classes for the given rows under one slot's mask. */
   private probabilities(slot: number, x: tf.Tensor2D, rows: number[]): Float32Array {
-    const layers = this.net.masked(slot);
     return tf.tidy(() => {
       const input = rows.length === x.shape[0] ? x : tf.gather(x, rows);
-      const logits = forward(layers.weights, input);
+      const logits = this.net.taskLogits(slot, input);
       const real = tf.slice(logits, [0, 0], [-1, this.limits.classes]);
       return tf.softmax(real).dataSync() as Float32Array;
     });

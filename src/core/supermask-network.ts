@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Architecture, type LayerShape, layerShapes, maskWords } from './architecture.ts';
 import { type BaseNetwork } from './base-network.ts';
+import { type DeviceNetwork } from './kernels/device-network.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { LruCache } from './lru-cache.ts';
 import { MaskBank } from './mask-bank.ts';
-import { batchWeightGradient, type DenseLayers, disposeDenseLayers, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
+import { batchWeightGradient, type DenseLayers, disposeDenseLayers, forward, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
 
@@ -25,6 +26,8 @@ export class SupermaskNetwork {
   private readonly baseTensors: tf.Tensor2D[];
   private readonly maskedCache: LruCache<number, DenseLayers>;
   private fullSuperposition: DenseLayers | null = null;
+  /** The bank and base network on the kernels' device, when they have one: the passes below then run there. */
+  private readonly device: DeviceNetwork | null;
 
   constructor(
     base: BaseNetwork,
@@ -38,16 +41,19 @@ export class SupermaskNetwork {
     this.bank = new MaskBank(this.words, expectedTasks);
     this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
+    this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
   }
 
   addMask(mask: Uint32Array): number {
     const slot = this.bank.add(mask);
+    this.device?.bankChanged(slot);
     this.invalidateSuperposition();
     return slot;
   }
 
   removeMask(slot: number): void {
     this.bank.remove(slot);
+    this.device?.bankChanged(slot);
     this.maskedCache.delete(slot);
     this.invalidateSuperposition();
   }
@@ -71,6 +77,27 @@ export class SupermaskNetwork {
     const counts = new Float32Array(this.words * 32);
     this.kernels.subsetCount(this.bank.raw, this.words, slots, counts);
     return this.denseFrom(scaledCounts(counts, slots.length));
+  }
+
+  /** Logits of W ⊙ M^slot for x: decoded from the packed bits on the device, else through the cached dense layers. */
+  taskLogits(slot: number, x: tf.Tensor2D): tf.Tensor2D {
+    if (!this.device) return forward(this.masked(slot).weights, x);
+    const logits = this.device.taskLogits(slot, x.dataSync() as Float32Array, x.shape[0]);
+    return tf.tensor2d(logits, [x.shape[0], this.architecture.outputs]);
+  }
+
+  /** slotGradients over the superposition of `slots` (all stored slots when omitted), on the device when there is one. */
+  gradientsOver(x: tf.Tensor2D, objective: Objective, perExample: boolean, slots?: Int32Array): Float32Array {
+    if (this.device) {
+      return this.device.slotGradients(slots ?? this.bank.occupiedSlots(), x.dataSync() as Float32Array, x.shape[0], objective, perExample);
+    }
+    if (!slots) return this.slotGradients(this.superposed(), x, objective, perExample);
+    const layers = this.subsetSuperposition(slots);
+    try {
+      return this.slotGradients(layers, x, objective, perExample);
+    } finally {
+      disposeDenseLayers(layers);
+    }
   }
 
   /**
@@ -113,6 +140,7 @@ export class SupermaskNetwork {
     this.maskedCache.clear();
     this.invalidateSuperposition();
     tf.dispose(this.baseTensors);
+    this.device?.dispose();
   }
 
   private invalidateSuperposition(): void {

@@ -5,7 +5,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { InferenceOptions } from '../contract/classify.ts';
 import { noTasks } from '../contract/errors.ts';
 import { type SupermaskNetwork } from './supermask-network.ts';
-import { disposeDenseLayers } from './masked-mlp.ts';
 
 export interface TaskDecision {
   slot: number;
@@ -33,23 +32,16 @@ export function inferTasks(net: SupermaskNetwork, x: tf.Tensor2D, options: Infer
 }
 
 function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, perExample: boolean): TaskDecision[] {
-  const grads = net.slotGradients(net.superposed(), x, o.objective, perExample);
+  const grads = net.gradientsOver(x, o.objective, perExample);
   const width = net.bank.slotCapacity;
   return range(grads.length / width).map((r) => decideFromGradients(grads.subarray(r * width, (r + 1) * width), slots, o.epsilon));
 }
 
 function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions): TaskDecision {
-  const first = net.slotGradients(net.superposed(), x, o.objective, false);
+  const first = net.gradientsOver(x, o.objective, false);
   const verdict = decideFromGradients(first, slots, o.epsilon);
   let candidates = keepLowerHalf(slots, first);
-  while (candidates.length > 1) {
-    const layers = net.subsetSuperposition(candidates);
-    try {
-      candidates = keepLowerHalf(candidates, net.slotGradients(layers, x, o.objective, false));
-    } finally {
-      disposeDenseLayers(layers);
-    }
-  }
+  while (candidates.length > 1) candidates = keepLowerHalf(candidates, net.gradientsOver(x, o.objective, false, candidates));
   const slot = candidates[0];
   return { slot, confidence: nu(first, slots)[slots.indexOf(slot)], unknown: verdict.unknown };
 }

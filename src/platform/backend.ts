@@ -3,12 +3,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { firstLine } from './first-line.ts';
+import { cudaBackend } from './cuda/cuda-backend.ts';
 
-export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export type BackendPreference = 'auto' | 'cuda' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'];
 
 export interface BackendChoice {
-  /** The tfjs backend that runs: "tensorflow", "wasm" or "cpu". */
+  /** The tfjs backend that runs: "tensorflow", "wasm" or "cpu"; or "cuda": our CUDA kernels, tfjs wasm for the rest. */
   name: string;
   /** One line for the log: why this backend. */
   reason: string;
@@ -23,6 +24,12 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
   if (!BACKEND_PREFERENCES.includes(preference)) {
     throw new Error(`backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got "${preference}"`);
   }
+  let missingCuda = '';
+  if (preference === 'auto' || preference === 'cuda') {
+    const cuda = await cudaBackend(preference);
+    if (cuda.ok) return { name: 'cuda', reason: cuda.reason };
+    missingCuda = `${cuda.reason}; `;
+  }
   let missingNative = '';
   if (preference === 'auto' || preference === 'tensorflow') {
     const loaded = loadNativeTensorflow();
@@ -35,7 +42,7 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
   const target = preference === 'cpu' ? 'cpu' : 'wasm';
   if (!(await tf.setBackend(target))) throw new Error(`backend "${target}" failed to initialise`);
   await tf.ready();
-  const why = preference === 'auto' ? `${missingNative}; using the embedded ${target} backend` : 'requested';
+  const why = preference === 'auto' ? `${missingCuda}${missingNative}; using the embedded ${target} backend` : 'requested';
   return { name: target, reason: why };
 }
 

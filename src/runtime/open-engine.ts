@@ -5,6 +5,7 @@ import { Engine } from '../core/engine.ts';
 import { type KernelPreference, selectKernels } from '../platform/kernels.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { loadModel } from '../model/model-store.ts';
+import { cudaKernelsFor } from '../platform/cuda/cuda-backend.ts';
 import { type BackendChoice, type BackendPreference, selectBackend } from '../platform/backend.ts';
 
 export interface OpenedEngine {
@@ -26,7 +27,7 @@ export interface OpenOptions {
 
 export async function openEngine(dir: string, options: OpenOptions = {}): Promise<OpenedEngine> {
   const backend = await selectBackend(options.backend ?? 'auto');
-  const kernels = await selectKernels(options.kernels ?? 'auto');
+  const kernels = cudaKernelsFor(backend, options.kernels ?? 'auto') ?? selectKernels(options.kernels ?? 'auto');
   const { manifest, masks } = await loadModel(dir);
   const { architecture, seed, normalization } = manifest;
   const engine = new Engine({

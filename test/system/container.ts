@@ -179,19 +179,25 @@ export async function containerChecks(suite: Suite, { root, logDir }: ContainerP
     return parent ? baseImage(parent) : s.base;
   };
 
-  await suite.check('Dockerfile: base images match package.json engines and tfjs-node-gpu 4.22 (CUDA 11.2, cuDNN 8)', () => {
+  await suite.check('Dockerfile: base images match package.json engines; the gpu image is CUDA 13 with our CUDA addon', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
     const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8'));
     const nodeMajor = Number(/^node:(\d+)/.exec(baseImage(stage('cpu')))?.[1]);
     const engines = Number(/(\d+)/.exec(pkg.engines?.node ?? '')?.[1]);
     assert(nodeMajor >= engines, `cpu base ${baseImage(stage('cpu'))} is older than engines.node ${pkg.engines?.node}`);
     const gpuBase = baseImage(stage('gpu'));
-    assert(/^nvidia\/cuda:11\.2\.\d+-cudnn8-runtime-ubuntu/.test(gpuBase), `gpu base ${gpuBase}: expected nvidia/cuda:11.2.x-cudnn8-runtime-ubuntu*`);
+    const runtime = /^nvidia\/cuda:(13\.\d+\.\d+)-runtime-ubuntu/.exec(gpuBase);
+    assert(runtime, `gpu base ${gpuBase}: expected nvidia/cuda:13.x.y-runtime-ubuntu*`);
+    const buildBase = baseImage(stage('gpu-build'));
+    assert(buildBase.startsWith(`nvidia/cuda:${runtime[1]}-devel-`), `gpu-build base ${buildBase}: expected the devel image of CUDA ${runtime[1]}`);
+    const built = stage('gpu-build').instructions.some((i) => i.cmd === 'RUN' && i.rest.includes('native/cuda/build.sh'));
+    assert(built, 'gpu-build does not run native/cuda/build.sh');
+    const copied = stage('gpu').instructions.some((i) => i.cmd === 'COPY' && i.rest.includes('build/cuda/supsup_cuda.node'));
+    assert(copied, 'the gpu image does not copy build/cuda/supsup_cuda.node');
+    assert(stageEnv(stage('gpu')).SUPSUP_BACKEND === 'cuda', 'the gpu image does not set SUPSUP_BACKEND=cuda');
     const tfjsCore = lock.packages?.['node_modules/@tensorflow/tfjs-core']?.version;
-    const gpuInstall = /@tensorflow\/tfjs-node-gpu@(\S+)/.exec(dockerfileText)?.[1];
-    assert(gpuInstall === tfjsCore, `tfjs-node-gpu@${gpuInstall} in the Dockerfile but @tensorflow/tfjs-core ${tfjsCore} in package-lock.json: they must match`);
     const peer = pkg.peerDependencies?.['@tensorflow/tfjs-node-gpu'];
-    assert(peer === undefined || peer === gpuInstall, `tfjs-node-gpu@${gpuInstall} in the Dockerfile but peerDependencies says ${peer}`);
+    assert(peer === undefined || peer === tfjsCore, `peerDependencies tfjs-node-gpu ${peer} but @tensorflow/tfjs-core ${tfjsCore} in package-lock.json: they must match`);
     return `node ${nodeMajor}, ${gpuBase}, tfjs ${tfjsCore}`;
   });
 

@@ -7,7 +7,7 @@ import { KERNEL_PREFERENCES, selectKernels } from '../../platform/kernels.ts';
 import { BACKEND_PREFERENCES, selectBackend } from '../../platform/backend.ts';
 import { COMMON_SWITCHES, int, oneOf, parseFlags, stringFlags } from '../flags.ts';
 
-const HELP = `usage: supsup bench [--out FILE] [--runs N] [--kernels auto|native|typescript] [--backend auto|wasm|cpu|tensorflow] [--quick]
+const HELP = `usage: supsup bench [--out FILE] [--runs N] [--kernels auto|native|typescript] [--backend auto|cuda|wasm|cpu|tensorflow] [--quick]
 
 Benchmarks the k-dependent kernel beside the memory-read floor measured in the same process (same bytes,
 same threads), and the engine end to end (given task at batch 1 and 128, inferred task at batch 128), for

@@ -8,7 +8,7 @@ import { COMMON_SWITCHES, int, oneOf, parseFlags, stringFlags } from '../flags.t
 
 const HELP = `usage: supsup classify [--model DIR] [--input FILE | --dataset mnist|fashion-mnist --examples N --from-task ID]
                         [--task ID] [--method one-shot|binary] [--objective entropy|superfluous]
-                        [--decide-from first|batch|each] [--backend auto|wasm|cpu|tensorflow] [--json]
+                        [--decide-from first|batch|each] [--backend auto|cuda|wasm|cpu|tensorflow] [--json]
 
 Classifies a batch with a given task (--task) or with the task inferred (no --task).
   --input FILE      JSON {"inputs": number[][]}: examples as the task's data gives them (pixels in [0,1])

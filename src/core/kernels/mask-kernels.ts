@@ -1,3 +1,7 @@
+import type { BaseNetwork } from '../base-network.ts';
+import type { MaskBank } from '../mask-bank.ts';
+import type { DeviceNetwork } from './device-network.ts';
+
 /**
  * The k-dependent kernels over the packed bank (layout: see mask-bank.ts). Two implementations share
  * this contract: the native addon (fast path) and TypeScript (fallback and test oracle).
@@ -15,4 +19,6 @@ export interface MaskKernels {
    * Subset count for binary search: out[w] = number of slots in `slots` whose bit w is set, for w < words * 32.
    */
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
+  /** Kernels with a device (CUDA): keep this network and bank resident there (see DeviceNetwork). */
+  bindNetwork?(base: BaseNetwork, bank: MaskBank): DeviceNetwork;
 }
