@@ -162,28 +162,7 @@ export async function appendTasks(
   return withWriteLock(dir, async () => {
     const step = stepper(options.faults, 'append');
     const old = await readManifest(dir);
-    const p = weightCount(old.architecture);
-    const words = maskWords(old.architecture);
-    const now = new Date().toISOString();
-    let record = old.tasks.length + old.removed.length;
-    const added = items.map(({ task, mask }): TaskEntry => {
-      if (!(mask instanceof Uint32Array) || mask.length !== words) {
-        throw new RangeError(`task '${task.id}': a mask must be a Uint32Array of ${words} words (P = ${p})`);
-      }
-      const pad = paddingProblem(mask, p);
-      if (pad) throw new RangeError(`task '${task.id}': mask has ${pad}`);
-      if (old.tasks.some((t) => t.id === task.id)) throw new RangeError(`task '${task.id}' already exists in ${dir}`);
-      return {
-        id: task.id,
-        name: task.name,
-        ...(task.description !== undefined ? { description: task.description } : {}),
-        addedAt: task.addedAt ?? now,
-        density: popcount(mask) / p,
-        record: record++,
-        transform: task.transform,
-      };
-    });
-    const next = checkedInput(() => validateManifest({ ...old, tasks: [...old.tasks, ...added] }, 'new task'));
+    const next = checkNewTasks(old, items, dir);
     const masks = items.map((i) => i.mask.slice()); // what was checked is what gets written, whatever the caller does meanwhile
 
     const file = path.join(dir, old.masks.file);
@@ -215,6 +194,36 @@ export async function appendTasks(
     await writeManifest(dir, next, step);
     return next.tasks.slice(old.tasks.length);
   });
+}
+
+/**
+ * The manifest `old` would become with `items` appended: every mask and entry checked as appendTasks
+ * checks them (RangeError naming `where` on bad input). Writes nothing, so a caller can refuse bad input
+ * before it reaches any other store.
+ */
+export function checkNewTasks(old: Manifest, items: { task: NewTask; mask: Uint32Array }[], where: string): Manifest {
+  const p = weightCount(old.architecture);
+  const words = maskWords(old.architecture);
+  const now = new Date().toISOString();
+  let record = old.tasks.length + old.removed.length;
+  const added = items.map(({ task, mask }): TaskEntry => {
+    if (!(mask instanceof Uint32Array) || mask.length !== words) {
+      throw new RangeError(`task '${task.id}': a mask must be a Uint32Array of ${words} words (P = ${p})`);
+    }
+    const pad = paddingProblem(mask, p);
+    if (pad) throw new RangeError(`task '${task.id}': mask has ${pad}`);
+    if (old.tasks.some((t) => t.id === task.id)) throw new RangeError(`task '${task.id}' already exists in ${where}`);
+    return {
+      id: task.id,
+      name: task.name,
+      ...(task.description !== undefined ? { description: task.description } : {}),
+      addedAt: task.addedAt ?? now,
+      density: popcount(mask) / p,
+      record: record++,
+      transform: task.transform,
+    };
+  });
+  return checkedInput(() => validateManifest({ ...old, tasks: [...old.tasks, ...added] }, 'new task'));
 }
 
 /**

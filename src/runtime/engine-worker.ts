@@ -75,7 +75,8 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
 };
 
 function newTask(t: NewTaskRequest) {
-  return { id: t.id, name: t.name, transform: t.transform, ...(t.description !== undefined ? { description: t.description } : {}) };
+  const { id, name, transform, description, addedAt } = t;
+  return { id, name, transform, ...(description !== undefined ? { description } : {}), ...(addedAt !== undefined ? { addedAt } : {}) };
 }
 
 /** The store reports bad input as RangeError: that is the caller's mistake, not the server's. */

@@ -41,6 +41,8 @@ export interface NewTaskRequest {
   name: string;
   description?: string;
   transform: TaskTransform;
+  /** ISO 8601 UTC; unset: now. Set by replicas, so every copy of a task shows the same time. */
+  addedAt?: string;
   /** Canonical packed mask: P bits, little-endian 32-bit words, bit w of the mask = bit (w & 31) of word w >>> 5. */
   mask: Uint32Array;
 }

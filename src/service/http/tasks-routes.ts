@@ -63,7 +63,7 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       },
     },
     async (request, reply) => {
-      const added = await ctx.runtime.addTask(decodeTaskBody(request.params.id, request.body));
+      const added = await (ctx.replica ?? ctx.runtime).addTask(decodeTaskBody(request.params.id, request.body));
       return reply.code(201).header('location', `/tasks/${encodeURIComponent(added.id)}`).send(added);
     },
   );
@@ -75,8 +75,11 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       schema: { summary: 'Remove a task (durably)', tags: ['tasks'], security: bearer, params, response: { 204: { type: 'null' }, ...errorResponses(401, 403, 404) } },
     },
     async (request, reply) => {
-      byId(request.params.id);
-      await ctx.runtime.removeTask(request.params.id);
+      if (ctx.replica) await ctx.replica.removeTask(request.params.id); // the store knows best whether it exists
+      else {
+        byId(request.params.id);
+        await ctx.runtime.removeTask(request.params.id);
+      }
       return reply.code(204).send();
     },
   );
