@@ -122,7 +122,7 @@ up() {
   read -r STORE_PORT LB_HTTP LB_GRPC H1 H2 H3 G1 G2 G3 <<<"$(free_ports 9)"
   REPLICA_HTTP="$H1 $H2 $H3"; REPLICA_GRPC="$G1 $G2 $G3"
   ADMIN_TOKEN=$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')
-  declare -p STORE_PORT LB_HTTP LB_GRPC REPLICA_HTTP REPLICA_GRPC ADMIN_TOKEN >"$STATE"
+  for v in STORE_PORT LB_HTTP LB_GRPC REPLICA_HTTP REPLICA_GRPC ADMIN_TOKEN; do printf '%s=%q\n' "$v" "${!v}"; done >"$STATE"
   if [ "$(id -u)" = 0 ]; then chown postgres "$DIR/store"; chmod 755 "$DIR"; fi
 
   log "store: PostgreSQL on 127.0.0.1:$STORE_PORT, data in $DIR/store/data"
