@@ -20,9 +20,13 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import pg from 'pg';
 import { encodeRecord } from '../../src/model/mask-file.ts';
+import { LOADER_OPTIONS, PROTO_PATH } from '../../src/service/grpc/server.ts';
 import { parseStoreUrl } from '../../src/store/store-url.ts';
+import { unary } from '../support/grpc-calls.ts';
 import { assert, CheckFailure, fetchJson, run, Suite, waitUntil } from './harness.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -187,6 +191,21 @@ async function main(): Promise<void> {
     },
     120_000,
   );
+
+  await suite.check('gRPC through the LB (HTTP/2 frontend): ListTasks on 6 fresh connections sees every added task', async () => {
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)) as any;
+    for (let i = 0; i < 6; i++) {
+      const client = new pkg.supsup.v1.Classifier(cluster!.lb.grpc, grpc.credentials.createInsecure());
+      try {
+        const r = await unary(client, 'ListTasks', {});
+        const ids = (r.tasks as { id: string }[]).map((t) => t.id);
+        assert(ids.includes(`prop-${PROPAGATION_SAMPLES - 1}`), `connection ${i}: ListTasks lacks prop-${PROPAGATION_SAMPLES - 1} (${ids.length} tasks)`);
+      } finally {
+        client.close();
+      }
+    }
+    return '6 of 6';
+  });
 
   await suite.check(
     'replica 2 SIGKILLed mid-traffic (a task added while it is down), restarted: it converges',
