@@ -113,6 +113,37 @@ describe('against a real PostgreSQL', { skip }, () => {
     await assert.rejects(pullInto(`${tmp.dir}/other-seed`, store, await store.snapshot()), /holds another model/);
   });
 
+  test('a change the engine refuses (written around the service) is refused and reported; the changes after it still apply', async () => {
+    const url = `${db.url}?model=poison`;
+    await pushFrom(model, storeFor('poison'));
+    const replica = await startTestService(testConfig(`${tmp.dir}/poison-replica`, { store: url, adminToken: ADMIN_TOKEN }));
+    try {
+      const { masks } = await loadModel(model);
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        await client.query('BEGIN');
+        const g = Number((await client.query("UPDATE supsup_models SET generation = generation + 1 WHERE model = 'poison' RETURNING generation")).rows[0].generation);
+        const info = { id: 'bogus', name: 'bogus', addedAt: new Date().toISOString(), density: 0.5, transform: { kind: 'no-such-transform' } };
+        await client.query("INSERT INTO supsup_tasks (model, id, generation, info, record) VALUES ('poison', 'bogus', $1, $2, $3)", [g, info, encodeRecord('bogus', masks.get('random-0')!)]);
+        await client.query("INSERT INTO supsup_changes (model, generation, op, id) VALUES ('poison', $1, 'add', 'bogus')", [g]);
+        await client.query("SELECT pg_notify('supsup_changes', 'poison')");
+        await client.query('COMMIT');
+      } finally {
+        await client.end();
+      }
+      const body = { mask: Buffer.from(masks.get('random-1')!.buffer).toString('base64') };
+      const put = await http('PUT', `${replica.url}/tasks/after-bogus`, body, { authorization: `Bearer ${ADMIN_TOKEN}` });
+      assert.equal(put.status, 201, JSON.stringify(put.body));
+      assert.equal((await http('GET', `${replica.url}/tasks/after-bogus`)).status, 200);
+      assert.equal((await http('GET', `${replica.url}/tasks/bogus`)).status, 404);
+      assert.match((await http('GET', `${replica.url}/readyz`)).body.reason, /1 task\(s\) refused .*bogus/);
+      assert.match(await (await fetch(`${replica.url}/metrics`)).text(), /^supsup_store_refused_tasks_total 1$/m);
+    } finally {
+      await replica.close();
+    }
+  });
+
   test('two replicas on one store: a PUT on one is served by the other; a second PUT of the id is 409; DELETE reaches both', async () => {
     const url = `${db.url}?model=replicas`;
     await pushFrom(model, storeFor('replicas'));

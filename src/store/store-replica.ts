@@ -1,11 +1,12 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { EngineError } from '../core/engine-error.ts';
+import { ModelFileError } from '../model/errors.ts';
 import { encodeRecord } from '../model/mask-file.ts';
 import { checkNewTasks, loadModel, readManifest } from '../model/model-store.ts';
 import type { ModelRuntime, RuntimeLog } from '../runtime/model-runtime.ts';
 import { type NewTaskRequest, type TaskInfo, taskInfo } from '../runtime/worker-protocol.ts';
 import { holdsModel, newTaskRequest, pullInto, recordHead, verifiedMask } from './model-copy.ts';
-import type { PostgresTaskStore } from './postgres-task-store.ts';
+import type { PostgresTaskStore, StoredTask } from './postgres-task-store.ts';
 
 /**
  * One replica's side of the shared task store. Before the runtime loads, `prepare` makes the local model
@@ -104,6 +105,7 @@ export class StoreReplica {
 
   /** PUT: checked here, committed to the store (the store decides who wins an id), then live here. */
   async addTask(task: NewTaskRequest): Promise<TaskInfo> {
+    this.requireStarted();
     const manifest = await readManifest(this.dir);
     let entry;
     try {
@@ -121,6 +123,7 @@ export class StoreReplica {
 
   /** DELETE: removed from the store (durably), then here. */
   async removeTask(id: string): Promise<void> {
+    this.requireStarted();
     const generation = await this.store.removeTask(id);
     await this.applied(generation);
   }
@@ -131,6 +134,10 @@ export class StoreReplica {
     await this.stopListening?.();
     await this.running;
     await this.store.close();
+  }
+
+  private requireStarted(): void {
+    if (!this.runtime?.ready) throw new EngineError('unavailable', 'the replica is still starting: task changes are refused until it serves');
   }
 
   private async connect(): Promise<void> {
@@ -217,18 +224,22 @@ export class StoreReplica {
     this.advance(snapshot.generation);
   }
 
-  private async apply(runtime: ModelRuntime, task: Parameters<typeof verifiedMask>[0]): Promise<void> {
-    let mask: Uint32Array;
+  /**
+   * A task the engine refuses (a damaged blob, or metadata written around the service that it rejects) is
+   * refused here, so one bad change never blocks the ones after it; any other failure is retried.
+   */
+  private async apply(runtime: ModelRuntime, task: StoredTask): Promise<void> {
     try {
-      mask = verifiedMask(task, runtime.info.architecture, this.store.model);
+      await runtime.addTask(newTaskRequest(task.info, verifiedMask(task, runtime.info.architecture, this.store.model)));
     } catch (e) {
+      const refused = e instanceof ModelFileError || (e instanceof EngineError && (e.code === 'invalid_argument' || e.code === 'already_exists'));
+      if (!refused) throw e;
       this.refuse(task.id, (e as Error).message);
-      return;
     }
-    await runtime.addTask(newTaskRequest(task.info, mask));
   }
 
   private refuse(id: string, reason: string): void {
+    if (this.refused.get(id) === reason) return;
     this.refused.set(id, reason);
     this.refusedCounter.inc();
     this.log.error({ task: id, reason }, 'task refused: its mask in the task store is corrupt; it is not served');
