@@ -11,6 +11,8 @@ import pg from 'pg';
 import { EngineError } from '../src/core/engine-error.ts';
 import { encodeRecord } from '../src/model/mask-file.ts';
 import { loadModel } from '../src/model/model-store.ts';
+import { storeCommand } from '../src/cli/commands/store.ts';
+import { parseServeConfig } from '../src/service/config.ts';
 import { pullInto, pushFrom } from '../src/store/model-copy.ts';
 import { PostgresTaskStore } from '../src/store/postgres-task-store.ts';
 import { parseStoreUrl } from '../src/store/store-url.ts';
@@ -26,6 +28,14 @@ test('parseStoreUrl: the model parameter is split off, the password hidden, othe
   assert.equal(parseStoreUrl('postgresql://db/x').model, 'default');
   assert.throws(() => parseStoreUrl('http://db/x'), /must start with postgres:\/\//);
   assert.throws(() => parseStoreUrl('postgres://db/x?model=a/b'), /model name/);
+});
+
+test('serve --store: needs --model (the local copy) and a postgres:// URL; store push|pull needs its arguments', async () => {
+  assert.throws(() => parseServeConfig(['--store', 'postgres://db/x'], {}), /--store needs --model/);
+  assert.throws(() => parseServeConfig(['--model', 'm', '--store', 'mysql://db/x'], {}), /--store \/ SUPSUP_STORE: .*postgres:\/\//);
+  assert.equal(parseServeConfig(['--model', 'm'], { SUPSUP_STORE: 'postgres://db/x?model=a' }).store, 'postgres://db/x?model=a');
+  await assert.rejects(storeCommand(['push', '--model', 'm']), /push or pull, --model and --store are needed/);
+  await assert.rejects(storeCommand(['sideways', '--model', 'm', '--store', 'postgres://db/x']), /push or pull/);
 });
 
 test('an unreachable store is "unavailable", with the reason', async () => {
@@ -89,6 +99,29 @@ describe('against a real PostgreSQL', { skip }, () => {
       [5, 'add', 'same'],
       [6, 'remove', 'same'],
     ]);
+  });
+
+  test('the server ending a session between two queries does not crash the process; the store answers again after', async () => {
+    const store = storeFor('roundtrip');
+    const killer = new pg.Client({ connectionString: db.url });
+    await killer.connect();
+    try {
+      // What a store restart does to a connection in use: the server ends it while no query is running on it.
+      // `call` is the one place connections are checked out, so it is driven directly here.
+      const call = (store as unknown as { call<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> }).call.bind(store);
+      await assert.rejects(
+        call(async (c) => {
+          const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+          await killer.query('SELECT pg_terminate_backend($1)', [pid]);
+          await new Promise((r) => setTimeout(r, 300));
+          await c.query('SELECT 1');
+        }),
+        (e: unknown) => e instanceof EngineError && e.code === 'unavailable',
+      );
+      assert.ok((await store.head())?.generation !== undefined, 'a fresh connection answers');
+    } finally {
+      await killer.end();
+    }
   });
 
   test('a damaged blob is refused by pull, named, and not written', async () => {

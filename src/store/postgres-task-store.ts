@@ -252,6 +252,12 @@ export class PostgresTaskStore {
       throw unreachable(e);
     }
     let broken = false;
+    // The server ending the session between two queries (a restart: 57P01) is emitted as an 'error' event on
+    // the checked-out client, which would otherwise crash the process; the next query then fails on its own.
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       return await fn(client);
     } catch (e) {
@@ -259,6 +265,7 @@ export class PostgresTaskStore {
       broken = isConnectionProblem(e);
       throw broken ? unreachable(e) : e;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }

@@ -36,7 +36,7 @@ const TOTAL_TIMEOUT_MS = Number(process.env.CLUSTER_TIMEOUT_MS ?? 480_000);
 /** P of models/example-lenet (784-300-100-100): 8,600 words, a 34,400-byte mask. */
 const MASK_WORDS = 8600;
 const MIN_REQUESTS = 2000;
-const PROPAGATION_SAMPLES = 20;
+const PROPAGATION_SAMPLES = 40;
 
 interface Cluster {
   lb: { http: string; grpc: string };
