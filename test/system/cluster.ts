@@ -175,7 +175,7 @@ async function main(): Promise<void> {
           replicas.map(async (r) => {
             // GET /tasks/:id answers 200 once the engine holds the task (the runtime lists it only then); polled
             // rather than classify so the probe itself does not queue forward passes on a busy machine.
-            await waitUntil(async () => ((await fetchJson(`${r}/tasks/${id}`)).status === 200 ? true : undefined), 5000, `${id} on ${r}`, 5);
+            await waitUntil(async () => ((await fetchJson(`${r}/tasks/${id}`)).status === 200 ? true : undefined), 5000, `${id} on ${r}`, 20);
             const at = performance.now() - acked;
             assert((await classify(r, id)) === 200, `${r} lists ${id} but does not classify with it`);
             return at;
