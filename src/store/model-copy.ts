@@ -5,7 +5,7 @@ import { MANIFEST_FILE, type Manifest } from '../model/manifest.ts';
 import { encodeRecord, readRecords } from '../model/mask-file.ts';
 import { ModelFileError } from '../model/errors.ts';
 import { appendTasks, createModel, loadModel, removeTask, setUnknownTaskThreshold } from '../model/model-store.ts';
-import type { NewTaskRequest, TaskInfo } from '../runtime/worker-protocol.ts';
+import { type NewTaskRequest, type TaskInfo, taskInfo } from '../runtime/worker-protocol.ts';
 import { type ModelBase, type PostgresTaskStore, RECORD_HEAD_BYTES, type Snapshot, type StoredTask, sameBase } from './postgres-task-store.ts';
 
 /**
@@ -114,8 +114,7 @@ export async function pushFrom(dir: string, store: PostgresTaskStore): Promise<C
     if (head && !record.subarray(0, head.length).equals(head)) {
       report.refused.push({ id: t.id, reason: `the store already holds task "${t.id}" with another mask` });
     } else if (!head) {
-      const { record: _r, ...info } = t;
-      items.push({ info, record });
+      items.push({ info: taskInfo(t), record });
     }
   }
   for (let i = 0; i < items.length; i += BATCH) await store.addTasks(items.slice(i, i + BATCH));
