@@ -154,28 +154,7 @@ export async function appendTasks(
   return withWriteLock(dir, async () => {
     const step = stepper(options.faults, 'append');
     const old = await readManifest(dir);
-    const p = weightCount(old.architecture);
-    const words = maskWords(old.architecture);
-    const now = new Date().toISOString();
-    let record = old.tasks.length + old.removed.length;
-    const added = items.map(({ task, mask }): TaskEntry => {
-      if (!(mask instanceof Uint32Array) || mask.length !== words) {
-        throw invalid(`task '${task.id}': a mask must be a Uint32Array of ${words} words (P = ${p})`);
-      }
-      const pad = paddingProblem(mask, p);
-      if (pad) throw invalid(`task '${task.id}': mask has ${pad}`);
-      if (old.tasks.some((t) => t.id === task.id)) throw taskExists(task.id);
-      return {
-        id: task.id,
-        name: task.name,
-        ...(task.description !== undefined ? { description: task.description } : {}),
-        addedAt: task.addedAt ?? now,
-        density: maskDensity(mask, p),
-        record: record++,
-        transform: task.transform,
-      };
-    });
-    const next = checkedInput(() => validateManifest({ ...old, tasks: [...old.tasks, ...added] }, 'new task'));
+    const next = checkNewTasks(old, items);
     const masks = items.map((i) => i.mask.slice()); // what was checked is what gets written, whatever the caller does meanwhile
 
     const file = path.join(dir, old.masks.file);
@@ -207,6 +186,36 @@ export async function appendTasks(
     await writeManifest(dir, next, step);
     return next.tasks.slice(old.tasks.length);
   });
+}
+
+/**
+ * The manifest `old` would become with `items` appended: every mask and entry checked as appendTasks
+ * checks them (RangeError naming `where` on bad input). Writes nothing, so a caller can refuse bad input
+ * before it reaches any other store.
+ */
+export function checkNewTasks(old: Manifest, items: { task: TaskSpec; mask: Uint32Array }[]): Manifest {
+  const p = weightCount(old.architecture);
+  const words = maskWords(old.architecture);
+  const now = new Date().toISOString();
+  let record = old.tasks.length + old.removed.length;
+  const added = items.map(({ task, mask }): TaskEntry => {
+    if (!(mask instanceof Uint32Array) || mask.length !== words) {
+      throw invalid(`task '${task.id}': a mask must be a Uint32Array of ${words} words (P = ${p})`);
+    }
+    const pad = paddingProblem(mask, p);
+    if (pad) throw invalid(`task '${task.id}': mask has ${pad}`);
+    if (old.tasks.some((t) => t.id === task.id)) throw taskExists(task.id);
+    return {
+      id: task.id,
+      name: task.name,
+      ...(task.description !== undefined ? { description: task.description } : {}),
+      addedAt: task.addedAt ?? now,
+      density: maskDensity(mask, p),
+      record: record++,
+      transform: task.transform,
+    };
+  });
+  return checkedInput(() => validateManifest({ ...old, tasks: [...old.tasks, ...added] }, 'new task'));
 }
 
 /**

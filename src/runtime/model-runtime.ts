@@ -115,6 +115,10 @@ export class ModelRuntime {
     return [...this.taskMap.values()];
   }
 
+  findTask(id: string): TaskInfo | undefined {
+    return this.taskMap.get(id);
+  }
+
   /** The task, or not_found. */
   requireTask(id: string): TaskInfo {
     const task = this.taskMap.get(id);

@@ -7,6 +7,7 @@ import { KERNEL_PREFERENCES } from '../platform/kernels.ts';
 import { BACKEND_PREFERENCES } from '../platform/backend.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
 import type { RuntimeOptions } from '../runtime/model-runtime.ts';
+import { parseStoreUrl } from '../store/store-url.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -25,6 +26,8 @@ export interface ServeConfig extends Omit<RuntimeOptions, 'dir'> {
   adminToken?: string;
   /** Bearer token required on the serving calls (health, metrics and docs stay open); unset: open. */
   apiToken?: string;
+  /** Shared task store (postgres://…?model=name); unset: the model directory alone is the task set. */
+  store?: string;
   /** OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces); unset: no tracing. */
   otelEndpoint?: string;
   logLevel: LogLevel;
@@ -76,6 +79,12 @@ export const SETTINGS: Setting[] = [
     kind: 'url',
     help: 'OpenTelemetry: export one span per REST request and gRPC call over OTLP/HTTP to this URL, e.g. http://collector:4318/v1/traces (unset: off)',
   },
+  {
+    key: 'store',
+    flag: 'store',
+    kind: 'string',
+    help: 'replicas: shared task store, postgres://user@host:port/db?model=name; --model is then this replica\'s local copy, kept in step with the store (unset: the model directory alone)',
+  },
   { key: 'logLevel', flag: 'log-level', kind: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'on SIGTERM, exit within this long' },
   {
@@ -116,6 +125,14 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     if (raw === undefined) continue;
     const where = fromFlag !== undefined ? `--${s.flag}` : fromEnv ? envName(s.flag) : `--${s.flag} (default)`;
     config[s.key] = parseValue(s, raw, where);
+  }
+  if (config.store !== undefined) {
+    try {
+      parseStoreUrl(config.store as string);
+    } catch (e) {
+      throw new ConfigError(`--store / SUPSUP_STORE: ${(e as Error).message}`);
+    }
+    if (config.model === undefined) throw new ConfigError('--store needs --model: the directory where this replica keeps its copy of the task set');
   }
   config.model ??= requireDefaultModel();
   const c = config as unknown as ServeConfig;

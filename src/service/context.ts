@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { ModelRuntime } from '../runtime/model-runtime.ts';
+import type { StoreReplica } from '../store/store-replica.ts';
 import type { ServeConfig } from './config.ts';
 import type { HealthState } from './health-state.ts';
 import type { ServiceMetrics } from './metrics.ts';
@@ -13,4 +14,6 @@ export interface ServiceContext {
   health: HealthState;
   log: FastifyBaseLogger;
   tracing: Tracing;
+  /** Set when serving as a replica of a shared task store (--store): task changes go through it. */
+  replica?: StoreReplica;
 }

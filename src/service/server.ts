@@ -12,6 +12,9 @@ import { HealthState } from './health-state.ts';
 import { createHttpApp, registerHttpRoutes } from './http/app.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { createTracing } from './tracing.ts';
+import { PostgresTaskStore } from '../store/postgres-task-store.ts';
+import { StoreReplica } from '../store/store-replica.ts';
+import { parseStoreUrl } from '../store/store-url.ts';
 import { PACKAGE_VERSION } from './version.ts';
 
 export interface RunningService {
@@ -28,7 +31,8 @@ export async function startService(config: ServeConfig): Promise<RunningService>
   const log = app.log;
   const { adminToken, apiToken, ...shown } = config;
   const hidden = (t: string | undefined) => (t ? '(set)' : '(unset)');
-  log.info({ config: { ...shown, adminToken: hidden(adminToken), apiToken: hidden(apiToken) } }, 'starting supsup serve');
+  const storeAddress = config.store ? parseStoreUrl(config.store) : undefined;
+  log.info({ config: { ...shown, store: storeAddress?.shown, adminToken: hidden(adminToken), apiToken: hidden(apiToken) } }, 'starting supsup serve');
 
   let runtime: ModelRuntime | undefined;
   const metrics = new ServiceMetrics({
@@ -46,15 +50,19 @@ export async function startService(config: ServeConfig): Promise<RunningService>
   const health = new HealthState(() => rt.ready);
   rt.onReadyChange(() => health.check());
   const tracing = createTracing(config.otelEndpoint, PACKAGE_VERSION);
-  const ctx: ServiceContext = { config, runtime: rt, metrics, health, log, tracing };
+  const replica = storeAddress && new StoreReplica(new PostgresTaskStore(storeAddress), config.model, log, metrics.registry);
+  const ctx: ServiceContext = { config, runtime: rt, metrics, health, log, tracing, replica };
 
   let grpc: GrpcServer | undefined;
   try {
     await registerHttpRoutes(app, ctx);
     await app.listen({ host: config.host, port: config.httpPort });
     grpc = await startGrpcServer(ctx);
+    await replica?.prepare();
     await rt.load();
+    replica?.follow(rt);
   } catch (e) {
+    await replica?.close().catch(() => undefined);
     grpc?.server.forceShutdown();
     await app.close().catch(() => undefined);
     await rt.close();
@@ -92,6 +100,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
         app.server.closeAllConnections();
         g.server.forceShutdown();
       }
+      await replica?.close().catch((e: Error) => log.warn({ err: e.message }, 'closing the task store connection failed'));
       await rt.close();
       await tracing.shutdown().catch((e: Error) => log.warn({ err: e }, 'could not export the last traces'));
       log.info({ clean, ms: Date.now() - started }, 'stopped');

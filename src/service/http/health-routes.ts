@@ -5,7 +5,9 @@ import type { ServiceContext } from '../context.ts';
 export async function healthRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   app.get('/healthz', { schema: { summary: 'Liveness', tags: ['health'] } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { summary: 'Readiness: 200 ready, 503 not (yet) or draining', tags: ['health'] } }, async (_request, reply) => {
-    if (ctx.health.ready) return { ready: true };
+    // A replica that lost its task store stays ready (it serves what it holds) but says why changes are refused.
+    const store = ctx.replica?.problem;
+    if (ctx.health.ready) return { ready: true, ...(store ? { reason: store } : {}) };
     return reply.code(503).header('retry-after', '1').send({ ready: false, reason: ctx.health.reason });
   });
 }

@@ -58,7 +58,7 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     },
     async (request, reply) => {
       const { task, mask } = decodeTaskBody(request.params.id, request.body);
-      const added = await ctx.runtime.addTask(task, mask);
+      const added = await (ctx.replica ?? ctx.runtime).addTask(task, mask);
       return reply.code(201).header('location', `/tasks/${encodeURIComponent(added.id)}`).send(added);
     },
   );
@@ -70,7 +70,7 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
       schema: { summary: 'Remove a task (durably)', tags: ['tasks'], security: bearer, params, response: { 204: { type: 'null' }, ...errorResponses(401, 403, 404) } },
     },
     async (request, reply) => {
-      await ctx.runtime.removeTask(request.params.id);
+      await (ctx.replica ?? ctx.runtime).removeTask(request.params.id);
       return reply.code(204).send();
     },
   );
