@@ -29,8 +29,14 @@ WORKDIR /app
 ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json binding.gyp ./
 COPY native ./native
-RUN npm ci --omit=dev --no-audit --no-fund \
+# Offline builds: deploy/container/npm-cache/ holds only its README in a checkout, so this `npm ci` downloads
+# from the registry; with a warmed npm cache there (deploy/container/build-local.sh makes one) it installs
+# --offline from a copy of that cache (npm needs to write to its cache) and fails rather than reach for a registry.
+RUN --mount=type=bind,source=deploy/container/npm-cache,target=/npm-cache \
+    if [ -d /npm-cache/_cacache ]; then cp -R /npm-cache /tmp/npm-cache && set -- --offline --cache /tmp/npm-cache; fi \
+ && npm ci --omit=dev --no-audit --no-fund "$@" \
  && test -f build/Release/supsup_kernels.node \
+ && rm -rf /tmp/npm-cache \
  && npm cache clean --force
 
 # ---------------------------------------------------------------------------------------------------
@@ -50,7 +56,8 @@ COPY src ./src
 COPY proto ./proto
 # The model directory must be writable by the server: PUT/DELETE /tasks write it.
 COPY --chown=node:node models ./models
-USER node
+# Numeric, so that Kubernetes' runAsNonRoot can verify it (the base image's user node is uid/gid 1000).
+USER 1000:1000
 EXPOSE 8080 50051
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
@@ -88,7 +95,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 
 # GPU image. Run with the NVIDIA container toolkit (`docker run --gpus all`, or the compose gpu profile).
 FROM gpu-base AS gpu
-RUN useradd --create-home --uid 1000 --user-group supsup
+RUN groupadd --gid 1000 supsup && useradd --create-home --uid 1000 --gid 1000 supsup
 ENV NODE_ENV=production \
     SUPSUP_HOST=0.0.0.0 \
     SUPSUP_HTTP_PORT=8080 \
@@ -103,7 +110,7 @@ COPY bin ./bin
 COPY src ./src
 COPY proto ./proto
 COPY --chown=supsup:supsup models ./models
-USER supsup
+USER 1000:1000
 EXPOSE 8080 50051
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=90s --retries=3 \
