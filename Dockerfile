@@ -11,8 +11,10 @@
 # (`docker run --rm supsup:cpu --help`). The model is /app/models/<name>; mount a volume there to keep
 # tasks added with PUT /tasks (see docker-compose.yml).
 #
-# No Docker engine runs on this project's machines: these images are not built in CI. What can be
-# checked without one is checked by test/system/container.ts (run by .ci/run).
+# Without a registry (air-gapped machines, this project's CI): deploy/container/build-local.sh builds the
+# cpu image with podman from local base images and installs npm packages offline from a warmed cache
+# (deploy/container/npm-cache/); .ci/run builds it and runs it (test/system/podman.ts). The gpu image is
+# not built here: its CUDA base image can only come from a registry (deploy/README.md).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 ARG CUDA_IMAGE=nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04

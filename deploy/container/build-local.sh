@@ -101,11 +101,18 @@ fi
 # --- 3. npm cache ------------------------------------------------------------------------------------------
 started=$(date +%s)
 cache=$here/npm-cache
-mkdir -p "$scratch/npm"
-cp "$root/package.json" "$root/package-lock.json" "$scratch/npm/"
-# --prefer-offline: what the cache holds is not downloaded again; --ignore-scripts: only the cache matters here.
-(cd "$scratch/npm" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --cache "$cache" --loglevel=error) >&2
-say "npm cache $cache warmed in $(since "$started"), $(du -sh "$cache" | cut -f1)"
+stamp=$cache/.warmed-for-package-lock
+lock_sum=$(sha256sum "$root/package-lock.json" | cut -d' ' -f1)
+if [[ -f $stamp && $(cat "$stamp") == "$lock_sum" ]]; then
+  say "npm cache $cache already warmed for this package-lock.json: reused"
+else
+  mkdir -p "$scratch/npm"
+  cp "$root/package.json" "$root/package-lock.json" "$scratch/npm/"
+  # --prefer-offline: what the cache holds is not downloaded again; --ignore-scripts: only the cache matters here.
+  (cd "$scratch/npm" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --cache "$cache" --loglevel=error) >&2
+  echo "$lock_sum" >"$stamp"
+  say "npm cache $cache warmed in $(since "$started"), $(du -sh "$cache" | cut -f1)"
+fi
 
 # --- 4. the CPU image --------------------------------------------------------------------------------------
 image=${SUPSUP_IMAGE:-localhost/supsup:cpu}
