@@ -69,11 +69,17 @@ else
 fi
 
 build() { # build <tag> <podman build args...>
-  local tag=$1 started
+  local tag=$1 started previous
   shift
   started=$(date +%s)
+  previous=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
   say "podman build → $tag"
   podman build --pull=never --network host --format docker --tag "$tag" "$@" >&2
+  # The image this tag named before is left untagged: remove it (unless a container still uses it), or every
+  # changed build on a CI machine would keep another one. Build-stage layers stay, as the next build's cache.
+  if [[ -n $previous && $previous != $(podman image inspect --format '{{.Id}}' "$tag") ]]; then
+    podman rmi "$previous" >/dev/null 2>&1 || true
+  fi
   say "$tag built in $(since "$started"), $(size "$tag")"
 }
 
