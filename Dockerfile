@@ -11,8 +11,10 @@
 # (`docker run --rm supsup:cpu --help`). The model is /app/models/<name>; mount a volume there to keep
 # tasks added with PUT /tasks (see docker-compose.yml).
 #
-# No Docker engine runs on this project's machines: these images are not built in CI. What can be
-# checked without one is checked by test/system/container.ts (run by .ci/run).
+# Without a registry (air-gapped machines, this project's CI): deploy/container/build-local.sh builds the
+# cpu image with podman from local base images and installs npm packages offline from a warmed cache
+# (deploy/container/npm-cache/); .ci/run builds it and runs it (test/system/podman.ts). The gpu image is
+# not built here: its CUDA base image can only come from a registry (deploy/README.md).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 ARG CUDA_DEVEL_IMAGE=nvidia/cuda:13.0.2-devel-ubuntu24.04
@@ -30,8 +32,14 @@ WORKDIR /app
 ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json binding.gyp ./
 COPY native ./native
-RUN npm ci --omit=dev --no-audit --no-fund \
+# Offline builds: deploy/container/npm-cache/ holds only its README in a checkout, so this `npm ci` downloads
+# from the registry; with a warmed npm cache there (deploy/container/build-local.sh makes one) it installs
+# --offline from a copy of that cache (npm needs to write to its cache) and fails rather than reach for a registry.
+RUN --mount=type=bind,source=deploy/container/npm-cache,target=/npm-cache \
+    if [ -d /npm-cache/_cacache ]; then cp -R /npm-cache /tmp/npm-cache && set -- --offline --cache /tmp/npm-cache; fi \
+ && npm ci --omit=dev --no-audit --no-fund "$@" \
  && test -f build/Release/supsup_kernels.node \
+ && rm -rf /tmp/npm-cache \
  && npm cache clean --force
 
 # ---------------------------------------------------------------------------------------------------
@@ -51,7 +59,8 @@ COPY src ./src
 COPY proto ./proto
 # The model directory must be writable by the server: PUT/DELETE /tasks write it.
 COPY --chown=node:node models ./models
-USER node
+# Numeric, so that Kubernetes' runAsNonRoot can verify it (the base image's user node is uid/gid 1000).
+USER 1000:1000
 EXPOSE 8080 50051
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
@@ -88,6 +97,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 # SUPSUP_BACKEND=cuda: started without a usable GPU it exits with the reason instead of serving from the CPU.
 FROM ${CUDA_RUNTIME_IMAGE} AS gpu
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
+# uid 1001: Ubuntu 24.04 images already have uid 1000 (ubuntu); numeric USER so Kubernetes' runAsNonRoot can check it.
 RUN useradd --create-home --uid 1001 --user-group supsup
 ENV NODE_ENV=production \
     SUPSUP_HOST=0.0.0.0 \
@@ -103,7 +113,7 @@ COPY bin ./bin
 COPY src ./src
 COPY proto ./proto
 COPY --chown=supsup:supsup models ./models
-USER supsup
+USER 1001:1001
 EXPOSE 8080 50051
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=90s --retries=3 \

@@ -15,12 +15,13 @@
  * Prints `ok`/`not ok` per check and closes with `system: N passed, M failed`; exit 1 on any failure.
  * Everything it starts is killed when it ends, and the whole run is bounded (SYSTEM_TIMEOUT_MS, 6 min).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { containerChecks } from './container.ts';
+import { PYTHON, pythonGrpcChecks } from './grpc-client.ts';
 import { assert, CheckFailure, fetchJson, freePort, run, Suite, waitUntil } from './harness.ts';
 
 /** The server's log line once both listeners are up and the model is loaded (ports resolved when 0 was asked). */
@@ -29,7 +30,6 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const { values: opts } = parseArgs({
   options: { model: { type: 'string', default: 'models/example-lenet' }, 'skip-container': { type: 'boolean', default: false } },
 });
-const PYTHON = process.env.SUPSUP_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 const TOTAL_TIMEOUT_MS = Number(process.env.SYSTEM_TIMEOUT_MS ?? 360_000);
 const DRAIN_DELAY_MS = 1500;
 const SHUTDOWN_TIMEOUT_MS = 10_000;
@@ -228,21 +228,7 @@ async function main(): Promise<void> {
 
   // --- Python gRPC client ---------------------------------------------------------------------------
   const stubs = join(work, 'python-stubs');
-  const python = suite.spawn(PYTHON, [join(ROOT, 'test/system/grpc_check.py'), '--grpc', ports.grpc, '--http', http, '--stubs', stubs], join(work, 'python.log'), { cwd: ROOT });
-  suite.whenFailed(() => console.log(`--- python.log (last lines) ---\n${python.tail()}`));
-  const pythonDone = await Promise.race([python.exited, new Promise<undefined>((r) => setTimeout(r, 120_000))]);
-  if (!pythonDone) python.kill('SIGKILL');
-  let reported = 0;
-  for (const line of python.output.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const r = JSON.parse(line) as { check: string; ok: boolean; detail: string };
-    reported++;
-    if (r.ok) suite.pass(`python grpcio: ${r.check}`, r.detail);
-    else suite.fail(`python grpcio: ${r.check}`, new CheckFailure(r.detail));
-  }
-  if (!pythonDone || reported < 9 || pythonDone.code !== 0) {
-    suite.fail('python grpcio: the client ran all its checks and exited 0', new CheckFailure(`${reported} checks reported; ${pythonDone ? `exit ${pythonDone.code ?? pythonDone.signal}` : 'no exit within 120 s'}\n${python.tail(20)}`));
-  }
+  await pythonGrpcChecks(suite, { root: ROOT, grpc: ports.grpc, http, stubs, logFile: join(work, 'python.log'), label: 'python grpcio' });
 
   // --- SIGTERM ---------------------------------------------------------------------------------------
   const watcher = suite.spawn(PYTHON, [join(ROOT, 'test/system/grpc_check.py'), '--grpc', ports.grpc, '--stubs', stubs, '--watch', '30'], join(work, 'python-watch.log'), { cwd: ROOT });
