@@ -28,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "parallel.h"
+
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SUPSUP_X86 1
 #include <immintrin.h>
@@ -656,9 +658,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maskBySign", Napi::Function::New(env, JsMaskBySign, "maskBySign"));
   exports.Set("cpuPath", Napi::Function::New(env, JsCpuPath, "cpuPath"));
   exports.Set("setCpuPath", Napi::Function::New(env, JsSetCpuPath, "setCpuPath"));
+  supsup::RegisterSimdLevel(env, exports);
+  supsup::RegisterForwardBits(env, exports);
   return exports;
 }
 
 }  // namespace
+
+void supsup::ParallelFor(size_t tiles, bool small, const std::function<void(int, size_t)>& body) {
+  ForTiles(tiles, small, body);
+}
 
 NODE_API_MODULE(supsup_kernels, Init)

@@ -3,6 +3,7 @@ import { type Architecture, weightCount } from './architecture.ts';
 import { generateBaseNetwork } from './base-network.ts';
 import { type ClassifyCall, type ClassifyLimits, type RawClassifyCall, validateClassifyCall } from './classify-request.ts';
 import { EngineError } from './engine-error.ts';
+import { type ForwardBits, probabilitiesFromBits, type SignedBase, signedBase } from './kernels/forward-bits.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { forward } from './mlp.ts';
 import { paddingBitsSet } from './mask-bank.ts';
@@ -52,6 +53,8 @@ export class Engine<M = unknown> {
   private readonly net: SupermaskNetwork;
   private readonly byId = new Map<string, TaskEntry<M>>();
   private readonly idBySlot: string[] = [];
+  /** Given tasks straight from the bits (native kernels on a CPU backend); else tfjs builds W ⊙ M^t. */
+  private readonly fromBits: { forward: ForwardBits; base: SignedBase } | null;
 
   constructor(config: EngineConfig) {
     this.architecture = config.architecture;
@@ -60,6 +63,8 @@ export class Engine<M = unknown> {
       throw new Error('normalization needs a finite mean and a positive std');
     }
     this.net = new SupermaskNetwork(generateBaseNetwork(config.architecture, config.seed), config.kernels, config);
+    const forward = config.kernels.forwardBits;
+    this.fromBits = forward && tf.getBackend() !== 'tensorflow' ? { forward, base: signedBase(config.architecture, config.seed) } : null;
     this.limits = {
       inputSize: config.architecture.inputSize,
       classes: config.architecture.classes,
@@ -166,6 +171,10 @@ export class Engine<M = unknown> {
 
   /** Softmax over the l real classes for the given rows under one slot's mask. */
   private probabilities(slot: number, x: tf.Tensor2D, rows: number[]): Float32Array {
+    if (this.fromBits) {
+      const { forward, base } = this.fromBits;
+      return probabilitiesFromBits(forward, base, this.net.bank.raw, slot, x.dataSync() as Float32Array, rows, this.limits.classes);
+    }
     const layers = this.net.masked(slot);
     return tf.tidy(() => {
       const input = rows.length === x.shape[0] ? x : tf.gather(x, rows);

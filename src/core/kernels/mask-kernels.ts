@@ -1,3 +1,5 @@
+import type { ForwardBits } from './forward-bits.ts';
+
 /**
  * The k-dependent kernels over the packed bank (layout: see mask-bank.ts). Two implementations share
  * this contract: the native addon (fast path) and TypeScript (fallback and test oracle).
@@ -15,4 +17,6 @@ export interface MaskKernels {
    * Subset count for binary search: out[w] = number of slots in `slots` whose bit w is set, for w < words * 32.
    */
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
+  /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
+  readonly forwardBits?: ForwardBits;
 }

@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type { ForwardBits } from './forward-bits.ts';
 import type { MaskKernels } from './mask-kernels.ts';
 
 /** What the addon exports. `readFloor` streams a buffer with the kernels' threads (memory-read floor). */
@@ -20,7 +21,15 @@ export interface NativeAddon {
   cpuPath(): string;
   /** Forces a path (for tests and benchmarks); returns the path now in use. Process-wide. */
   setCpuPath(path: 'auto' | 'avx2' | 'scalar'): string;
+  /** Given-task forward from the packed bits (contract: forward-bits.ts). */
+  forwardBits: ForwardBits;
+  /** The path of the newer kernels (forwardBits, multi-row scores): "avx512", "avx2" or "scalar". */
+  simdLevel(): SimdLevel;
+  /** Forces that path (tests, benchmarks); throws if the CPU lacks it. Process-wide. */
+  setSimdLevel(level: 'auto' | SimdLevel): SimdLevel;
 }
+
+export type SimdLevel = 'avx512' | 'avx2' | 'scalar';
 
 export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../../build/Release/supsup_kernels.node', import.meta.url));
 
@@ -55,6 +64,7 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
     },
     scores: (bank, words, blocks, v, examples, out) => addon.scores(bank, words, blocks, v, examples, out),
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
+    forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
   };
   return { kernels, reason };
 }
