@@ -17,7 +17,7 @@
 #include <cstring>
 #include <vector>
 
-#include "parallel.h"
+#include "kernel_common.h"
 
 namespace supsup {
 namespace {
@@ -282,24 +282,6 @@ void ForwardBits(const uint32_t* bank, size_t words, size_t slot, const uint32_t
     RunLayer(Job{&layers[l], pos.data(), neg.data(), a, z}, batch, simd);
     a = z;
   }
-}
-
-// ----- N-API glue ------------------------------------------------------------------------------------------
-
-template <class T>
-bool Typed(const Napi::Value& v, napi_typedarray_type type, T*& data, size_t& length) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) return false;
-  auto a = v.As<Napi::TypedArrayOf<T>>();
-  data = a.Data();
-  length = a.ElementLength();
-  return true;
-}
-
-bool Count(const Napi::Value& v, size_t& out) {
-  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-  if (!(d >= 0 && d <= 9007199254740991.0 && d == double(size_t(d)))) return false;
-  out = size_t(d);
-  return true;
 }
 
 Napi::Value JsForwardBits(const Napi::CallbackInfo& info) {

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <string>
 
-#include "parallel.h"
+#include "kernel_common.h"
 
 namespace supsup {
 namespace {

@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "parallel.h"
+#include "kernel_common.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SUPSUP_X86 1
@@ -660,6 +660,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setCpuPath", Napi::Function::New(env, JsSetCpuPath, "setCpuPath"));
   supsup::RegisterSimdLevel(env, exports);
   supsup::RegisterForwardBits(env, exports);
+  supsup::RegisterScoresMulti(env, exports);
   return exports;
 }
 

@@ -1,5 +1,5 @@
-// Shared by the kernel files: the addon's two-thread tile runner (defined in supsup_kernels.cc) and the SIMD
-// level the newer kernels dispatch on (defined in simd_level.cc).
+// Shared by the kernel files: the addon's two-thread tile runner (defined in supsup_kernels.cc), the SIMD
+// level the newer kernels dispatch on (defined in simd_level.cc), and the N-API argument readers.
 #pragma once
 
 #include <napi.h>
@@ -20,6 +20,24 @@ Simd CurrentSimd();
 void RegisterSimdLevel(Napi::Env env, Napi::Object exports);
 void RegisterForwardBits(Napi::Env env, Napi::Object exports);
 void RegisterScoresMulti(Napi::Env env, Napi::Object exports);
+
+// A typed array of the given type (false if the value is anything else).
+template <class T>
+bool Typed(const Napi::Value& v, napi_typedarray_type type, T*& data, size_t& length) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) return false;
+  auto a = v.As<Napi::TypedArrayOf<T>>();
+  data = a.Data();
+  length = a.ElementLength();
+  return true;
+}
+
+// A non-negative integer number (false otherwise).
+inline bool Count(const Napi::Value& v, size_t& out) {
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0 && d <= 9007199254740991.0 && d == double(size_t(d)))) return false;
+  out = size_t(d);
+  return true;
+}
 
 }  // namespace supsup
 
