@@ -20,6 +20,7 @@ Simd CurrentSimd();
 void RegisterSimdLevel(Napi::Env env, Napi::Object exports);
 void RegisterForwardBits(Napi::Env env, Napi::Object exports);
 void RegisterScoresMulti(Napi::Env env, Napi::Object exports);
+void RegisterGatherSlots(Napi::Env env, Napi::Object exports);
 
 // A typed array of the given type (false if the value is anything else).
 template <class T>

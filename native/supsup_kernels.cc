@@ -661,6 +661,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   supsup::RegisterSimdLevel(env, exports);
   supsup::RegisterForwardBits(env, exports);
   supsup::RegisterScoresMulti(env, exports);
+  supsup::RegisterGatherSlots(env, exports);
   return exports;
 }
 

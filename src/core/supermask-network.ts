@@ -3,9 +3,15 @@ import { type Architecture, type LayerShape, layerShapes, maskWords } from './ar
 import { type BaseNetwork } from './base-network.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { LruCache } from './lru-cache.ts';
-import { MaskBank } from './mask-bank.ts';
+import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
 import { type DenseLayers, batchWeightGradient, disposeDenseLayers, gradientTrace, makeDenseLayers } from './mlp.ts';
 import { type Objective, objectiveGradient } from './objectives.ts';
+
+/** Masks packed in the bank layout: the whole bank, or a subset gathered into a bank of its own. */
+export interface PackedSlots {
+  readonly raw: Uint32Array;
+  readonly blocks: number;
+}
 
 /**
  * The frozen base network together with the mask bank: builds the dense weights a pass needs
@@ -62,18 +68,30 @@ export class SupermaskNetwork {
     return this.fullSuperposition;
   }
 
-  /** W ⊙ (Σ_{i∈slots} M^i) / |slots| for a subset (binary search). The caller disposes it. */
+  /** W ⊙ (Σ_{i∈slots} M^i) / |slots| for a subset of the bank's slots. The caller disposes it. */
   subsetSuperposition(slots: Int32Array): DenseLayers {
     const counts = new Float32Array(this.words * 32);
     this.kernels.subsetCount(this.bank.raw, this.words, slots, counts);
-    return this.denseFrom(scaledCounts(counts, slots.length));
+    return this.countsSuperposition(counts, slots.length);
+  }
+
+  /** W ⊙ counts / n from a per-weight count of n masks, multiplied on the tfjs backend. The caller disposes it. */
+  countsSuperposition(counts: Float32Array, n: number): DenseLayers {
+    const weights = this.shapes.map((shape, l) =>
+      tf.tidy(() => {
+        const c = tf.tensor2d(counts.subarray(shape.offset, shape.offset + shape.in * shape.out), [shape.in, shape.out]);
+        return tf.keep(tf.mul(this.baseTensors[l], tf.div(c, n)) as tf.Tensor2D);
+      }),
+    );
+    return makeDenseLayers(weights);
   }
 
   /**
    * ∂obj/∂α_i for every slot of the bank (a multiple of 8; empty slots read 0 and must be ignored by the caller).
    * `perExample` false: the objective is averaged over the batch, one score row. True: one row per example.
+   * `bank`: the slots to score, by default the whole bank (binary search passes its packed candidates).
    */
-  slotGradients(layers: DenseLayers, x: tf.Tensor2D, objective: Objective, perExample: boolean): Float32Array {
+  slotGradients(layers: DenseLayers, x: tf.Tensor2D, objective: Objective, perExample: boolean, bank: PackedSlots = this.bank): Float32Array {
     const batch = x.shape[0];
     const classes = this.architecture.classes;
     const { inputs, deltas } = gradientTrace(layers, x, (logits) => {
@@ -97,8 +115,8 @@ export class SupermaskNetwork {
         const size = shape.in * shape.out;
         for (let r = 0; r < rows; r++) v.set(data.subarray(r * size, (r + 1) * size), r * padded + shape.offset);
       });
-      const out = new Float32Array(rows * this.bank.slotCapacity);
-      this.kernels.scores(this.bank.raw, this.words, this.bank.blocks, v, rows, out);
+      const out = new Float32Array(rows * bank.blocks * BLOCK_SLOTS);
+      this.kernels.scores(bank.raw, this.words, bank.blocks, v, rows, out);
       return out;
     } finally {
       tf.dispose([...inputs, ...deltas]);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Objective } from './objectives.ts';
 import { type SupermaskNetwork } from './supermask-network.ts';
+import { CandidateBank } from './candidate-bank.ts';
 import { disposeDenseLayers } from './mlp.ts';
 
 /**
@@ -63,16 +64,17 @@ function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: In
 function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions): TaskDecision {
   const first = net.slotGradients(net.superposed(), x, o.objective, false);
   const verdict = decideFromGradients(first, slots, o.epsilon);
-  let candidates = keepLowerHalf(slots, first);
-  while (candidates.length > 1) {
-    const layers = net.subsetSuperposition(candidates);
+  let candidates = CandidateBank.of(net.kernels, net.words, net.bank, keepLowerHalf(slots, first));
+  while (candidates.slots.length > 1) {
+    const layers = net.countsSuperposition(candidates.counts, candidates.slots.length);
     try {
-      candidates = keepLowerHalf(candidates, net.slotGradients(layers, x, o.objective, false));
+      const grads = net.slotGradients(layers, x, o.objective, false, candidates);
+      candidates = candidates.narrow(keepLowerHalf(Int32Array.from(candidates.slots.keys()), grads));
     } finally {
       disposeDenseLayers(layers);
     }
   }
-  const slot = candidates[0];
+  const slot = candidates.slots[0];
   return { slot, confidence: nu(first, slots)[slots.indexOf(slot)], unknown: verdict.unknown };
 }
 
@@ -94,7 +96,10 @@ function nu(grads: Float32Array, slots: Int32Array): Float64Array {
   return v;
 }
 
-/** The ⌈n/2⌉ candidates with the lowest gradient (those that lower the objective most), in slot order. */
+/**
+ * The ⌈n/2⌉ candidates with the lowest gradient (those that lower the objective most), in increasing order;
+ * `candidates` index `grads` (slots of the bank, or positions in a candidate bank, which follow slot order).
+ */
 function keepLowerHalf(candidates: Int32Array, grads: Float32Array): Int32Array {
   const order = Array.from(candidates).sort((a, b) => grads[a] - grads[b] || a - b);
   return Int32Array.from(order.slice(0, Math.ceil(candidates.length / 2))).sort();

@@ -17,6 +17,11 @@ export interface MaskKernels {
    * Subset count for binary search: out[w] = number of slots in `slots` whose bit w is set, for w < words * 32.
    */
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
+  /**
+   * A bank of its own for the masks of `slots`, in that order: slot i of `out` holds slots[i]'s mask, the rest
+   * of the last block is zero. `out` has room for ceil(slots.length / 8) blocks.
+   */
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
   /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
   readonly forwardBits?: ForwardBits;
 }

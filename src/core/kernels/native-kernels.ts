@@ -14,6 +14,7 @@ export interface NativeAddon {
   /** The same contract, vectors in the SIMD lanes: one bank pass serves 16 (AVX-512) or 8 vectors. */
   scoresMulti(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
   /** Training: RMSProp on scores and the GN effective weights (contract: src/train/score-update.ts). */
   rmspropStep(S: Float32Array, V: Float32Array, G: Float32Array, W: Float32Array, lr: number, alpha: number, eps: number): void;
   maskBySign(S: Float32Array, W: Float32Array, out: Float32Array): void;
@@ -49,7 +50,7 @@ export function loadNativeAddon(): { addon: NativeAddon | null; reason: string }
   if (cached) return cached;
   try {
     const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
-    const missing = (['scores', 'subsetCount', 'rmspropStep', 'maskBySign'] as const).filter((f) => typeof addon[f] !== 'function');
+    const missing = (['scores', 'subsetCount', 'gatherSlots', 'rmspropStep', 'maskBySign'] as const).filter((f) => typeof addon[f] !== 'function');
     if (missing.length > 0) {
       cached = { addon: null, reason: `native addon at ${NATIVE_ADDON_PATH} lacks ${missing.join(', ')} (stale build: run \`npm run build:native\`)` };
     } else {
@@ -76,6 +77,7 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
         ? addon.scoresMulti(bank, words, blocks, v, examples, out)
         : addon.scores(bank, words, blocks, v, examples, out),
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
+    gatherSlots: (bank, words, slots, out) => addon.gatherSlots(bank, words, slots, out),
     forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
   };
   return { kernels, reason };
