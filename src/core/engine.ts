@@ -3,7 +3,7 @@ import { type Architecture, weightCount } from './architecture.ts';
 import { generateBaseNetwork } from './base-network.ts';
 import { type ClassifyCall, type ClassifyLimits, type RawClassifyCall, validateClassifyCall } from './classify-request.ts';
 import { EngineError } from './engine-error.ts';
-import { type ForwardBits, probabilitiesFromBits, type SignedBase, signedBase } from './kernels/forward-bits.ts';
+import { type ForwardBits, probabilitiesFromBits, type SignedBase } from './kernels/forward-bits.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { forward } from './mlp.ts';
 import { paddingBitsSet } from './mask-bank.ts';
@@ -64,7 +64,7 @@ export class Engine<M = unknown> {
     }
     this.net = new SupermaskNetwork(generateBaseNetwork(config.architecture, config.seed), config.kernels, config);
     const forward = config.kernels.forwardBits;
-    this.fromBits = forward && tf.getBackend() !== 'tensorflow' ? { forward, base: signedBase(config.architecture, config.seed) } : null;
+    this.fromBits = forward && tf.getBackend() !== 'tensorflow' ? { forward, base: this.net.signed } : null;
     this.limits = {
       inputSize: config.architecture.inputSize,
       classes: config.architecture.classes,

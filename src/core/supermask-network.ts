@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Architecture, type LayerShape, layerShapes, maskWords } from './architecture.ts';
 import { type BaseNetwork } from './base-network.ts';
+import { type SignedBase, signedBase } from './kernels/forward-bits.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { LruCache } from './lru-cache.ts';
 import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
@@ -23,6 +24,8 @@ export class SupermaskNetwork {
   readonly shapes: LayerShape[];
   readonly words: number;
   readonly bank: MaskBank;
+  /** The base network as sign bits and c_l (for the kernels that work from bits). */
+  readonly signed: SignedBase;
   private readonly base: BaseNetwork;
   private readonly baseTensors: tf.Tensor2D[];
   private readonly maskedCache: LruCache<number, DenseLayers>;
@@ -38,6 +41,7 @@ export class SupermaskNetwork {
     this.shapes = layerShapes(base.architecture);
     this.words = maskWords(base.architecture);
     this.bank = new MaskBank(this.words, options.expectedTasks ?? 0);
+    this.signed = signedBase(base.architecture, base.seed);
     this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
     this.maskedCache = new LruCache(options.maskedCacheSize ?? 16, disposeDenseLayers);
   }
@@ -99,6 +103,7 @@ export class SupermaskNetwork {
       return perExample ? g : tf.div(g, batch);
     });
     try {
+      if (perExample && this.kernels.scoresOuter) return this.outerScores(inputs, deltas, bank);
       const padded = this.words * 32;
       const rows = perExample ? batch : 1;
       const v = new Float32Array(rows * padded);
@@ -121,6 +126,21 @@ export class SupermaskNetwork {
     } finally {
       tf.dispose([...inputs, ...deltas]);
     }
+  }
+
+  /** Per-example scores fused from the layer inputs and deltas: no examples × P matrix of V is built. */
+  private outerScores(inputs: tf.Tensor2D[], deltas: tf.Tensor2D[], bank: PackedSlots): Float32Array {
+    const concat = (ts: tf.Tensor2D[]) => {
+      const parts = ts.map((t) => t.dataSync() as Float32Array);
+      const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((o, p) => (all.set(p, o), o + p.length), 0);
+      return all;
+    };
+    const rows = inputs[0].shape[0];
+    const out = new Float32Array(rows * bank.blocks * BLOCK_SLOTS);
+    const { signs, sizes, scales } = this.signed;
+    this.kernels.scoresOuter!(bank.raw, this.words, bank.blocks, signs, sizes, scales, concat(inputs), concat(deltas), rows, out);
+    return out;
   }
 
   dispose(): void {

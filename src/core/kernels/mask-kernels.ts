@@ -24,4 +24,21 @@ export interface MaskKernels {
   gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
   /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
   readonly forwardBits?: ForwardBits;
+  /**
+   * Per-example scores without V: `scores` of the vectors v_e(w) = (a_l[e][i] · δ_l[e][j]) · W(w), w = (l, i, j),
+   * W(w) = ±scales[l] by the sign bits (forward-bits.ts). `acts` holds each layer's inputs (examples × n_l, layer
+   * after layer), `deltas` each layer's output deltas (examples × n_{l+1}). Native only.
+   */
+  readonly scoresOuter?: (
+    bank: Uint32Array,
+    words: number,
+    blocks: number,
+    signs: Uint32Array,
+    sizes: Int32Array,
+    scales: Float32Array,
+    acts: Float32Array,
+    deltas: Float32Array,
+    examples: number,
+    out: Float32Array,
+  ) => void;
 }

@@ -13,6 +13,7 @@ export interface NativeAddon {
   scores(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
   /** The same contract, vectors in the SIMD lanes: one bank pass serves 16 (AVX-512) or 8 vectors. */
   scoresMulti(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
+  scoresOuter: NonNullable<MaskKernels['scoresOuter']>;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
   gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
   /** Training: RMSProp on scores and the GN effective weights (contract: src/train/score-update.ts). */
@@ -79,6 +80,7 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
     gatherSlots: (bank, words, slots, out) => addon.gatherSlots(bank, words, slots, out),
     forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
+    scoresOuter: typeof addon.scoresOuter === 'function' ? addon.scoresOuter : undefined,
   };
   return { kernels, reason };
 }
