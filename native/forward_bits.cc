@@ -150,9 +150,10 @@ SUPSUP_AVX512 void Panel512(const Job& job, size_t r0, size_t r1, size_t j0, siz
   }
 }
 
-// ----- AVX2: panels of 32 columns (4 ymm), tiles of 3 rows: 12 accumulators ---------------------------------
+// ----- AVX2: panels of 16 columns (2 ymm), tiles of 6 rows: 12 accumulators (the classic 6x16 AVX2 GEMM tile) --
 
-constexpr size_t kPanel256 = 32, kRows256 = 3;
+constexpr size_t kPanel256 = 16, kRows256 = 6;
+constexpr int kQ256 = kPanel256 / 8;
 
 SUPSUP_AVX2 inline __m256 Lanes8(uint32_t bits8) {  // all-ones in lane t where bit t is set
   const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -162,35 +163,35 @@ SUPSUP_AVX2 inline __m256 Lanes8(uint32_t bits8) {  // all-ones in lane t where 
 
 SUPSUP_AVX2 inline void Expand256(uint32_t p, uint32_t n, __m256* w) {
   const __m256 one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
-  for (int q = 0; q < 4; q++)
+  for (int q = 0; q < kQ256; q++)
     w[q] = _mm256_or_ps(_mm256_and_ps(Lanes8(p >> (8 * q)), one), _mm256_and_ps(Lanes8(n >> (8 * q)), minus));
 }
 
 template <int R>
 SUPSUP_AVX2 void Tile256(const Job& job, size_t r0, size_t j0, size_t cols, const float* packed) {
   const Layer& L = *job.L;
-  __m256 acc[R][4];
+  __m256 acc[R][kQ256];
   for (int r = 0; r < R; r++)
-    for (int q = 0; q < 4; q++) acc[r][q] = _mm256_setzero_ps();
+    for (int q = 0; q < kQ256; q++) acc[r][q] = _mm256_setzero_ps();
   const float* a = job.a + r0 * L.in;
   const uint32_t keep = uint32_t(LowMask(cols));
   for (size_t i = 0; i < L.in; i++) {
-    __m256 w[4];
+    __m256 w[kQ256];
     if (packed) {
-      for (int q = 0; q < 4; q++) w[q] = _mm256_load_ps(packed + i * kPanel256 + 8 * q);
+      for (int q = 0; q < kQ256; q++) w[q] = _mm256_load_ps(packed + i * kPanel256 + 8 * q);
     } else {
       const size_t bit = L.offset + i * L.out + j0;
       Expand256(uint32_t(Bits64(job.pos, bit)) & keep, uint32_t(Bits64(job.neg, bit)) & keep, w);
     }
     for (int r = 0; r < R; r++) {
       const __m256 x = _mm256_broadcast_ss(a + r * L.in + i);
-      for (int q = 0; q < 4; q++) acc[r][q] = _mm256_fmadd_ps(x, w[q], acc[r][q]);
+      for (int q = 0; q < kQ256; q++) acc[r][q] = _mm256_fmadd_ps(x, w[q], acc[r][q]);
     }
   }
   const __m256 scale = _mm256_set1_ps(L.scale), zero = _mm256_setzero_ps();
   for (int r = 0; r < R; r++) {
     float* z = job.z + (r0 + r) * L.out + j0;
-    for (int q = 0; q < 4 && 8 * q < int(cols); q++) {
+    for (int q = 0; q < kQ256 && 8 * q < int(cols); q++) {
       __m256 v = _mm256_mul_ps(acc[r][q], scale);
       if (L.relu) v = _mm256_max_ps(v, zero);
       if (8 * q + 8 <= int(cols)) {
@@ -209,9 +210,9 @@ SUPSUP_AVX2 void Pack256(const Job& job, size_t j0, size_t cols, float* packed) 
   const uint32_t keep = uint32_t(LowMask(cols));
   for (size_t i = 0; i < L.in; i++) {
     const size_t bit = L.offset + i * L.out + j0;
-    __m256 w[4];
+    __m256 w[kQ256];
     Expand256(uint32_t(Bits64(job.pos, bit)) & keep, uint32_t(Bits64(job.neg, bit)) & keep, w);
-    for (int q = 0; q < 4; q++) _mm256_store_ps(packed + i * kPanel256 + 8 * q, w[q]);
+    for (int q = 0; q < kQ256; q++) _mm256_store_ps(packed + i * kPanel256 + 8 * q, w[q]);
   }
 }
 
@@ -224,6 +225,9 @@ SUPSUP_AVX2 void Panel256(const Job& job, size_t r0, size_t r1, size_t j0, size_
   size_t r = r0;
   for (; r + kRows256 <= r1; r += kRows256) Tile256<kRows256>(job, r, j0, cols, w);
   switch (r1 - r) {
+    case 5: Tile256<5>(job, r, j0, cols, w); break;
+    case 4: Tile256<4>(job, r, j0, cols, w); break;
+    case 3: Tile256<3>(job, r, j0, cols, w); break;
     case 2: Tile256<2>(job, r, j0, cols, w); break;
     case 1: Tile256<1>(job, r, j0, cols, w); break;
     default: break;
