@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Architecture, type LayerShape, layerShapes, maskWords } from './architecture.ts';
 import { type BaseNetwork } from './base-network.ts';
+import { CandidateScratch } from './candidate-bank.ts';
 import { type SignedBase, signedBase } from './kernels/forward-bits.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { LruCache } from './lru-cache.ts';
@@ -26,6 +27,8 @@ export class SupermaskNetwork {
   readonly bank: MaskBank;
   /** The base network as sign bits and c_l (for the kernels that work from bits). */
   readonly signed: SignedBase;
+  /** Reused by binary search's candidate banks (candidate-bank.ts). */
+  readonly candidateScratch = new CandidateScratch();
   private readonly base: BaseNetwork;
   private readonly baseTensors: tf.Tensor2D[];
   private readonly maskedCache: LruCache<number, DenseLayers>;

@@ -64,7 +64,18 @@ function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: In
 function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions): TaskDecision {
   const first = net.slotGradients(net.superposed(), x, o.objective, false);
   const verdict = decideFromGradients(first, slots, o.epsilon);
-  let candidates = CandidateBank.of(net.kernels, net.words, net.bank, keepLowerHalf(slots, first));
+  // Round 1 (k/2 candidates, spread over nearly every block) is scored in the bank itself; later rounds in
+  // packed candidate banks.
+  let half = keepLowerHalf(slots, first);
+  if (half.length > 1) {
+    const layers = net.subsetSuperposition(half);
+    try {
+      half = keepLowerHalf(half, net.slotGradients(layers, x, o.objective, false));
+    } finally {
+      disposeDenseLayers(layers);
+    }
+  }
+  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, half);
   while (candidates.slots.length > 1) {
     const layers = net.countsSuperposition(candidates.counts, candidates.slots.length);
     try {
