@@ -9,8 +9,9 @@
 //   cpuPath() / setCpuPath('auto'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
 //
 // Built with generic flags; the AVX2 functions carry their own target attribute and are picked at run time
-// with __builtin_cpu_supports. There is deliberately no AVX-512 path: the development machine (AMD Zen 3)
-// has no AVX-512, so one could not be tested here.
+// with __builtin_cpu_supports. These kernels have no AVX-512 path (they were written on Zen 3); the newer
+// ones in their own files do, under their own switch (simd_level.cc): forwardBits (forward_bits.cc),
+// scoresMulti / scoresOuter (scores_multi.cc), gatherSlots (gather_slots.cc).
 //
 // Threads: the caller plus one persistent helper thread (the target machines have 2 cores). Work is cut into
 // tiles handed out by an atomic counter, so a helper that wakes late (or never, for tiny calls) costs nothing.
