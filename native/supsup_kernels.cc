@@ -9,8 +9,9 @@
 //   cpuPath() / setCpuPath('auto'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
 //
 // Built with generic flags; the AVX2 functions carry their own target attribute and are picked at run time
-// with __builtin_cpu_supports. There is deliberately no AVX-512 path: the development machine (AMD Zen 3)
-// has no AVX-512, so one could not be tested here.
+// with __builtin_cpu_supports. These kernels have no AVX-512 path (they were written on Zen 3); the newer
+// ones in their own files do, under their own switch (simd_level.cc): forwardBits (forward_bits.cc),
+// scoresMulti / scoresOuter (scores_multi.cc), gatherSlots (gather_slots.cc).
 //
 // Threads: the caller plus one persistent helper thread (the target machines have 2 cores). Work is cut into
 // tiles handed out by an atomic counter, so a helper that wakes late (or never, for tiny calls) costs nothing.
@@ -27,6 +28,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "kernel_common.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SUPSUP_X86 1
@@ -656,9 +659,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maskBySign", Napi::Function::New(env, JsMaskBySign, "maskBySign"));
   exports.Set("cpuPath", Napi::Function::New(env, JsCpuPath, "cpuPath"));
   exports.Set("setCpuPath", Napi::Function::New(env, JsSetCpuPath, "setCpuPath"));
+  supsup::RegisterSimdLevel(env, exports);
+  supsup::RegisterForwardBits(env, exports);
+  supsup::RegisterScoresMulti(env, exports);
+  supsup::RegisterGatherSlots(env, exports);
   return exports;
 }
 
 }  // namespace
+
+void supsup::ParallelFor(size_t tiles, bool small, const std::function<void(int, size_t)>& body) {
+  ForTiles(tiles, small, body);
+}
 
 NODE_API_MODULE(supsup_kernels, Init)

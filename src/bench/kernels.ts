@@ -3,7 +3,7 @@
 // `supsup bench` and the script bench/kernels.ts run it.
 import { randomFillSync } from 'node:crypto';
 import { BLOCK_SLOTS } from '../core/mask-bank.ts';
-import { loadNativeAddon } from '../platform/native-addon.ts';
+import { loadNativeAddon, MULTI_ROW_MIN } from '../platform/native-addon.ts';
 import { typescriptKernels } from '../core/kernels/typescript-kernels.ts';
 
 export interface BenchCase {
@@ -77,14 +77,17 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
     const floor: number[] = [], native: number[] = [], ts: number[] = [], subset: number[] = [];
     const half = Int32Array.from({ length: Math.ceil(c.k / 2) }, (_, i) => 2 * i);
     const counts = new Float32Array(words * 32);
-    if (addon) {
+    // As the native MaskKernels do: many vectors go to the multi-row kernel.
+    const multiRow = addon !== null && examples >= MULTI_ROW_MIN;
+    const nativeScores = addon ? (multiRow ? addon.scoresMulti : addon.scores) : null;
+    if (addon && nativeScores) {
       addon.readFloor(bank); // warm-up: page faults, helper thread start
-      addon.scores(bank, words, blocks, v, examples, out);
+      nativeScores(bank, words, blocks, v, examples, out);
     }
     for (let r = 0; r < runs; r++) {
       if (addon) {
         floor.push(time(() => addon.readFloor(bank)));
-        native.push(time(() => addon.scores(bank, words, blocks, v, examples, out)));
+        native.push(time(() => nativeScores!(bank, words, blocks, v, examples, out)));
         subset.push(time(() => addon.subsetCount(bank, words, half, counts)));
       }
       // TypeScript is 10-100x slower: spread its runs over the loop so it sees the same noise.
@@ -104,7 +107,7 @@ export async function benchKernels(opts: BenchKernelsOptions = {}): Promise<Benc
       floorMs,
       floorGBps: floorMs === null ? null : bank.byteLength / floorMs / 1e6,
       nativeMs,
-      nativePath: addon ? addon.cpuPath() : null,
+      nativePath: addon ? (multiRow ? `multi-row ${addon.simdLevel()}` : addon.cpuPath()) : null,
       nativeRatio: ratio(nativeMs, floorMs),
       typescriptMs,
       typescriptRatio: ratio(typescriptMs, floorMs),

@@ -7,6 +7,7 @@ import type { Architecture, ModelSpec, Normalization } from '../contract/model.t
 import { checkTaskId } from '../contract/task.ts';
 import { weightCount } from './architecture.ts';
 import { generateBaseNetwork } from './base-network.ts';
+import { type ForwardBits, probabilitiesFromBits, type SignedBase } from './kernels/forward-bits.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
@@ -33,6 +34,8 @@ export class Engine {
   private readonly net: SupermaskNetwork;
   private readonly byId = new Map<string, EngineTask>();
   private readonly idBySlot: string[] = [];
+  /** Given tasks straight from the bits (native kernels on a CPU backend); else tfjs builds W ⊙ M^t. */
+  private readonly fromBits: { forward: ForwardBits; base: SignedBase } | null;
 
   constructor(config: EngineConfig) {
     this.architecture = config.architecture;
@@ -41,6 +44,8 @@ export class Engine {
       throw invalid('normalization needs a finite mean and a positive std');
     }
     this.net = new SupermaskNetwork(generateBaseNetwork(config.architecture, config.seed), config.kernels, config.expectedTasks);
+    const forward = config.kernels.forwardBits;
+    this.fromBits = forward && tf.getBackend() !== 'tensorflow' ? { forward, base: this.net.signed } : null;
     this.limits = {
       inputSize: config.architecture.inputSize,
       classes: config.architecture.classes,
@@ -114,13 +119,16 @@ export class Engine {
 
   /** Classifies a validated call: with its given task, or with the task inferred from its inputs. */
   classify(call: ClassifyCall): Prediction[] {
-    const { mean, std } = this.normalization;
-    const x = tf.tidy(() => tf.div(tf.sub(tf.tensor2d(call.inputs, [call.batch, this.limits.inputSize]), mean), std) as tf.Tensor2D);
+    // Normalised in float32 as tfjs would ((x − mean) / std, each step rounded); the tensor only where tfjs runs.
+    const mean = Math.fround(this.normalization.mean), std = Math.fround(this.normalization.std);
+    const data = call.inputs.map((v) => Math.fround(v - mean) / std);
+    let tensor: tf.Tensor2D | undefined;
+    const x = () => (tensor ??= tf.tensor2d(data, [call.batch, this.limits.inputSize]));
     try {
       const decisions = this.decide(call, x);
       const predictions: Prediction[] = new Array(call.batch);
       for (const [slot, rows] of groupBySlot(decisions)) {
-        const probabilities = this.probabilities(slot, x, rows);
+        const probabilities = this.probabilities(slot, data, x, rows);
         rows.forEach((row, i) => {
           const d = decisions[row];
           const task = { id: this.idBySlot[slot], inferred: call.task === undefined, confidence: d.confidence, unknown: d.unknown };
@@ -129,7 +137,7 @@ export class Engine {
       }
       return predictions;
     } finally {
-      x.dispose();
+      tensor?.dispose();
     }
   }
 
@@ -137,18 +145,23 @@ export class Engine {
     this.net.dispose();
   }
 
-  private decide(call: ClassifyCall, x: tf.Tensor2D): TaskDecision[] {
+  private decide(call: ClassifyCall, x: () => tf.Tensor2D): TaskDecision[] {
     if (call.task !== undefined) {
       const slot = this.requireTask(call.task).slot;
       return new Array(call.batch).fill({ slot, confidence: 1, unknown: false });
     }
-    return inferTasks(this.net, x, call.inference);
+    return inferTasks(this.net, x(), call.inference);
   }
 
   /** Softmax over the l real classes for the given rows under one slot's mask. */
-  private probabilities(slot: number, x: tf.Tensor2D, rows: number[]): Float32Array {
+  private probabilities(slot: number, data: Float32Array, x: () => tf.Tensor2D, rows: number[]): Float32Array {
+    if (this.fromBits) {
+      const { forward, base } = this.fromBits;
+      return probabilitiesFromBits(forward, base, this.net.bank.raw, slot, data, rows, this.limits.classes);
+    }
+    const all = x(); // made outside the tidy: later groups reuse it
     return tf.tidy(() => {
-      const input = rows.length === x.shape[0] ? x : tf.gather(x, rows);
+      const input = rows.length === all.shape[0] ? all : tf.gather(all, rows);
       const logits = this.net.taskLogits(slot, input);
       const real = tf.slice(logits, [0, 0], [-1, this.limits.classes]);
       return tf.softmax(real).dataSync() as Float32Array;

@@ -1,16 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type Architecture, type LayerShape, layerShapes, maskWords } from './architecture.ts';
 import { type BaseNetwork } from './base-network.ts';
+import { CandidateScratch } from './candidate-bank.ts';
 import { type DeviceNetwork } from './kernels/device-network.ts';
+import { type SignedBase, signedBase } from './kernels/forward-bits.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { LruCache } from './lru-cache.ts';
-import { MaskBank } from './mask-bank.ts';
+import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
 import { batchWeightGradient, type DenseLayers, disposeDenseLayers, forward, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
 
 /** Tasks whose masked dense weights stay cached for the given-task path. */
 const MASKED_CACHE_SIZE = 16;
+
+/** Masks packed in the bank layout: the whole bank, or a subset gathered into a bank of its own. */
+export interface PackedSlots {
+  readonly raw: Uint32Array;
+  readonly blocks: number;
+}
 
 /**
  * The frozen base network together with the mask bank: builds the dense weights a pass needs
@@ -22,6 +30,10 @@ export class SupermaskNetwork {
   readonly shapes: LayerShape[];
   readonly words: number;
   readonly bank: MaskBank;
+  /** The base network as sign bits and c_l (for the kernels that work from bits). */
+  readonly signed: SignedBase;
+  /** Reused by binary search's candidate banks (candidate-bank.ts). */
+  readonly candidateScratch = new CandidateScratch();
   private readonly base: BaseNetwork;
   private readonly baseTensors: tf.Tensor2D[];
   private readonly maskedCache: LruCache<number, DenseLayers>;
@@ -39,6 +51,7 @@ export class SupermaskNetwork {
     this.shapes = layerShapes(base.architecture);
     this.words = maskWords(base.architecture);
     this.bank = new MaskBank(this.words, expectedTasks);
+    this.signed = signedBase(base.architecture, base.seed);
     this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
     this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
@@ -72,11 +85,27 @@ export class SupermaskNetwork {
     return this.fullSuperposition;
   }
 
-  /** W ⊙ (Σ_{i∈slots} M^i) / |slots| for a subset (binary search). The caller disposes it. */
+  /** W ⊙ (Σ_{i∈slots} M^i) / |slots| for a subset of the bank's slots. The caller disposes it. */
   subsetSuperposition(slots: Int32Array): DenseLayers {
     const counts = new Float32Array(this.words * 32);
     this.kernels.subsetCount(this.bank.raw, this.words, slots, counts);
-    return this.denseFrom(scaledCounts(counts, slots.length));
+    return this.countsSuperposition(counts, slots.length);
+  }
+
+  /** W ⊙ counts / n from a per-weight count of n masks, multiplied on the tfjs backend. The caller disposes it. */
+  countsSuperposition(counts: Float32Array, n: number): DenseLayers {
+    const weights = this.shapes.map((shape, l) =>
+      tf.tidy(() => {
+        const c = tf.tensor2d(counts.subarray(shape.offset, shape.offset + shape.in * shape.out), [shape.in, shape.out]);
+        return tf.keep(tf.mul(this.baseTensors[l], tf.div(c, n)) as tf.Tensor2D);
+      }),
+    );
+    return makeDenseLayers(weights);
+  }
+
+  /** Whether the bank and base network live on the kernels' device (the passes then run there). */
+  get onDevice(): boolean {
+    return this.device !== null;
   }
 
   /** Logits of W ⊙ M^slot for x: decoded from the packed bits on the device, else through the cached dense layers. */
@@ -103,8 +132,9 @@ export class SupermaskNetwork {
   /**
    * ∂obj/∂α_i for every slot of the bank (a multiple of 8; empty slots read 0 and must be ignored by the caller).
    * `perExample` false: the objective is averaged over the batch, one score row. True: one row per example.
+   * `bank`: the slots to score, by default the whole bank (binary search passes its packed candidates).
    */
-  slotGradients(layers: DenseLayers, x: tf.Tensor2D, objective: Objective, perExample: boolean): Float32Array {
+  slotGradients(layers: DenseLayers, x: tf.Tensor2D, objective: Objective, perExample: boolean, bank: PackedSlots = this.bank): Float32Array {
     const batch = x.shape[0];
     const classes = this.architecture.classes;
     const { inputs, deltas } = gradientTrace(layers, x, (logits) => {
@@ -112,6 +142,7 @@ export class SupermaskNetwork {
       return perExample ? g : tf.div(g, batch);
     });
     try {
+      if (perExample && this.kernels.scoresOuter) return this.outerScores(inputs, deltas, bank);
       const padded = this.words * 32;
       const rows = perExample ? batch : 1;
       const v = new Float32Array(rows * padded);
@@ -128,12 +159,27 @@ export class SupermaskNetwork {
         const size = shape.in * shape.out;
         for (let r = 0; r < rows; r++) v.set(data.subarray(r * size, (r + 1) * size), r * padded + shape.offset);
       });
-      const out = new Float32Array(rows * this.bank.slotCapacity);
-      this.kernels.scores(this.bank.raw, this.words, this.bank.blocks, v, rows, out);
+      const out = new Float32Array(rows * bank.blocks * BLOCK_SLOTS);
+      this.kernels.scores(bank.raw, this.words, bank.blocks, v, rows, out);
       return out;
     } finally {
       tf.dispose([...inputs, ...deltas]);
     }
+  }
+
+  /** Per-example scores fused from the layer inputs and deltas: no examples × P matrix of V is built. */
+  private outerScores(inputs: tf.Tensor2D[], deltas: tf.Tensor2D[], bank: PackedSlots): Float32Array {
+    const concat = (ts: tf.Tensor2D[]) => {
+      const parts = ts.map((t) => t.dataSync() as Float32Array);
+      const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((o, p) => (all.set(p, o), o + p.length), 0);
+      return all;
+    };
+    const rows = inputs[0].shape[0];
+    const out = new Float32Array(rows * bank.blocks * BLOCK_SLOTS);
+    const { signs, sizes, scales } = this.signed;
+    this.kernels.scoresOuter!(bank.raw, this.words, bank.blocks, signs, sizes, scales, concat(inputs), concat(deltas), rows, out);
+    return out;
   }
 
   dispose(): void {

@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { InferenceOptions } from '../contract/classify.ts';
 import { noTasks } from '../contract/errors.ts';
 import { type SupermaskNetwork } from './supermask-network.ts';
+import { CandidateBank } from './candidate-bank.ts';
+import { disposeDenseLayers } from './masked-mlp.ts';
 
 export interface TaskDecision {
   slot: number;
@@ -40,9 +42,25 @@ function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: In
 function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions): TaskDecision {
   const first = net.gradientsOver(x, o.objective, false);
   const verdict = decideFromGradients(first, slots, o.epsilon);
-  let candidates = keepLowerHalf(slots, first);
-  while (candidates.length > 1) candidates = keepLowerHalf(candidates, net.gradientsOver(x, o.objective, false, candidates));
-  const slot = candidates[0];
+  // Round 1 (k/2 candidates, spread over nearly every block) is scored in the bank itself; later rounds in
+  // packed candidate banks, or on the device when the network lives on one.
+  let half = keepLowerHalf(slots, first);
+  if (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
+  if (net.onDevice) {
+    while (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
+    return { slot: half[0], confidence: nu(first, slots)[slots.indexOf(half[0])], unknown: verdict.unknown };
+  }
+  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, half);
+  while (candidates.slots.length > 1) {
+    const layers = net.countsSuperposition(candidates.counts, candidates.slots.length);
+    try {
+      const grads = net.slotGradients(layers, x, o.objective, false, candidates);
+      candidates = candidates.narrow(keepLowerHalf(Int32Array.from(candidates.slots.keys()), grads));
+    } finally {
+      disposeDenseLayers(layers);
+    }
+  }
+  const slot = candidates.slots[0];
   return { slot, confidence: nu(first, slots)[slots.indexOf(slot)], unknown: verdict.unknown };
 }
 
@@ -64,7 +82,10 @@ function nu(grads: Float32Array, slots: Int32Array): Float64Array {
   return v;
 }
 
-/** The ⌈n/2⌉ candidates with the lowest gradient (those that lower the objective most), in slot order. */
+/**
+ * The ⌈n/2⌉ candidates with the lowest gradient (those that lower the objective most), in increasing order;
+ * `candidates` index `grads` (slots of the bank, or positions in a candidate bank, which follow slot order).
+ */
 function keepLowerHalf(candidates: Int32Array, grads: Float32Array): Int32Array {
   const order = Array.from(candidates).sort((a, b) => grads[a] - grads[b] || a - b);
   return Int32Array.from(order.slice(0, Math.ceil(candidates.length / 2))).sort();

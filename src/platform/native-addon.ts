@@ -3,13 +3,18 @@
 // callers get null and a one-line reason, and fall back to the TypeScript kernels.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type { ForwardBits } from '../core/kernels/forward-bits.ts';
 import type { MaskKernels } from '../core/kernels/mask-kernels.ts';
 import { firstLine } from './first-line.ts';
 
 /** What the addon exports. `readFloor` streams a buffer with the kernels' threads (memory-read floor). */
 export interface NativeAddon {
   scores(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
+  /** The same contract, vectors in the SIMD lanes: one bank pass serves 16 (AVX-512) or 8 vectors. */
+  scoresMulti(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
+  scoresOuter: NonNullable<MaskKernels['scoresOuter']>;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
   /** Training: RMSProp on scores and the GN effective weights (contract: src/core/score-update.ts). */
   rmspropStep(S: Float32Array, V: Float32Array, G: Float32Array, W: Float32Array, lr: number, alpha: number, eps: number): void;
   maskBySign(S: Float32Array, W: Float32Array, out: Float32Array): void;
@@ -19,7 +24,22 @@ export interface NativeAddon {
   cpuPath(): string;
   /** Forces a path (for tests and benchmarks); returns the path now in use. Process-wide. */
   setCpuPath(path: 'auto' | 'avx2' | 'scalar'): string;
+  /** Given-task forward from the packed bits (contract: forward-bits.ts). */
+  forwardBits: ForwardBits;
+  /** The path of the newer kernels (forwardBits, multi-row scores): "avx512", "avx2" or "scalar". */
+  simdLevel(): SimdLevel;
+  /** Forces that path (tests, benchmarks); throws if the CPU lacks it. Process-wide. */
+  setSimdLevel(level: 'auto' | SimdLevel): SimdLevel;
 }
+
+export type SimdLevel = 'avx512' | 'avx2' | 'scalar';
+
+/**
+ * From this many vectors on, `scores` takes scoresMulti (measured at k = 2500 on Zen 5: per vector, 16 rows
+ * in AVX-512 lanes cost ~0.4x and 8 in AVX2 lanes ~0.8x a single-vector pass; at 4 vectors the single-vector
+ * kernel is still faster).
+ */
+export const MULTI_ROW_MIN = 6;
 
 export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../build/Release/supsup_kernels.node', import.meta.url));
 
@@ -30,7 +50,7 @@ export function loadNativeAddon(): { addon: NativeAddon | null; reason: string }
   if (cached) return cached;
   try {
     const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
-    const missing = (['scores', 'subsetCount', 'rmspropStep', 'maskBySign'] as const).filter((f) => typeof addon[f] !== 'function');
+    const missing = (['scores', 'subsetCount', 'gatherSlots', 'rmspropStep', 'maskBySign'] as const).filter((f) => typeof addon[f] !== 'function');
     if (missing.length > 0) {
       cached = { addon: null, reason: `native addon at ${NATIVE_ADDON_PATH} lacks ${missing.join(', ')} (stale build: run \`npm run build:native\`)` };
     } else {
@@ -52,8 +72,14 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
     get name() {
       return `native-${addon.cpuPath()}`;
     },
-    scores: (bank, words, blocks, v, examples, out) => addon.scores(bank, words, blocks, v, examples, out),
+    scores: (bank, words, blocks, v, examples, out) =>
+      examples >= MULTI_ROW_MIN && typeof addon.scoresMulti === 'function'
+        ? addon.scoresMulti(bank, words, blocks, v, examples, out)
+        : addon.scores(bank, words, blocks, v, examples, out),
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
+    gatherSlots: (bank, words, slots, out) => addon.gatherSlots(bank, words, slots, out),
+    forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
+    scoresOuter: typeof addon.scoresOuter === 'function' ? addon.scoresOuter : undefined,
   };
   return { kernels, reason };
 }

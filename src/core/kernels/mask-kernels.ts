@@ -1,6 +1,7 @@
 import type { BaseNetwork } from '../base-network.ts';
 import type { MaskBank } from '../mask-bank.ts';
 import type { DeviceNetwork } from './device-network.ts';
+import type { ForwardBits } from './forward-bits.ts';
 
 /**
  * The k-dependent kernels over the packed bank (layout: see mask-bank.ts). Two implementations share
@@ -21,4 +22,28 @@ export interface MaskKernels {
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
   /** Kernels with a device (CUDA): keep this network and bank resident there (see DeviceNetwork). */
   bindNetwork?(base: BaseNetwork, bank: MaskBank): DeviceNetwork;
+  /**
+   * A bank of its own for the masks of `slots`, in that order: slot i of `out` holds slots[i]'s mask, the rest
+   * of the last block is zero. `out` has room for ceil(slots.length / 8) blocks.
+   */
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
+  /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
+  readonly forwardBits?: ForwardBits;
+  /**
+   * Per-example scores without V: `scores` of the vectors v_e(w) = (a_l[e][i] · δ_l[e][j]) · W(w), w = (l, i, j),
+   * W(w) = ±scales[l] by the sign bits (forward-bits.ts). `acts` holds each layer's inputs (examples × n_l, layer
+   * after layer), `deltas` each layer's output deltas (examples × n_{l+1}). Native only.
+   */
+  readonly scoresOuter?: (
+    bank: Uint32Array,
+    words: number,
+    blocks: number,
+    signs: Uint32Array,
+    sizes: Int32Array,
+    scales: Float32Array,
+    acts: Float32Array,
+    deltas: Float32Array,
+    examples: number,
+    out: Float32Array,
+  ) => void;
 }

@@ -70,6 +70,18 @@ export const typescriptKernels: MaskKernels = {
     }
     out.set(counts);
   },
+
+  gatherSlots(bank, words, slots, out) {
+    checkSlots(bank, words, slots);
+    const blocks = Math.ceil(slots.length / BLOCK_SLOTS);
+    if (out.length < blocks * BLOCK_SLOTS * words) throw new RangeError('out is shorter than ceil(slots / 8) * 8 * words');
+    out.fill(0, 0, blocks * BLOCK_SLOTS * words);
+    slots.forEach((slot, i) => {
+      const src = Math.floor(slot / BLOCK_SLOTS) * words * BLOCK_SLOTS + (slot % BLOCK_SLOTS);
+      const dst = Math.floor(i / BLOCK_SLOTS) * words * BLOCK_SLOTS + (i % BLOCK_SLOTS);
+      for (let j = 0; j < words; j++) out[dst + j * BLOCK_SLOTS] = bank[src + j * BLOCK_SLOTS];
+    });
+  },
 };
 
 /** table[jj * 128 + g * 16 + n] = Σ_{i < 4, bit i of n} v[base + jj * 32 + g * 4 + i]. */
@@ -111,9 +123,13 @@ export function checkScoresArgs(
 }
 
 export function checkSubsetArgs(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void {
+  checkSlots(bank, words, slots);
+  if (out.length < words * 32) throw new RangeError('out is shorter than words * 32');
+}
+
+function checkSlots(bank: Uint32Array, words: number, slots: Int32Array): void {
   if (!isCount(words) || words === 0) throw new RangeError('words must be a positive integer');
   if (bank.length % (words * BLOCK_SLOTS) !== 0) throw new RangeError('bank length is not a multiple of words * 8');
-  if (out.length < words * 32) throw new RangeError('out is shorter than words * 32');
   const capacity = bank.length / words;
   for (let i = 0; i < slots.length; i++) {
     const s = slots[i];

@@ -11,7 +11,7 @@ import { layerShapes } from '../../core/architecture.ts';
 import type { BaseNetwork } from '../../core/base-network.ts';
 import type { DeviceNetwork } from '../../core/kernels/device-network.ts';
 import type { MaskKernels } from '../../core/kernels/mask-kernels.ts';
-import { checkScoresArgs, checkSubsetArgs } from '../../core/kernels/typescript-kernels.ts';
+import { checkScoresArgs, checkSubsetArgs, typescriptKernels } from '../../core/kernels/typescript-kernels.ts';
 import { BLOCK_SLOTS, type MaskBank } from '../../core/mask-bank.ts';
 import type { Objective } from '../../contract/classify.ts';
 import { type CudaAddon, type CudaBank, probeCuda } from './cuda-addon.ts';
@@ -37,6 +37,8 @@ function cudaKernels(addon: CudaAddon, deviceName: string): MaskKernels {
       checkScoresArgs(bank, words, blocks, v, examples, out);
       scratchFor(words, bank, blocks).scores(v, examples, out);
     },
+    // Binary search's candidate banks are packed on the host; with a device the search never needs them.
+    gatherSlots: typescriptKernels.gatherSlots,
     subsetCount(bank, words, slots, out) {
       checkSubsetArgs(bank, words, slots, out);
       scratchFor(words, bank, bank.length / (words * BLOCK_SLOTS)).subsetCount(slots, out);

@@ -1,0 +1,107 @@
+/**
+ * Binary search over packed candidate banks: each round scores and counts only the remaining candidates.
+ * It must pick exactly what the previous form (every round scoring the whole bank, its superposition counted
+ * over the whole bank) picked: checked against that form, written out here, on random banks of odd k with
+ * removed slots, with the TypeScript and the native kernels; and gatherSlots against MaskBank.get.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { type Architecture, maskWords, weightCount } from '../src/core/architecture.ts';
+import { generateBaseNetwork } from '../src/core/base-network.ts';
+import { type MaskKernels } from '../src/core/kernels/mask-kernels.ts';
+import { loadNativeKernels } from '../src/platform/native-addon.ts';
+import { typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
+import { BLOCK_SLOTS } from '../src/core/mask-bank.ts';
+import { disposeDenseLayers } from '../src/core/masked-mlp.ts';
+import { Xoshiro128 } from '../src/core/prng.ts';
+import { SupermaskNetwork } from '../src/core/supermask-network.ts';
+import type { InferenceOptions } from '../src/contract/classify.ts';
+import { inferTasks } from '../src/core/task-inference.ts';
+import { selectBackend } from '../src/platform/backend.ts';
+import { randomMask } from './support/reference-mlp.ts';
+
+const ARCH: Architecture = { inputSize: 30, hidden: [24, 16], outputs: 12, classes: 6 };
+const OPTIONS: InferenceOptions = { method: 'binary', objective: 'entropy', decideFrom: 'batch', epsilon: 1 / 8 };
+
+/** The previous binary search: every round superposes its candidates from the whole bank and scores every slot. */
+function previousBinarySearch(net: SupermaskNetwork, x: tf.Tensor2D): number {
+  const lowerHalf = (candidates: Int32Array, grads: Float32Array) =>
+    Int32Array.from(
+      Array.from(candidates)
+        .sort((a, b) => grads[a] - grads[b] || a - b)
+        .slice(0, Math.ceil(candidates.length / 2)),
+    ).sort();
+  let candidates = lowerHalf(net.bank.occupiedSlots(), net.slotGradients(net.superposed(), x, OPTIONS.objective, false));
+  while (candidates.length > 1) {
+    const layers = net.subsetSuperposition(candidates);
+    try {
+      candidates = lowerHalf(candidates, net.slotGradients(layers, x, OPTIONS.objective, false));
+    } finally {
+      disposeDenseLayers(layers);
+    }
+  }
+  return candidates[0];
+}
+
+function network(kernels: MaskKernels, k: number, removed: number[], rng: Xoshiro128): SupermaskNetwork {
+  const net = new SupermaskNetwork(generateBaseNetwork(ARCH, 5), kernels);
+  for (let t = 0; t < k; t++) net.addMask(randomMask(maskWords(ARCH), weightCount(ARCH), 0.5, () => rng.nextFloat()));
+  for (const slot of removed) net.removeMask(slot);
+  return net;
+}
+
+const native = loadNativeKernels();
+const kernelSets: [string, MaskKernels | null, string | false][] = [
+  ['typescript', typescriptKernels, false],
+  ['native', native.kernels, native.kernels ? false : native.reason],
+];
+
+describe('binary search over packed candidates', () => {
+  before(async () => {
+    await selectBackend('wasm');
+  });
+
+  for (const [name, kernels, skip] of kernelSets) {
+    it(`${name}: picks what the whole-bank search picked (k = 2, 3, 13, 37 with removed slots; 12 inputs each)`, { skip }, () => {
+      const rng = new Xoshiro128(17);
+      for (const [k, removed] of [[2, []], [3, []], [13, [4]], [37, [0, 9, 20]]] as [number, number[]][]) {
+        const net = network(kernels!, k, removed, rng);
+        try {
+          for (let trial = 0; trial < 12; trial++) {
+            const batch = 1 + (trial % 3);
+            const x = tf.tensor2d(Float32Array.from({ length: batch * ARCH.inputSize }, () => rng.nextFloat()), [batch, ARCH.inputSize]);
+            try {
+              const [decision] = inferTasks(net, x, OPTIONS);
+              assert.equal(decision.slot, previousBinarySearch(net, x), `k=${k} trial ${trial}`);
+            } finally {
+              x.dispose();
+            }
+          }
+        } finally {
+          net.dispose();
+        }
+      }
+    });
+
+    it(`${name}: gatherSlots packs the chosen masks in order, zero past them`, { skip }, () => {
+      const rng = new Xoshiro128(3);
+      const net = network(kernels!, 21, [6], rng);
+      const words = net.words;
+      for (const slots of [[0], [20, 3, 7], [1, 2, 3, 4, 5, 7, 8, 9, 10]]) {
+        const blocks = Math.ceil(slots.length / BLOCK_SLOTS);
+        const out = new Uint32Array(blocks * BLOCK_SLOTS * words).fill(0xdeadbeef);
+        kernels!.gatherSlots(net.bank.raw, words, Int32Array.from(slots), out);
+        for (let i = 0; i < blocks * BLOCK_SLOTS; i++) {
+          const expected = i < slots.length ? net.bank.get(slots[i]) : new Uint32Array(words);
+          for (let j = 0; j < words; j++) {
+            const got = out[Math.floor(i / BLOCK_SLOTS) * words * BLOCK_SLOTS + j * BLOCK_SLOTS + (i % BLOCK_SLOTS)];
+            if (got !== expected[j]) assert.fail(`slots [${slots}] position ${i} word ${j}: ${got} vs ${expected[j]}`);
+          }
+        }
+      }
+      assert.throws(() => kernels!.gatherSlots(net.bank.raw, words, Int32Array.from([99]), new Uint32Array(8 * words)), /outside the bank/);
+      net.dispose();
+    });
+  }
+});
