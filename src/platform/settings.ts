@@ -199,7 +199,7 @@ export function usage(head: string, table: readonly Setting[], { env = false } =
   const rows = table.flatMap((s) => {
     const def = s.default !== undefined ? ` [default ${s.default}]` : '';
     const row = `  ${label(s).padEnd(width)}${env ? ` ${envName(s.flag).padEnd(28)}` : ''} ${s.help}${def}`;
-    return s.group ? [`${s.group}:`, row] : [row];
+    return s.group ? ['', `${s.group}:`, row] : [row];
   });
   const title = env ? 'options (flag, environment variable, meaning):' : 'options:';
   return `${head}\n\n${title}\n${rows.join('\n')}`;
