@@ -157,8 +157,10 @@ function trainedOn(dir: string): DatasetName | undefined {
   if (!existsSync(file)) return undefined;
   try {
     const first = readFileSync(file, 'utf8').split('\n')[0];
-    const data = (JSON.parse(first) as { config?: { data?: string } }).config?.data;
-    return DATASET_NAMES.includes(data as DatasetName) ? (data as DatasetName) : undefined;
+    const line: unknown = JSON.parse(first);
+    const config = typeof line === 'object' && line !== null && 'config' in line ? line.config : undefined;
+    const data = typeof config === 'object' && config !== null && 'data' in config ? config.data : undefined;
+    return DATASET_NAMES.find((name) => name === data);
   } catch {
     return undefined;
   }
