@@ -120,9 +120,9 @@ describe('eval', () => {
 
   it('refuses bad flags', async () => {
     await assert.rejects(evalCommand([]), /--model DIR is required/);
-    await assert.rejects(evalCommand(['--model', model, '--methods', 'one-shot-X']), /--methods takes a comma-separated list/);
-    await assert.rejects(evalCommand(['--model', model, '--decide', 'all']), /--decide takes a comma-separated list/);
-    await assert.rejects(evalCommand(['--model', model, '--batches', '-2']), /argument is ambiguous|--batches must be/);
+    await assert.rejects(evalCommand(['--model', model, '--methods', 'one-shot-X']), /--methods: must be a comma-separated list/);
+    await assert.rejects(evalCommand(['--model', model, '--decide', 'all']), /--decide: must be a comma-separated list/);
+    await assert.rejects(evalCommand(['--model', model, '--batches', '-2']), /argument is ambiguous|--batches: must be/);
   });
 
   it('calibrates ε to separate known from unknown decisions', () => {

@@ -290,10 +290,10 @@ describe('training runs', () => {
 
   it('refuses bad flags with a clear message', async () => {
     await assert.rejects(trainCommand(['--tasks', '3']), /--model DIR is required/);
-    await assert.rejects(trainCommand(['--model', tempDir(), '--tasks', 'x']), /--tasks must be an integer/);
-    await assert.rejects(trainCommand(['--model', tempDir(), '--tasks', '2', '--mask', 'xx']), /--mask must be one of gn, gg/);
+    await assert.rejects(trainCommand(['--model', tempDir(), '--tasks', 'x']), /--tasks: must be a whole number/);
+    await assert.rejects(trainCommand(['--model', tempDir(), '--tasks', '2', '--mask', 'xx']), /--mask: must be one of gn, gg/);
     await assert.rejects(trainCommand(['--model', tempDir(), '--tasks', '2', '--bogus']), /Unknown option '--bogus'/);
-    await assert.rejects(trainCommand(['--model', tempDir(), '--tasks', '2', '--lr=-1']), /--lr must be a number greater than 0/);
+    await assert.rejects(trainCommand(['--model', tempDir(), '--tasks', '2', '--lr=-1']), /--lr: must be a decimal number greater than 0/);
     await assert.rejects(
       trainCommand(['--model', tempDir(), '--tasks', '2', '--workers', '2', '--transfer']),
       /--workers 1 with --transfer/,

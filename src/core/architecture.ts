@@ -21,6 +21,9 @@ export const PRESETS = {
 
 export type PresetName = keyof typeof PRESETS;
 
+const isPresetName = (name: string): name is PresetName => Object.hasOwn(PRESETS, name);
+export const PRESET_NAMES: readonly PresetName[] = Object.keys(PRESETS).filter(isPresetName);
+
 export function presetArchitecture(name: PresetName, outputs: number, classes = 10): Architecture {
   const p = PRESETS[name];
   return validateArchitecture({ inputSize: p.inputSize, hidden: [...p.hidden], outputs, classes });

@@ -1,13 +1,15 @@
 // `supsup serve` configuration: one table of settings, each a `--flag` with a `SUPSUP_*` environment
 // variable of the same name (flag wins). Every value is checked before anything starts; a bad one stops
 // the server with a message that names the flag and the variable.
-import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_BATCH } from '../contract/classify.ts';
 import { KERNEL_PREFERENCES } from '../platform/kernels.ts';
 import { BACKEND_PREFERENCES } from '../platform/backend.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
 import type { RuntimeOptions } from '../runtime/model-runtime.ts';
 import { parseStoreUrl } from '../store/store-url.ts';
+import { ConfigError, parseSettings, type Setting, usage } from '../platform/settings.ts';
+
+export { ConfigError, envName } from '../platform/settings.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -36,18 +38,7 @@ export interface ServeConfig extends Omit<RuntimeOptions, 'dir'> {
   drainDelayMs: number;
 }
 
-type Kind = 'string' | 'token' | 'url' | 'port' | 'count' | 'ms' | 'bytes' | 'number';
-interface Setting {
-  key: keyof ServeConfig;
-  flag: string;
-  kind: Kind;
-  help: string;
-  default?: string;
-  choices?: readonly string[];
-  min?: number;
-}
-
-export const SETTINGS: Setting[] = [
+export const SETTINGS = [
   { key: 'model', flag: 'model', kind: 'string', help: `model directory (default: the first of ${DEFAULT_MODEL_DIRS.join(', ')} that exists)` },
   { key: 'host', flag: 'host', kind: 'string', default: '0.0.0.0', help: 'address both servers listen on' },
   { key: 'httpPort', flag: 'http-port', kind: 'port', default: '8080', help: 'REST port (0: pick a free one)' },
@@ -95,47 +86,22 @@ export const SETTINGS: Setting[] = [
     min: 0,
     help: 'on SIGTERM, keep serving this long with readiness false before closing (time for load balancers to notice)',
   },
-];
+] as const satisfies readonly Setting[];
 
-/** Shortest admin or API token accepted. */
-export const MIN_TOKEN_LENGTH = 16;
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-export function envName(flag: string): string {
-  return `SUPSUP_${flag.replace(/-/g, '_').toUpperCase()}`;
-}
+const USAGE_HEAD = 'usage: supsup serve [options]';
 
 /** Parses argv and env into a checked config. Throws ConfigError naming the setting. */
 export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeConfig {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    const options = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }]));
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (e) {
-    throw new ConfigError((e as Error).message);
-  }
-  const config: Record<string, unknown> = {};
-  for (const s of SETTINGS) {
-    const fromFlag = values[s.flag] as string | undefined;
-    const fromEnv = env[envName(s.flag)];
-    const raw = fromFlag ?? (fromEnv === '' ? undefined : fromEnv) ?? s.default;
-    if (raw === undefined) continue;
-    const where = fromFlag !== undefined ? `--${s.flag}` : fromEnv ? envName(s.flag) : `--${s.flag} (default)`;
-    config[s.key] = parseValue(s, raw, where);
-  }
-  if (config.store !== undefined) {
+  const { values } = parseSettings(SETTINGS, argv, serveUsage(), env);
+  if (values.store !== undefined) {
     try {
-      parseStoreUrl(config.store as string);
+      parseStoreUrl(values.store);
     } catch (e) {
       throw new ConfigError(`--store / SUPSUP_STORE: ${(e as Error).message}`);
     }
-    if (config.model === undefined) throw new ConfigError('--store needs --model: the directory where this replica keeps its copy of the task set');
+    if (values.model === undefined) throw new ConfigError('--store needs --model: the directory where this replica keeps its copy of the task set');
   }
-  config.model ??= requireDefaultModel();
-  const c = config as unknown as ServeConfig;
+  const c: ServeConfig = { ...values, model: values.model ?? requireDefaultModel() };
   if (c.httpPort !== 0 && c.httpPort === c.grpcPort) {
     throw new ConfigError(`--http-port and --grpc-port are both ${c.httpPort}: they must differ`);
   }
@@ -151,57 +117,6 @@ function requireDefaultModel(): string {
   return found;
 }
 
-function parseValue(s: Setting, raw: string, where: string): unknown {
-  const fail = (why: string): never => {
-    throw new ConfigError(`${where}: ${why}, got ${JSON.stringify(raw)}`);
-  };
-  if (s.kind === 'string') {
-    if (raw.length === 0) fail('must not be empty');
-    if (s.choices && !s.choices.includes(raw)) fail(`must be one of ${s.choices.join(', ')}`);
-    return raw;
-  }
-  if (s.kind === 'token') {
-    // The message names the setting but never echoes the value: it is a secret.
-    if (raw.length < MIN_TOKEN_LENGTH || /\s/.test(raw)) {
-      throw new ConfigError(`--${s.flag} / ${envName(s.flag)} must be at least ${MIN_TOKEN_LENGTH} characters with no whitespace`);
-    }
-    return raw;
-  }
-  if (s.kind === 'url') {
-    let url: URL | undefined;
-    try {
-      url = new URL(raw);
-    } catch {
-      fail('must be an http:// or https:// URL');
-    }
-    if (url!.protocol !== 'http:' && url!.protocol !== 'https:') fail('must be an http:// or https:// URL');
-    return raw;
-  }
-  if (s.kind === 'number') {
-    const x = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
-    if (!Number.isFinite(x)) fail('must be a decimal number like 0.125');
-    if (s.min !== undefined && x < s.min) fail(`must be at least ${s.min}`);
-    return x;
-  }
-  const n = s.kind === 'bytes' ? parseBytes(raw) : /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n)) fail(s.kind === 'bytes' ? 'must be a byte count like 8388608, 512kib or 8mib' : 'must be a whole number');
-  if (s.kind === 'port' && n > 65535) fail('must be a port number from 0 to 65535');
-  if (s.min !== undefined && n < s.min) fail(`must be at least ${s.min}`);
-  return n;
-}
-
-const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2 };
-
-function parseBytes(raw: string): number {
-  const m = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim());
-  const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
-  return m && unit !== undefined ? Number(m[1]) * unit : NaN;
-}
-
 export function serveUsage(): string {
-  const rows = SETTINGS.map((s) => {
-    const def = s.default !== undefined ? ` [default ${s.default}]` : '';
-    return `  --${s.flag.padEnd(20)} ${envName(s.flag).padEnd(28)} ${s.help}${def}`;
-  });
-  return `usage: supsup serve [options]\n\noptions (flag, environment variable, meaning):\n${rows.join('\n')}`;
+  return usage(USAGE_HEAD, SETTINGS, { env: true });
 }

@@ -5,22 +5,32 @@ import { benchEngine, ENGINE_CASES } from '../../bench/engine.ts';
 import { benchKernels, formatRow, HEADER } from '../../bench/kernels.ts';
 import { KERNEL_PREFERENCES, selectKernels } from '../../platform/kernels.ts';
 import { BACKEND_PREFERENCES, selectBackend } from '../../platform/backend.ts';
-import { COMMON_SWITCHES, int, oneOf, parseFlags, stringFlags } from '../flags.ts';
+import { HELP_SWITCH, parseSettings, type Setting, usage } from '../../platform/settings.ts';
 
-const HELP = `usage: supsup bench [--out FILE] [--runs N] [--kernels auto|native|typescript] [--backend auto|cuda|wasm|cpu|tensorflow] [--quick]
+const SETTINGS = [
+  { key: 'out', flag: 'out', kind: 'string', arg: 'FILE', default: '.bench/bench.json', help: 'where the JSON report goes' },
+  { key: 'runs', flag: 'runs', kind: 'count', arg: 'N', min: 1, default: '9', help: 'timed runs per case (the median is reported)' },
+  { key: 'kernels', flag: 'kernels', kind: 'string', arg: 'NAME', choices: KERNEL_PREFERENCES, default: 'auto', help: KERNEL_PREFERENCES.join(' | ') },
+  { key: 'backend', flag: 'backend', kind: 'string', arg: 'NAME', choices: BACKEND_PREFERENCES, default: 'auto', help: BACKEND_PREFERENCES.join(' | ') },
+  { key: 'quick', flag: 'quick', kind: 'switch', help: 'only the smallest case (a smoke test of the benchmark itself)' },
+  HELP_SWITCH,
+] as const satisfies readonly Setting[];
+
+const USAGE = usage(
+  `usage: supsup bench [options]
 
 Benchmarks the k-dependent kernel beside the memory-read floor measured in the same process (same bytes,
 same threads), and the engine end to end (given task at batch 1 and 128, inferred task at batch 128), for
-LeNet 300-100 s=500 at k = 100, 1000, 2500 and FC 1024-1024 s=500 at k = 250. Prints a table and writes JSON.
---quick runs only the smallest case (a smoke test of the benchmark itself).`;
+LeNet 300-100 s=500 at k = 100, 1000, 2500 and FC 1024-1024 s=500 at k = 250. Prints a table and writes JSON.`,
+  SETTINGS,
+);
 
 export async function benchCommand(argv: string[]): Promise<void> {
-  const values = parseFlags(argv, { ...stringFlags('out', 'runs', 'kernels', 'backend'), quick: { type: 'boolean' }, help: COMMON_SWITCHES.help }, HELP);
-  if (values.help) return void console.log(HELP);
-  const out = values.out ?? '.bench/bench.json';
-  const runs = int('--runs', values.runs ?? '9', 1);
-  const backend = await selectBackend(oneOf('--backend', values.backend ?? 'auto', BACKEND_PREFERENCES));
-  const { kernels, reason } = selectKernels(oneOf('--kernels', values.kernels ?? 'auto', KERNEL_PREFERENCES));
+  if (argv.includes('--help') || argv.includes('-h')) return void console.log(USAGE);
+  const { values } = parseSettings(SETTINGS, argv, USAGE);
+  const { out, runs } = values;
+  const backend = await selectBackend(values.backend);
+  const { kernels, reason } = selectKernels(values.kernels);
   console.log(`backend: ${backend.name} (${backend.reason}); kernels: ${kernels.name} (${reason})`);
 
   console.log('\nk-dependent kernel (scores for one vector) against the memory-read floor:');

@@ -4,95 +4,87 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { DECIDE_FROM, type DecideFrom, DEFAULT_EPSILON, DEFAULT_INFERENCE, DEFAULT_MAX_BATCH } from '../../contract/classify.ts';
+import { DECIDE_FROM, DEFAULT_EPSILON, DEFAULT_INFERENCE, DEFAULT_MAX_BATCH } from '../../contract/classify.ts';
 import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/datasets.ts';
 import { DEFAULT_EVAL, type EvalReport, type EvalTask, METHODS, evaluateModel, methodKey } from '../../eval/evaluate.ts';
 import { curveSvg } from '../../eval/plot.ts';
 import { MANIFEST_FILE, type TaskEntry } from '../../model/manifest.ts';
 import { setUnknownTaskThreshold } from '../../model/model-store.ts';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../../platform/backend.ts';
-import { KERNEL_PREFERENCES, type KernelPreference } from '../../platform/kernels.ts';
+import { BACKEND_PREFERENCES } from '../../platform/backend.ts';
+import { KERNEL_PREFERENCES } from '../../platform/kernels.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
 import { TRAINING_LOG } from '../../train/run.ts';
-import { COMMON_SWITCHES, int, list, number, oneOf, parseFlags, required, stringFlags } from '../flags.ts';
+import { HELP_SWITCH, parseSettings, QUIET_SWITCH, refuse, type Setting, usage } from '../../platform/settings.ts';
 
 const METHOD_FLAGS: Record<string, string> = { 'one-shot-H': 'one-shot H', 'one-shot-G': 'one-shot G', 'binary-H': 'binary H' };
+const SEED_MAX = 0xffffffff;
 
-const USAGE = `usage: supsup eval --model DIR [options]
+const SETTINGS = [
+  { key: 'model', flag: 'model', kind: 'string', arg: 'DIR', required: true, help: 'the model to evaluate' },
+  { key: 'data', flag: 'data', kind: 'string', arg: 'NAME', choices: DATASET_NAMES, help: `${DATASET_NAMES.join(' | ')} (default: the one the model was trained on, per ${TRAINING_LOG}; else mnist)` },
+  { key: 'dataDir', flag: 'data-dir', kind: 'string', arg: 'DIR', help: 'read the IDX files from DIR' },
+  { key: 'tasks', flag: 'tasks', kind: 'count', arg: 'N', min: 1, help: 'evaluate a model made of the first N tasks only (default: all)' },
+  { key: 'batches', flag: 'batches', kind: 'count', arg: 'N', min: 0, default: String(DEFAULT_EVAL.batches), help: 'test batches per task for the batch-level decisions' },
+  { key: 'batchSize', flag: 'batch-size', kind: 'count', arg: 'N', min: 1, default: String(DEFAULT_EVAL.batchSize), help: 'examples per batch (the paper: 128)' },
+  { key: 'eachExamples', flag: 'each-examples', kind: 'count', arg: 'N', min: 1, default: String(DEFAULT_EVAL.eachExamples), help: 'examples per task deciding their task alone' },
+  { key: 'methods', flag: 'methods', kind: 'list', arg: 'LIST', choices: Object.keys(METHOD_FLAGS), default: Object.keys(METHOD_FLAGS).join(','), help: 'comma-separated task-inference methods (G needs s > l)' },
+  { key: 'decide', flag: 'decide', kind: 'list', arg: 'LIST', choices: DECIDE_FROM, default: DECIDE_FROM.join(','), help: 'comma-separated: what each decision is made from' },
+  { key: 'unknownTasks', flag: 'unknown-tasks', kind: 'count', arg: 'N', min: 0, default: String(DEFAULT_EVAL.unknownTasks), help: 'permutations the model never saw, for unknown detection' },
+  { key: 'unknownFrom', flag: 'unknown-from', kind: 'count', arg: 'N', min: 0, max: SEED_MAX - 100000, default: String(DEFAULT_EVAL.unknownFrom), help: 'seed of the first of those permutations' },
+  { key: 'unknownBatches', flag: 'unknown-batches', kind: 'count', arg: 'N', min: 0, default: String(DEFAULT_EVAL.unknownBatches), help: 'batches of each' },
+  { key: 'curve', flag: 'curve', kind: 'counts', arg: 'LIST', min: 1, default: DEFAULT_EVAL.curve.join(','), help: 'numbers of tasks for the curve, capped at the model' },
+  { key: 'curveTasks', flag: 'curve-tasks', kind: 'count', arg: 'N', min: 1, default: String(DEFAULT_EVAL.curveTasks), help: 'tasks evaluated per curve point, evenly spaced' },
+  { key: 'epsilon', flag: 'epsilon', kind: 'number', arg: 'X', min: 0, help: `unknown when k · max ν < 1 + X (default: the model's own, else ${DEFAULT_EPSILON}, the paper's)` },
+  {
+    key: 'saveEpsilon',
+    flag: 'save-epsilon',
+    kind: 'switch',
+    help:
+      "store --epsilon X in the model's manifest as its own threshold (what `supsup serve` uses unless told otherwise), with the rates " +
+      'measured by this run, deciding as the service does (one-shot H from the whole batch), as the evidence; choose X on other batches first',
+  },
+  { key: 'seed', flag: 'seed', kind: 'count', arg: 'N', min: 0, max: SEED_MAX, default: String(DEFAULT_EVAL.seed), help: 'shuffle seed of the test split' },
+  { key: 'backend', flag: 'backend', kind: 'string', arg: 'NAME', choices: BACKEND_PREFERENCES, default: 'wasm', help: BACKEND_PREFERENCES.join(' | ') },
+  { key: 'kernels', flag: 'kernels', kind: 'string', arg: 'NAME', choices: KERNEL_PREFERENCES, default: 'auto', help: KERNEL_PREFERENCES.join(' | ') },
+  { key: 'out', flag: 'out', kind: 'string', arg: 'FILE', help: 'write the JSON report' },
+  { key: 'svg', flag: 'svg', kind: 'string', arg: 'FILE', help: 'write the curve as SVG' },
+  QUIET_SWITCH,
+  HELP_SWITCH,
+] as const satisfies readonly Setting[];
+
+const USAGE = usage(
+  `usage: supsup eval --model DIR [options]
 
 Evaluates a model through the serving engine on the test split, each task's inputs made with the
-transform stored in its manifest entry.
-
-  --data NAME          ${DATASET_NAMES.join(' | ')} (default: the one the model was trained on, per ${TRAINING_LOG}; else mnist)
-  --data-dir DIR       read the IDX files from DIR
-  --tasks N            evaluate a model made of the first N tasks only (default: all)
-  --batches N          test batches per task for the batch-level decisions (default ${DEFAULT_EVAL.batches})
-  --batch-size N       examples per batch (default ${DEFAULT_EVAL.batchSize}, as the paper)
-  --each-examples N    examples per task deciding their task alone (default ${DEFAULT_EVAL.eachExamples})
-  --methods LIST       comma-separated of ${Object.keys(METHOD_FLAGS).join(', ')} (default all; G needs s > l)
-  --decide LIST        comma-separated of ${DECIDE_FROM.join(', ')} (default all)
-  --unknown-tasks N    permutations the model never saw, for unknown detection (default ${DEFAULT_EVAL.unknownTasks})
-  --unknown-from N     seed of the first of those permutations (default ${DEFAULT_EVAL.unknownFrom})
-  --unknown-batches N  batches of each (default ${DEFAULT_EVAL.unknownBatches})
-  --curve LIST         numbers of tasks for the curve (default ${DEFAULT_EVAL.curve.join(',')}, capped at the model)
-  --curve-tasks N      tasks evaluated per curve point, evenly spaced (default ${DEFAULT_EVAL.curveTasks})
-  --epsilon X          unknown when k · max ν < 1 + X (default: the model's own, else ${DEFAULT_EPSILON}, the paper's)
-  --save-epsilon       store --epsilon X in the model's manifest as its own threshold (what \`supsup serve\` uses
-                       unless told otherwise), with the rates measured by this run, deciding as the service does
-                       (one-shot H from the whole batch), as the evidence; choose X on other batches first
-  --seed N             shuffle seed of the test split (default ${DEFAULT_EVAL.seed})
-  --backend NAME       ${BACKEND_PREFERENCES.join(' | ')} (default wasm)
-  --kernels NAME       auto | native | typescript (default auto)
-  --out FILE           write the JSON report
-  --svg FILE           write the curve as SVG
-  --quiet              no progress lines
-  --help`;
+transform stored in its manifest entry.`,
+  SETTINGS,
+);
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const values = parseFlags(
-    argv,
-    {
-      ...stringFlags(
-        'model', 'data', 'data-dir', 'tasks', 'batches', 'batch-size', 'each-examples', 'methods', 'decide',
-        'unknown-tasks', 'unknown-from', 'unknown-batches', 'curve', 'curve-tasks', 'epsilon', 'seed', 'backend', 'kernels',
-        'out', 'svg',
-      ),
-      'save-epsilon': { type: 'boolean' },
-      ...COMMON_SWITCHES,
-    },
-    USAGE,
-  );
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const dir = required(values.model, '--model DIR', USAGE);
-  const data = oneOf<DatasetName>('--data', values.data ?? trainedOn(dir) ?? 'mnist', DATASET_NAMES);
-  const backend = oneOf<BackendPreference>('--backend', values.backend ?? 'wasm', BACKEND_PREFERENCES);
-  const kernels = oneOf<KernelPreference>('--kernels', values.kernels ?? 'auto', KERNEL_PREFERENCES);
-  const methodNames = list('--methods', values.methods, Object.keys(METHOD_FLAGS));
-  const decideFrom = list<DecideFrom>('--decide', values.decide, DECIDE_FROM);
-  const epsilon = values.epsilon === undefined ? undefined : number('--epsilon', values.epsilon, { allowZero: true });
-  const curve = values.curve === undefined ? DEFAULT_EVAL.curve : values.curve.split(',').map((v) => int('--curve', v.trim(), 1));
+  if (argv.includes('--help') || argv.includes('-h')) return void console.log(USAGE);
+  const { values } = parseSettings(SETTINGS, argv, USAGE);
+  const dir = values.model;
+  const data = values.data ?? trainedOn(dir) ?? 'mnist';
+  const { epsilon, decide: decideFrom } = values;
   const options = {
     ...DEFAULT_EVAL,
-    batches: int('--batches', values.batches ?? String(DEFAULT_EVAL.batches), 0),
-    batchSize: int('--batch-size', values['batch-size'] ?? String(DEFAULT_EVAL.batchSize), 1),
-    eachExamples: int('--each-examples', values['each-examples'] ?? String(DEFAULT_EVAL.eachExamples), 1),
-    unknownTasks: int('--unknown-tasks', values['unknown-tasks'] ?? String(DEFAULT_EVAL.unknownTasks), 0),
-    unknownFrom: int('--unknown-from', values['unknown-from'] ?? String(DEFAULT_EVAL.unknownFrom), 0, 0xffffffff - 100000),
-    unknownBatches: int('--unknown-batches', values['unknown-batches'] ?? String(DEFAULT_EVAL.unknownBatches), 0),
-    curve,
-    curveTasks: int('--curve-tasks', values['curve-tasks'] ?? String(DEFAULT_EVAL.curveTasks), 1),
-    seed: int('--seed', values.seed ?? String(DEFAULT_EVAL.seed), 0, 0xffffffff),
-    methods: METHODS.filter((m) => methodNames.map((n) => METHOD_FLAGS[n]).includes(m.name)),
+    batches: values.batches,
+    batchSize: values.batchSize,
+    eachExamples: values.eachExamples,
+    unknownTasks: values.unknownTasks,
+    unknownFrom: values.unknownFrom,
+    unknownBatches: values.unknownBatches,
+    curve: values.curve,
+    curveTasks: values.curveTasks,
+    seed: values.seed,
+    methods: METHODS.filter((m) => values.methods.map((n) => METHOD_FLAGS[n]).includes(m.name)),
     decideFrom,
     onProgress: values.quiet ? undefined : (msg: string) => process.stderr.write(`${msg}\n`),
   };
 
   const serviceMethod = METHODS.find((m) => m.method === DEFAULT_INFERENCE.method && m.objective === DEFAULT_INFERENCE.objective)!;
   const serviceKey = methodKey(serviceMethod, DEFAULT_INFERENCE.decideFrom);
-  if (values['save-epsilon']) {
+  if (values.saveEpsilon) {
     // The stored value must come with evidence for the model as served: all its tasks, the service's decision rule.
     if (epsilon === undefined) throw new Error('--save-epsilon needs --epsilon X: the value to store');
     if (values.tasks !== undefined) throw new Error('--save-epsilon evaluates the whole model: drop --tasks');
@@ -102,15 +94,16 @@ export async function evalCommand(argv: string[]): Promise<void> {
     }
   }
 
-  const opened = await openEngine(dir, { backend, kernels, maxBatch: Math.max(DEFAULT_MAX_BATCH, options.batchSize), epsilon });
+  const opened = await openEngine(dir, { backend: values.backend, kernels: values.kernels, maxBatch: Math.max(DEFAULT_MAX_BATCH, options.batchSize), epsilon });
   const { engine, manifest } = opened;
   try {
     const ordered = orderTasks(manifest.tasks);
-    const limit = values.tasks === undefined ? ordered.length : int('--tasks', values.tasks, 1, ordered.length);
+    const limit = values.tasks ?? ordered.length;
+    if (limit > ordered.length) throw refuse('--tasks', `must be at most ${ordered.length}, the tasks in ${dir}`, String(limit));
     for (const t of ordered.slice(limit)) engine.removeTask(t.id);
     const tasks: EvalTask[] = ordered.slice(0, limit).map((t) => ({ id: t.id, transform: t.transform }));
     if (tasks.length === 0) throw new Error(`${dir} has no tasks to evaluate`);
-    const test = loadDataset(data, values['data-dir']).test;
+    const test = loadDataset(data, values.dataDir).test;
     if (!values.quiet) {
       process.stderr.write(`${dir}: ${tasks.length} tasks on ${test.name}; backend ${opened.backend.name}, kernels ${opened.kernels.name}\n`);
     }
@@ -124,7 +117,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
       ...report,
     };
     console.log(markdownSummary(full));
-    if (values['save-epsilon']) {
+    if (values.saveEpsilon) {
       const calibration = evidence(full, serviceMethod.name, serviceKey);
       await setUnknownTaskThreshold(dir, { epsilon: engine.limits.epsilon, calibration });
       console.log(`\nSaved ε = ${engine.limits.epsilon} in ${path.join(dir, MANIFEST_FILE)}: ${calibration}`);
@@ -164,8 +157,10 @@ function trainedOn(dir: string): DatasetName | undefined {
   if (!existsSync(file)) return undefined;
   try {
     const first = readFileSync(file, 'utf8').split('\n')[0];
-    const data = (JSON.parse(first) as { config?: { data?: string } }).config?.data;
-    return DATASET_NAMES.includes(data as DatasetName) ? (data as DatasetName) : undefined;
+    const line: unknown = JSON.parse(first);
+    const config = typeof line === 'object' && line !== null && 'config' in line ? line.config : undefined;
+    const data = typeof config === 'object' && config !== null && 'data' in config ? config.data : undefined;
+    return DATASET_NAMES.find((name) => name === data);
   } catch {
     return undefined;
   }

@@ -1,109 +1,96 @@
 // `supsup train`: one supermask per task, appended to a model directory as each task finishes.
 // See `supsup train --help`.
 import { hasModel } from '../../model/model-store.ts';
-import { PRESETS, type PresetName, presetArchitecture } from '../../core/architecture.ts';
-import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/datasets.ts';
-import { TASK_FAMILIES, type TaskFamily } from '../../data/transforms.ts';
+import { PRESET_NAMES, presetArchitecture } from '../../core/architecture.ts';
+import { DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
+import { TASK_FAMILIES } from '../../data/transforms.ts';
 import { MNIST_NORMALIZATION, type ModelSpec, type Normalization } from '../../contract/model.ts';
 import { pixelStatistics } from '../../train/batches.ts';
-import { MASK_STYLES, type MaskStyle } from '../../core/masked-mlp.ts';
+import { MASK_STYLES } from '../../core/masked-mlp.ts';
 import { createReporter } from '../../train/progress.ts';
 import { runTraining } from '../../train/run.ts';
 import { runStream } from '../../train/stream.ts';
 import { type TrainConfig } from '../../train/task-plan.ts';
-import { COMMON_SWITCHES, int, number, oneOf, parseFlags, required, stringFlags } from '../flags.ts';
+import { ConfigError, HELP_SWITCH, parseSettings, QUIET_SWITCH, type Setting, usage } from '../../platform/settings.ts';
 
-const USAGE = `usage: supsup train --model DIR --tasks N [options]
+const BACKENDS = ['wasm', 'cpu'] as const;
+const SEED_MAX = 0xffffffff;
+
+const SETTINGS = [
+  { key: 'model', flag: 'model', kind: 'string', arg: 'DIR', required: true, help: 'the model directory: created when it holds no model yet, else appended to' },
+  { key: 'tasks', flag: 'tasks', kind: 'count', arg: 'N', required: true, min: 1, help: 'train tasks 0..N-1 of the family' },
+  { group: 'model (used only when DIR holds no model yet; it is then created)', key: 'arch', flag: 'arch', kind: 'string', arg: 'NAME', choices: PRESET_NAMES, default: 'lenet-300-100', help: PRESET_NAMES.join(' | ') },
+  { key: 'outputs', flag: 'outputs', kind: 'count', arg: 'S', min: 1, default: '100', help: 'output neurons s, real classes plus superfluous ones' },
+  { key: 'classes', flag: 'classes', kind: 'count', arg: 'L', min: 1, default: '10', help: 'real classes l' },
+  { key: 'seed', flag: 'seed', kind: 'count', arg: 'N', min: 0, max: SEED_MAX, default: '1', help: 'base network seed' },
+  { group: 'data', key: 'data', flag: 'data', kind: 'string', arg: 'NAME', choices: DATASET_NAMES, default: 'mnist', help: DATASET_NAMES.join(' | ') },
+  { key: 'dataDir', flag: 'data-dir', kind: 'string', arg: 'DIR', help: 'read the four IDX files from DIR instead of the built-in source' },
+  { key: 'family', flag: 'family', kind: 'string', arg: 'NAME', choices: TASK_FAMILIES, default: 'permuted', help: TASK_FAMILIES.join(' | ') },
+  { group: "training (defaults: the paper's PermutedMNIST settings)", key: 'steps', flag: 'steps', kind: 'count', arg: 'N', min: 1, default: '1000', help: 'batches per task' },
+  { key: 'batch', flag: 'batch', kind: 'count', arg: 'N', min: 1, default: '128', help: 'examples per batch' },
+  { key: 'lr', flag: 'lr', kind: 'number', arg: 'X', min: 0, aboveMin: true, default: '1e-4', help: 'RMSProp learning rate (alpha 0.99, eps 1e-8)' },
+  { key: 'mask', flag: 'mask', kind: 'string', arg: 'gn|gg', choices: MASK_STYLES, default: 'gn', help: 'gn: keep S >= 0; gg: keep the top --density of |S| per layer' },
+  { key: 'density', flag: 'density', kind: 'number', arg: 'X', min: 0, aboveMin: true, max: 1, default: '0.5', help: 'kept fraction for gg masks' },
+  { key: 'trainSeed', flag: 'train-seed', kind: 'count', arg: 'N', min: 0, max: SEED_MAX, help: "seed of score initialisation and batch order (default: the model's seed)" },
+  { key: 'transfer', flag: 'transfer', kind: 'switch', help: "start each task from the mean of the earlier tasks' scores (needs --workers 1)" },
+  {
+    group: 'without task ids (the NN scenario)',
+    key: 'noTaskIds',
+    flag: 'no-task-ids',
+    kind: 'switch',
+    help:
+      'one stream of batches, tasks 0..N-1 one after another with no boundaries given; a new mask is allocated when no stored ' +
+      'mask fits the data (k · max ν < 1 + ε), stored after --steps batches or when the data changes; batches of learned tasks are skipped',
+  },
+  { key: 'streamBatches', flag: 'stream-batches', kind: 'count', arg: 'N', min: 1, help: 'batches each task contributes to the stream (default: --steps)' },
+  { group: 'run', key: 'workers', flag: 'workers', kind: 'count', arg: 'N', min: 1, max: 64, default: '1', help: 'train N tasks at a time in child processes' },
+  { key: 'backend', flag: 'backend', kind: 'string', arg: 'NAME', choices: BACKENDS, default: 'wasm', help: BACKENDS.join(' | ') },
+  QUIET_SWITCH,
+  HELP_SWITCH,
+] as const satisfies readonly Setting[];
+
+const USAGE = usage(
+  `usage: supsup train --model DIR --tasks N [options]
 
 Trains tasks 0..N-1 of a task family, one supermask each, and appends each finished task to the model.
-Tasks already in the model are skipped, so an interrupted run resumes when run again.
-
-model (used only when DIR holds no model yet; it is then created):
-  --arch NAME        ${Object.keys(PRESETS).join(' | ')} (default lenet-300-100)
-  --outputs S        output neurons s, real classes plus superfluous ones (default 100)
-  --classes L        real classes l (default 10)
-  --seed N           base network seed (default 1)
-data:
-  --data NAME        ${DATASET_NAMES.join(' | ')} (default mnist)
-  --data-dir DIR     read the four IDX files from DIR instead of the built-in source
-  --family NAME      ${TASK_FAMILIES.join(' | ')} (default permuted)
-training (defaults: the paper's PermutedMNIST settings):
-  --steps N          batches per task (default 1000)
-  --batch N          examples per batch (default 128)
-  --lr X             RMSProp learning rate (default 1e-4; alpha 0.99, eps 1e-8)
-  --mask gn|gg       gn: keep S >= 0; gg: keep the top --density of |S| per layer (default gn)
-  --density X        kept fraction for gg masks (default 0.5)
-  --train-seed N     seed of score initialisation and batch order (default: the model's seed)
-  --transfer         start each task from the mean of the earlier tasks' scores (needs --workers 1)
-without task ids (the NN scenario):
-  --no-task-ids      one stream of batches, tasks 0..N-1 one after another with no boundaries given; a new
-                     mask is allocated when no stored mask fits the data (k · max ν < 1 + ε), stored after
-                     --steps batches or when the data changes; batches of learned tasks are skipped
-  --stream-batches N batches each task contributes to the stream (default: --steps)
-run:
-  --workers N        train N tasks at a time in child processes (default 1)
-  --backend NAME     wasm | cpu (default wasm)
-  --quiet            no progress output
-  --help`;
+Tasks already in the model are skipped, so an interrupted run resumes when run again.`,
+  SETTINGS,
+);
 
 export async function trainCommand(argv: string[]): Promise<void> {
-  const values = parseFlags(
-    argv,
-    {
-      ...stringFlags(
-        'model', 'arch', 'outputs', 'classes', 'seed', 'data', 'data-dir', 'family', 'tasks', 'steps', 'batch',
-        'lr', 'mask', 'density', 'train-seed', 'workers', 'backend', 'stream-batches',
-      ),
-      transfer: { type: 'boolean' },
-      'no-task-ids': { type: 'boolean' },
-      ...COMMON_SWITCHES,
-    },
-    USAGE,
-  );
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const modelDir = required(values.model, '--model DIR', USAGE);
-  const tasksFlag = required(values.tasks, '--tasks N', USAGE);
-  const data = oneOf<DatasetName>('--data', values.data ?? 'mnist', DATASET_NAMES);
-  const family = oneOf<TaskFamily>('--family', values.family ?? 'permuted', TASK_FAMILIES);
-  const mask = oneOf<MaskStyle>('--mask', values.mask ?? 'gn', MASK_STYLES);
-  const backend = oneOf<'wasm' | 'cpu'>('--backend', values.backend ?? 'wasm', ['wasm', 'cpu']);
-  const tasks = int('--tasks', tasksFlag, 1);
-  const seed = int('--seed', values.seed ?? '1', 0, 0xffffffff);
+  if (argv.includes('--help') || argv.includes('-h')) return void console.log(USAGE);
+  const { values: v, given } = parseSettings(SETTINGS, argv, USAGE);
+  const modelDir = v.model;
+  const tasks = v.tasks;
   const exists = hasModel(modelDir);
   const config: TrainConfig = {
-    data,
-    dataDir: values['data-dir'],
-    family,
-    steps: int('--steps', values.steps ?? '1000', 1),
-    batch: int('--batch', values.batch ?? '128', 1),
-    lr: number('--lr', values.lr ?? '1e-4'),
-    mask,
-    density: number('--density', values.density ?? '0.5', { max: 1 }),
-    trainSeed: int('--train-seed', values['train-seed'] ?? String(seed), 0, 0xffffffff),
-    transfer: values.transfer === true,
-    backend,
+    data: v.data,
+    dataDir: v.dataDir,
+    family: v.family,
+    steps: v.steps,
+    batch: v.batch,
+    lr: v.lr,
+    mask: v.mask,
+    density: v.density,
+    trainSeed: v.trainSeed ?? v.seed,
+    transfer: v.transfer,
+    backend: v.backend,
   };
   let create: ModelSpec | undefined;
   if (!exists) {
-    const arch = oneOf<PresetName>('--arch', values.arch ?? 'lenet-300-100', Object.keys(PRESETS) as PresetName[]);
-    const outputs = int('--outputs', values.outputs ?? '100', 1);
-    const classes = int('--classes', values.classes ?? '10', 1);
-    if (classes > outputs) throw new Error(`--classes (${classes}) must not exceed --outputs (${outputs})`);
-    create = { architecture: presetArchitecture(arch, outputs, classes), seed, normalization: normalizationFor(config) };
+    if (v.classes > v.outputs) throw new ConfigError(`--classes (${v.classes}) must not exceed --outputs (${v.outputs})`);
+    create = { architecture: presetArchitecture(v.arch, v.outputs, v.classes), seed: v.seed, normalization: normalizationFor(config) };
   } else {
-    for (const flag of ['arch', 'outputs', 'classes'] as const) {
-      if (values[flag] !== undefined) console.error(`note: ${modelDir} already holds a model; --${flag} is ignored`);
+    for (const key of ['arch', 'outputs', 'classes'] as const) {
+      if (given.has(key)) console.error(`note: ${modelDir} already holds a model; --${key} is ignored`);
     }
   }
-  const workers = int('--workers', values.workers ?? '1', 1, 64);
-  if (values['no-task-ids']) {
+  const workers = v.workers;
+  if (v.noTaskIds) {
     if (workers > 1 || config.transfer) throw new Error('--no-task-ids trains one stream in order: it takes neither --workers > 1 nor --transfer');
-    const batchesPerTask = int('--stream-batches', values['stream-batches'] ?? String(config.steps), 1);
+    const batchesPerTask = v.streamBatches ?? config.steps;
     const log = (line: string) => {
-      if (!values.quiet) process.stderr.write(`${line}\n`);
+      if (!v.quiet) process.stderr.write(`${line}\n`);
     };
     const s = await runStream({
       modelDir,
@@ -124,8 +111,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     );
     return;
   }
-  if (values['stream-batches'] !== undefined) throw new Error('--stream-batches goes with --no-task-ids');
-  await runTraining({ modelDir, create, config, tasks, workers, reporter: createReporter(process.stderr, values.quiet === true) });
+  if (v.streamBatches !== undefined) throw new Error('--stream-batches goes with --no-task-ids');
+  await runTraining({ modelDir, create, config, tasks, workers, reporter: createReporter(process.stderr, v.quiet) });
 }
 
 /**
