@@ -91,7 +91,7 @@ test('the KServe InferenceService: OIP v2 probes, one port, containers and volum
 });
 
 test('references resolve: Secret keys, selectors, the HPA and PDB targets, probe routes', () => {
-  const routes = readFileSync(new URL('../src/service/http/health-routes.ts', import.meta.url), 'utf8') + readFileSync(new URL('../src/service/http/oip-routes.ts', import.meta.url), 'utf8');
+  const routes = readFileSync(new URL('../src/service/http/health-routes.ts', import.meta.url), 'utf8') + readFileSync(new URL('../src/service/oip/rest-routes.ts', import.meta.url), 'utf8');
   for (const { where, spec } of podSpecs()) {
     for (const c of spec.containers) {
       for (const e of c.env ?? []) {
