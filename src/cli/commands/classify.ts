@@ -52,7 +52,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     const n = Number(values.examples);
     if (!Number.isInteger(n) || n < 1) throw new Error('--examples must be a positive integer');
     const data = taskDataset(source.transform, loadDataset(name).test);
-    // Evenly spaced through the test split (it is ordered by digit), so a few examples cover the classes.
+    // Evenly spaced through the test split, so a few examples come from all over it.
     const picks = Array.from({ length: Math.min(n, data.count) }, (_, i) => Math.floor((i * data.count) / Math.min(n, data.count)));
     const size = engine.architecture.inputSize;
     inputs = new Float32Array(picks.length * size);
