@@ -35,6 +35,7 @@ import { selectBackend } from '../runtime/backend.ts';
 import { BatchSampler, deriveSeed, taskSource } from './batches.ts';
 import { type NewModelSpec, TRAINING_LOG } from './run.ts';
 import { type TrainConfig, taskName, taskTransform } from './task-plan.ts';
+import { selectStepProducts } from './step-products.ts';
 import { SupermaskOptimizer } from './trainer.ts';
 
 export interface StreamOptions {
@@ -162,7 +163,9 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
         }
         const id = `nn-${stored}`;
         active = {
-          opt: new SupermaskOptimizer(base, { lr: config.lr, mask: config.mask, density: config.density, seed: deriveSeed(config.trainSeed, stored, 4) }),
+          opt: new SupermaskOptimizer(base, {
+            lr: config.lr, mask: config.mask, density: config.density, seed: deriveSeed(config.trainSeed, stored, 4), products: selectStepProducts(config.matmul),
+          }),
           id,
           trueTask: t,
           allocatedAt: batchIndex,
