@@ -61,8 +61,8 @@ console.log(`cpu: ${cpuModel()}; SIMD flags: ${simdFlags()}; load average ${load
 for (const name of archs) {
   const arch = presetArchitecture(name, outputs[name]);
   const base = generateBaseNetwork(arch, 1);
-  const sampler = new BatchSampler(taskSource(permutedTask(0), train), 128, 1, { mean: 0.1307, std: 0.3081 });
   const opt = new SupermaskOptimizer(base, { lr: 1e-4, mask, density: 0.5, seed: 1, update, products });
+  const sampler = new BatchSampler(taskSource(permutedTask(0), train), 128, 1, { mean: 0.1307, std: 0.3081 }, opt.usesTransposes);
   const ours = (n: number) => {
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {

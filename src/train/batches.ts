@@ -64,6 +64,8 @@ export class BatchSampler {
     batch: number,
     seed: number,
     norm: Normalization,
+    /** Fill xT too (the tfjs products read it; the native ones transpose while packing). */
+    private readonly transposed = true,
   ) {
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be a positive integer, got ${batch}`);
     if (source.count < batch) throw new RangeError(`the task has ${source.count} training examples, fewer than one batch of ${batch}`);
@@ -86,7 +88,7 @@ export class BatchSampler {
       this.cursor = 0;
     }
     const p = source.pixels;
-    const { x, xT, scale, shift } = this;
+    const { x, xT, scale, shift, transposed } = this;
     const map = source.map;
     for (let b = 0; b < batch; b++) {
       const e = this.order[this.cursor + b];
@@ -97,13 +99,13 @@ export class BatchSampler {
         for (let i = 0; i < p; i++) {
           const v = source.images[base + map[i]] * scale + shift;
           x[row + i] = v;
-          xT[i * batch + b] = v;
+          if (transposed) xT[i * batch + b] = v;
         }
       } else {
         for (let i = 0; i < p; i++) {
           const v = source.images[base + i] * scale + shift;
           x[row + i] = v;
-          xT[i * batch + b] = v;
+          if (transposed) xT[i * batch + b] = v;
         }
       }
     }

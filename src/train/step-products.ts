@@ -23,11 +23,11 @@ export const MATMUL_CHOICES: readonly MatmulChoice[] = ['native', 'tfjs'];
 export interface StepProducts {
   /** "native-avx512", "native-avx2", "native-scalar" or "tfjs-wasm", "tfjs-cpu", ... */
   readonly name: string;
-  /** Whether `run` reads the transposed weights (layers past the first); the caller maintains them only then. */
-  readonly usesTransposedWeights: boolean;
+  /** Whether `run` reads xT and the transposed weights (layers past the first); callers fill them only then. */
+  readonly usesTransposes: boolean;
   /**
    * One forward and backward pass on a batch of B: x [B, inputs] and its transpose xT; weff[l] [in, out] and, when
-   * usesTransposedWeights, weffT[l] [out, in] for l > 0. `lossGradient` gets the logits [B, s] and returns
+   * usesTransposes, weffT[l] [out, in] for l > 0. `lossGradient` gets the logits [B, s] and returns
    * ∂L/∂logits [B, s]. Returns ∂L/∂W_eff per layer, [in, out]; the arrays are reused by the next call.
    */
   run(
@@ -61,7 +61,7 @@ export const tfjsStepProducts: StepProducts = {
   get name() {
     return `tfjs-${tf.getBackend()}`;
   },
-  usesTransposedWeights: true,
+  usesTransposes: true,
   run(x, xT, B, shapes, weff, weffT, lossGradient) {
     const L = shapes.length;
     const grads: Float32Array[] = new Array(L);
@@ -102,7 +102,7 @@ export function nativeStepProducts(addon: NativeAddon): StepProducts {
     get name() {
       return `native-${addon.matmulPath?.() ?? 'unknown'}`;
     },
-    usesTransposedWeights: false,
+    usesTransposes: false,
     run(x, _xT, B, shapes, weff, _weffT, lossGradient) {
       const L = shapes.length;
       if (batch !== B || grads.length !== L || grads.some((g, l) => g.length !== shapes[l].in * shapes[l].out)) {

@@ -134,7 +134,7 @@ export class SupermaskOptimizer {
     });
     this.sq = sizes.map((n) => new Float32Array(n));
     this.weff = sizes.map((n) => new Float32Array(n));
-    this.weffT = sizes.map((n, l) => new Float32Array(l > 0 && this.products.usesTransposedWeights ? n : 0));
+    this.weffT = sizes.map((n, l) => new Float32Array(l > 0 && this.products.usesTransposes ? n : 0));
     this.scratch = new Float32Array(Math.max(...sizes));
     this.thresholds = new Float64Array(sizes.length);
     this.refreshWeights();
@@ -162,6 +162,11 @@ export class SupermaskOptimizer {
     return result;
   }
 
+  /** Whether step reads xT (the tfjs products do). */
+  get usesTransposes(): boolean {
+    return this.products.usesTransposes;
+  }
+
   /** The current binary mask, canonical packed layout. */
   mask(): Uint32Array {
     const gg = this.options.mask === 'gg';
@@ -185,7 +190,7 @@ export class SupermaskOptimizer {
       } else {
         this.update.maskBySign(S, this.base.layers[l], this.weff[l]);
       }
-      if (l > 0 && this.products.usesTransposedWeights) transposeInto(this.weff[l], this.shapes[l].in, this.shapes[l].out, this.weffT[l]);
+      if (l > 0 && this.products.usesTransposes) transposeInto(this.weff[l], this.shapes[l].in, this.shapes[l].out, this.weffT[l]);
     }
   }
 }
@@ -196,7 +201,7 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
   const steps = options.steps;
   if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be a positive integer, got ${steps}`);
   const optimizer = new SupermaskOptimizer(base, options);
-  const sampler = new BatchSampler(source, options.batch, deriveSeed(options.seed, 0, 2), options.normalization);
+  const sampler = new BatchSampler(source, options.batch, deriveSeed(options.seed, 0, 2), options.normalization, optimizer.usesTransposes);
   const window = Math.max(1, Math.round(steps / 10));
   let firstLoss = 0;
   let lastLossSum = 0;
@@ -239,6 +244,8 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
   };
 }
 
+let expScratch = new Float64Array(0);
+
 /**
  * Softmax cross-entropy over all s outputs, mean over the batch. Writes ∂L/∂logits = (p − onehot) / B and
  * returns the mean loss and the number of examples whose argmax over the first `classes` outputs is right.
@@ -253,15 +260,17 @@ export function crossEntropyGradient(
 ): { loss: number; correct: number } {
   let loss = 0;
   let correct = 0;
+  if (expScratch.length < s) expScratch = new Float64Array(s);
+  const exps = expScratch; // one exp per logit (in double, as before: the same bits)
   for (let b = 0; b < B; b++) {
     const row = b * s;
     let max = -Infinity;
     for (let j = 0; j < s; j++) max = Math.max(max, logits[row + j]);
     let sum = 0;
-    for (let j = 0; j < s; j++) sum += Math.exp(logits[row + j] - max);
+    for (let j = 0; j < s; j++) sum += exps[j] = Math.exp(logits[row + j] - max);
     const y = labels[b];
     loss += Math.log(sum) + max - logits[row + y];
-    for (let j = 0; j < s; j++) out[row + j] = Math.exp(logits[row + j] - max) / sum / B;
+    for (let j = 0; j < s; j++) out[row + j] = exps[j] / sum / B;
     out[row + y] -= 1 / B;
     let best = 0;
     for (let j = 1; j < classes; j++) if (logits[row + j] > logits[row + best]) best = j;
