@@ -13,6 +13,7 @@ Driven over stdin/stdout by the runner, one JSON object a line:
   {"run": "lenet-300-100", "steps": N}  ->  {"ms": total milliseconds of the N steps}
 Debian: apt-get install python3-torch libopenblas0-pthread; run with /usr/bin/python3.
 """
+import ctypes
 import json
 import os
 import sys
@@ -114,6 +115,16 @@ class Task:
             self.opt.step()
 
 
+def openblas_core():
+    """The kernel set OpenBLAS picked for this CPU (or OPENBLAS_CORETYPE), e.g. Haswell (AVX2) or SkylakeX (AVX-512)."""
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "unknown (not OpenBLAS?)"
+
+
 def main():
     tasks = {}
     for line in sys.stdin:
@@ -122,8 +133,7 @@ def main():
             t = Task(msg["setup"], msg["outputs"], msg["mask"], msg.get("density", 0.5), msg["data"])
             tasks[msg["setup"]] = t
             reply = {"ready": msg["setup"], "torch": torch.__version__, "threads": torch.get_num_threads(),
-                     "capability": torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else None,
-                     "foreach": t.foreach}
+                     "blas": openblas_core(), "foreach": t.foreach}
         else:
             t0 = time.perf_counter()
             tasks[msg["run"]].steps(msg["steps"])

@@ -5,14 +5,17 @@
  * shows as spread, not as bias.
  *
  *   node --import tsx bench/train-step.ts [--steps 200] [--blocks 5] [--backend wasm|cpu] [--arch lenet-300-100,fc-1024-1024]
- *                                         [--update auto|typescript] [--matmul native|tfjs] [--mask gn|gg] [--peer]
+ *                                         [--update auto|typescript] [--matmul native|tfjs] [--path avx512|avx2|scalar]
+ *                                         [--mask gn|gg] [--peer] [--peer-blas-core NAME]
  *
  * --update typescript times the per-weight RMSProp and mask updates in TypeScript instead of the native addon
  * (the same bits either way), to show what the addon saves. --matmul picks the matrix products (default: the
- * addon's GEMM when built, else tfjs on --backend).
+ * addon's GEMM when built, else tfjs on --backend); --path forces the GEMM's code path.
  * --peer runs the same step in PyTorch on one thread beside ours (bench/train-step-peer.py under /usr/bin/python3;
  * Debian: apt-get install python3-torch libopenblas0-pthread): blocks alternate between the two, the order
- * swapping every block, and the line gives both medians and their ratio.
+ * swapping every block, and the line gives both medians and their ratio. --peer-blas-core sets OPENBLAS_CORETYPE for
+ * PyTorch's OpenBLAS: Debian's 0.3.21 takes a CPU it does not know (Zen 5) for Haswell (AVX2), while SkylakeX runs
+ * its AVX-512 kernels, the stronger peer on an AVX-512 CPU.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -26,6 +29,7 @@ import { generateBaseNetwork } from '../src/core/base-network.ts';
 import { loadDataset } from '../src/data/datasets.ts';
 import { permutedTask } from '../src/data/transforms.ts';
 import { selectBackend } from '../src/runtime/backend.ts';
+import { loadNativeAddon } from '../src/core/kernels/native-kernels.ts';
 import { BatchSampler, taskSource } from '../src/train/batches.ts';
 import { MASK_STYLES, type MaskStyle } from '../src/train/masks.ts';
 import { selectScoreUpdate, typescriptScoreUpdate } from '../src/train/score-update.ts';
@@ -41,7 +45,9 @@ const { values } = parseArgs({
     update: { type: 'string' },
     matmul: { type: 'string' },
     mask: { type: 'string' },
+    path: { type: 'string' },
     peer: { type: 'boolean' },
+    'peer-blas-core': { type: 'string' },
   },
 });
 const steps = Number(values.steps ?? 200);
@@ -53,6 +59,7 @@ const train = loadDataset('mnist').train;
 if (values.update !== undefined && values.update !== 'auto' && values.update !== 'typescript') throw new Error('--update must be auto or typescript');
 const update = values.update === 'typescript' ? typescriptScoreUpdate : selectScoreUpdate();
 const products = selectStepProducts(values.matmul as MatmulChoice | undefined);
+if (values.path !== undefined) loadNativeAddon().addon?.setMatmulPath?.(values.path as 'auto');
 const mask = (values.mask ?? 'gn') as MaskStyle;
 if (!MASK_STYLES.includes(mask)) throw new Error(`--mask must be one of ${MASK_STYLES.join(', ')}`);
 const peer = values.peer ? startPeer() : undefined;
@@ -86,7 +93,7 @@ for (const name of archs) {
     console.log(`${line} → ${median(times).toFixed(1)} s per 1000-step task`);
     continue;
   }
-  console.log(`${line}\n  PyTorch ${setup?.torch} (${setup?.threads} thread, ${setup?.capability}, RMSprop foreach=${setup?.foreach}): ${summary(peerTimes)}`);
+  console.log(`${line}\n  PyTorch ${setup?.torch} (${setup?.threads} thread, OpenBLAS ${setup?.blas}, RMSprop foreach=${setup?.foreach}): ${summary(peerTimes)}`);
   console.log(`  ours / PyTorch = ${(median(times) / median(peerTimes)).toFixed(2)} (medians)`);
 }
 peer?.close();
@@ -118,7 +125,8 @@ function simdFlags(): string {
 function startPeer() {
   const script = new URL('./train-step-peer.py', import.meta.url).pathname;
   const threads = { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
-  const child = spawn('/usr/bin/python3', [script], { env: { ...process.env, ...threads }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const core = values['peer-blas-core'] === undefined ? {} : { OPENBLAS_CORETYPE: values['peer-blas-core'] };
+  const child = spawn('/usr/bin/python3', [script], { env: { ...process.env, ...threads, ...core }, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const exited = new Promise<never>((_, reject) => child.on('exit', (code) => reject(new Error(`${script} exited with ${code} (is python3-torch installed?)`))));
   return {
