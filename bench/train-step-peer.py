@@ -10,7 +10,7 @@ foreach (one multi-tensor update; the faster of foreach on and off here, checked
 
 Driven over stdin/stdout by the runner, one JSON object a line:
   {"setup": "lenet-300-100", "outputs": 100, "mask": "gn"|"gg", "density": 0.5, "data": DIR}  ->  {"ready": ...}
-  {"run": "lenet-300-100", "steps": N}  ->  {"ms": total milliseconds of the N steps}
+  {"run": "lenet-300-100", "steps": N}  ->  {"ms": wall milliseconds of the N steps, "cpuMs": the process's CPU time}
 Debian: apt-get install python3-torch libopenblas0-pthread; run with /usr/bin/python3.
 """
 import ctypes
@@ -135,9 +135,9 @@ def main():
             reply = {"ready": msg["setup"], "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "blas": openblas_core(), "foreach": t.foreach}
         else:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             tasks[msg["run"]].steps(msg["steps"])
-            reply = {"ms": (time.perf_counter() - t0) * 1000}
+            reply = {"ms": (time.perf_counter() - t0) * 1000, "cpuMs": (time.process_time() - c0) * 1000}
         print(json.dumps(reply), flush=True)
 
 

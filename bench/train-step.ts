@@ -72,29 +72,42 @@ for (const name of archs) {
   const sampler = new BatchSampler(taskSource(permutedTask(0), train), 128, 1, { mean: 0.1307, std: 0.3081 }, opt.usesTransposes);
   const ours = (n: number) => {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < n; i++) {
       sampler.next();
       opt.step(sampler.x, sampler.xT, sampler.labels);
     }
-    return performance.now() - t0;
+    const cpu = process.cpuUsage(c0);
+    return { ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 };
   };
   const setup = peer ? await peer.call({ setup: name, outputs: arch.outputs, mask, density: 0.5, data: mnistDataDir() }) : undefined;
   ours(20); // warm-up: JIT, wasm memory growth
   if (peer) await peer.call({ run: name, steps: 20 });
   const times: number[] = [];
+  const cpuTimes: number[] = [];
   const peerTimes: number[] = [];
+  const peerCpuTimes: number[] = [];
+  const peerBlock = async () => {
+    const r = await peer!.call({ run: name, steps });
+    peerTimes.push((r.ms as number) / steps);
+    peerCpuTimes.push((r.cpuMs as number) / steps);
+  };
   for (let b = 0; b < blocks; b++) {
-    if (peer && b % 2 === 1) peerTimes.push(((await peer.call({ run: name, steps })).ms as number) / steps);
-    times.push(ours(steps) / steps);
-    if (peer && b % 2 === 0) peerTimes.push(((await peer.call({ run: name, steps })).ms as number) / steps);
+    if (peer && b % 2 === 1) await peerBlock();
+    const r = ours(steps);
+    times.push(r.ms / steps);
+    cpuTimes.push(r.cpuMs / steps);
+    if (peer && b % 2 === 0) await peerBlock();
   }
-  const line = `${name} s=${arch.outputs} ${mask}, batch 128, ${backend.name}, products ${products.name}, update ${update.name}: ${summary(times)}`;
+  const line = `${name} s=${arch.outputs} ${mask}, batch 128, ${backend.name}, products ${products.name}, update ${update.name}: ${summary(times, cpuTimes)}`;
   if (!peer) {
     console.log(`${line} → ${median(times).toFixed(1)} s per 1000-step task`);
     continue;
   }
-  console.log(`${line}\n  PyTorch ${setup?.torch} (${setup?.threads} thread, OpenBLAS ${setup?.blas}, RMSprop foreach=${setup?.foreach}): ${summary(peerTimes)}`);
-  console.log(`  ours / PyTorch = ${(median(times) / median(peerTimes)).toFixed(2)} (medians)`);
+  console.log(`${line}\n  PyTorch ${setup?.torch} (${setup?.threads} thread, OpenBLAS ${setup?.blas}, RMSprop foreach=${setup?.foreach}): ${summary(peerTimes, peerCpuTimes)}`);
+  console.log(
+    `  ours / PyTorch = ${(median(times) / median(peerTimes)).toFixed(2)} (medians of wall time), ${(median(cpuTimes) / median(peerCpuTimes)).toFixed(2)} (of CPU time)`,
+  );
 }
 peer?.close();
 console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -104,8 +117,10 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function summary(xs: number[]): string {
-  return `${median(xs).toFixed(2)} ms/step median (min ${Math.min(...xs).toFixed(2)}, max ${Math.max(...xs).toFixed(2)}; ${xs.length} blocks of ${steps})`;
+/** Wall time per step, and the CPU time of the process per step (less sensitive to other load on the machine). */
+function summary(wall: number[], cpu: number[]): string {
+  const range = `min ${Math.min(...wall).toFixed(2)}, max ${Math.max(...wall).toFixed(2)}; ${wall.length} blocks of ${steps}`;
+  return `${median(wall).toFixed(2)} ms/step median (${range}), CPU ${median(cpu).toFixed(2)} ms/step median`;
 }
 
 function mnistDataDir(): string {
