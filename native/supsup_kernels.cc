@@ -7,6 +7,7 @@
 //   rmspropStep(S, V, G, W, lr, alpha, eps)         training: RMSProp on supermask scores
 //   maskBySign(S, W, out)                           training: effective weights W * (S >= 0)
 //   cpuPath() / setCpuPath('auto'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
+//   matmul, matmulPath, setMatmulPath               training's matrix products: native/train_gemm.cc
 //
 // Built with generic flags; the AVX2 functions carry their own target attribute and are picked at run time
 // with __builtin_cpu_supports. There is deliberately no AVX-512 path: the development machine (AMD Zen 3)
@@ -16,6 +17,8 @@
 // tiles handed out by an atomic counter, so a helper that wakes late (or never, for tiny calls) costs nothing.
 
 #include <napi.h>
+
+#include "train_gemm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -656,6 +659,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maskBySign", Napi::Function::New(env, JsMaskBySign, "maskBySign"));
   exports.Set("cpuPath", Napi::Function::New(env, JsCpuPath, "cpuPath"));
   exports.Set("setCpuPath", Napi::Function::New(env, JsSetCpuPath, "setCpuPath"));
+  RegisterTrainGemm(env, exports);
   return exports;
 }
 

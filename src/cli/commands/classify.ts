@@ -42,7 +42,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     if (!source) throw new Error(`--from-task: no such task in ${model}`);
     const n = int('--examples', values.examples ?? '8', 1);
     const data = taskDataset(source.transform, loadDataset(name).test);
-    // Evenly spaced through the test split (it is ordered by digit), so a few examples cover the classes.
+    // Evenly spaced through the test split, so a few examples come from all over it.
     const picks = Array.from({ length: Math.min(n, data.count) }, (_, i) => Math.floor((i * data.count) / Math.min(n, data.count)));
     const size = engine.architecture.inputSize;
     inputs = new Float32Array(picks.length * size);

@@ -9,6 +9,7 @@ import { pixelStatistics } from '../../train/batches.ts';
 import { MASK_STYLES, type MaskStyle } from '../../core/masked-mlp.ts';
 import { createReporter } from '../../train/progress.ts';
 import { runTraining } from '../../train/run.ts';
+import { MATMUL_CHOICES, type MatmulChoice, selectStepProducts } from '../../train/step-products.ts';
 import { runStream } from '../../train/stream.ts';
 import { type TrainConfig } from '../../train/task-plan.ts';
 import { COMMON_SWITCHES, int, number, oneOf, parseFlags, required, stringFlags } from '../flags.ts';
@@ -43,6 +44,8 @@ without task ids (the NN scenario):
 run:
   --workers N        train N tasks at a time in child processes (default 1)
   --backend NAME     wasm | cpu (default wasm)
+  --matmul NAME      native | tfjs: the training step's matrix products, the addon's GEMM or tfjs on --backend
+                     (default native when the addon is built for this CPU; masks agree to float rounding)
   --quiet            no progress output
   --help`;
 
@@ -52,7 +55,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     {
       ...stringFlags(
         'model', 'arch', 'outputs', 'classes', 'seed', 'data', 'data-dir', 'family', 'tasks', 'steps', 'batch',
-        'lr', 'mask', 'density', 'train-seed', 'workers', 'backend', 'stream-batches',
+        'lr', 'mask', 'density', 'train-seed', 'workers', 'backend', 'matmul', 'stream-batches',
       ),
       transfer: { type: 'boolean' },
       'no-task-ids': { type: 'boolean' },
@@ -85,6 +88,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     trainSeed: int('--train-seed', values['train-seed'] ?? String(seed), 0, 0xffffffff),
     transfer: values.transfer === true,
     backend,
+    matmul: values.matmul === undefined ? defaultMatmul() : oneOf<MatmulChoice>('--matmul', values.matmul, MATMUL_CHOICES),
   };
   let create: ModelSpec | undefined;
   if (!exists) {
@@ -135,4 +139,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
 function normalizationFor(config: TrainConfig): Normalization {
   if (config.data === 'mnist' && config.dataDir === undefined) return MNIST_NORMALIZATION;
   return pixelStatistics(loadDataset(config.data, config.dataDir).train);
+}
+
+/** What the default products are here, recorded in the run's config so the training log says which ran. */
+function defaultMatmul(): MatmulChoice {
+  return selectStepProducts().name.startsWith('native') ? 'native' : 'tfjs';
 }
