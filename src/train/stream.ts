@@ -33,6 +33,7 @@ import { BatchSampler, taskSource } from './batches.ts';
 import { deriveSeed } from '../core/prng.ts';
 import { TRAINING_LOG } from './run.ts';
 import { type TrainConfig, taskName, taskTransform } from './task-plan.ts';
+import { selectStepProducts } from './step-products.ts';
 import { SupermaskOptimizer } from './trainer.ts';
 
 export interface StreamOptions {
@@ -160,7 +161,9 @@ export async function runStream(o: StreamOptions): Promise<StreamSummary> {
         }
         const id = `nn-${stored}`;
         active = {
-          opt: new SupermaskOptimizer(base, { lr: config.lr, mask: config.mask, density: config.density, seed: deriveSeed(config.trainSeed, stored, 4) }),
+          opt: new SupermaskOptimizer(base, {
+            lr: config.lr, mask: config.mask, density: config.density, seed: deriveSeed(config.trainSeed, stored, 4), products: selectStepProducts(config.matmul),
+          }),
           id,
           trueTask: t,
           allocatedAt: batchIndex,

@@ -4,6 +4,7 @@ import type { ModelSpec } from '../contract/model.ts';
 import { type DatasetName } from '../data/datasets.ts';
 import { type TaskFamily, type TaskTransform, familyTask } from '../data/transforms.ts';
 import { type MaskStyle } from '../core/masked-mlp.ts';
+import { type MatmulChoice } from './step-products.ts';
 
 export interface TrainConfig {
   data: DatasetName;
@@ -21,6 +22,8 @@ export interface TrainConfig {
   /** Start each task from the mean of the earlier tasks' scores (sequential runs only). */
   transfer: boolean;
   backend: 'wasm' | 'cpu';
+  /** The matrix products (step-products.ts); undefined: native when built, else tfjs on `backend`. */
+  matmul?: MatmulChoice;
 }
 
 /** Everything a worker needs: the run's config plus the model's base network and normalisation. */

@@ -4,6 +4,7 @@ import { type BaseNetwork, generateBaseNetwork } from '../core/base-network.ts';
 import { type DatasetSplits, loadDataset } from '../data/datasets.ts';
 import { selectBackend } from '../platform/backend.ts';
 import { taskSource } from './batches.ts';
+import { selectStepProducts } from './step-products.ts';
 import { type WorkerInit, taskTransform } from './task-plan.ts';
 import { type TrainProgress, type TrainedTask, taskSeed, trainSupermask } from './trainer.ts';
 
@@ -37,6 +38,7 @@ export class TaskTrainer {
       seed: taskSeed(config.trainSeed, index),
       normalization,
       initScores,
+      products: selectStepProducts(config.matmul),
       keepScores: config.transfer,
       onProgress,
       progressEvery: Math.max(1, Math.min(50, Math.floor(config.steps / 10))),

@@ -5,22 +5,16 @@
 // the gradient w.r.t. M is passed straight through to S, ∂L/∂S = ∂L/∂W_eff ⊙ W; the optimiser is RMSProp
 // with PyTorch's defaults (alpha 0.99, eps 1e-8, no momentum, no weight decay).
 //
-// Split of the work: the matrix products (forward, deltas, weight gradients) are tfjs ops on the active
-// backend (wasm by default); the per-weight work (mask, W ⊙ M, its transpose, RMSProp) is one fused
-// JavaScript pass over the scores, which costs less than a dozen separate elementwise tfjs ops plus their
-// allocations. All explicit transposes, never matMul's transposeA/transposeB (10x slower on wasm).
-// Deterministic given the seed: the same seed, data and options give the same mask bit for bit on a
-// given backend.
-import * as tf from '@tensorflow/tfjs-core';
+// Split of the work: the matrix products (forward, deltas, weight gradients) are step-products.ts (the
+// addon's GEMM, or tfjs on the active backend); the per-weight work (mask, W ⊙ M, RMSProp) is score-update.ts.
+// Deterministic given the seed: the same seed, data and options give the same mask bit for bit with the same
+// products.
 import { invalid } from '../contract/errors.ts';
 import type { Normalization } from '../contract/model.ts';
 import { maskDensity } from '../core/mask-bank.ts';
 import {
   type MaskStyle,
-  backwardDeltas,
-  batchWeightGradient,
   crossEntropyGradient,
-  forwardTrace,
   keptPerLayer,
   maskByMagnitude,
   maskFromScores,
@@ -32,6 +26,7 @@ import { Xoshiro128, deriveSeed } from '../core/prng.ts';
 import { type ScoreUpdate } from '../core/score-update.ts';
 import { selectScoreUpdate } from '../platform/kernels.ts';
 import { BatchSampler, type TaskSource } from './batches.ts';
+import { type StepProducts, selectStepProducts } from './step-products.ts';
 
 export interface TrainOptions extends OptimizerOptions {
   /** Optimiser steps (batches). The paper: 1000. */
@@ -104,6 +99,8 @@ export interface OptimizerOptions {
   initScores?: Float32Array[];
   /** RMSProp and mask updates (default: native when built; same bits either way). */
   update?: ScoreUpdate;
+  /** The matrix products (default: the native GEMM when built, else tfjs; equal to float rounding). */
+  products?: StepProducts;
 }
 
 /**
@@ -118,12 +115,12 @@ export class SupermaskOptimizer {
   private readonly weffT: Float32Array[];
   private readonly scratch: Float32Array;
   private readonly thresholds: Float64Array;
-  private readonly grads: Float32Array[];
   private readonly density: number;
   private readonly alpha: number;
   private readonly eps: number;
   private dLogits = new Float32Array(0);
   private readonly update: ScoreUpdate;
+  private readonly products: StepProducts;
 
   constructor(
     private readonly base: BaseNetwork,
@@ -138,6 +135,7 @@ export class SupermaskOptimizer {
     this.alpha = options.alpha ?? 0.99;
     this.eps = options.eps ?? 1e-8;
     this.update = options.update ?? selectScoreUpdate();
+    this.products = options.products ?? selectStepProducts();
     const sizes = this.shapes.map((sh) => sh.in * sh.out);
     this.scores = options.initScores ? options.initScores.map((a) => a.slice()) : initialScores(this.shapes, options.seed);
     this.scores.forEach((a, l) => {
@@ -145,10 +143,9 @@ export class SupermaskOptimizer {
     });
     this.sq = sizes.map((n) => new Float32Array(n));
     this.weff = sizes.map((n) => new Float32Array(n));
-    this.weffT = sizes.map((n, l) => new Float32Array(l > 0 ? n : 0));
+    this.weffT = sizes.map((n, l) => new Float32Array(l > 0 && this.products.usesTransposes ? n : 0));
     this.scratch = new Float32Array(Math.max(...sizes));
     this.thresholds = new Float64Array(sizes.length);
-    this.grads = new Array(sizes.length);
     this.refreshWeights();
   }
 
@@ -158,27 +155,25 @@ export class SupermaskOptimizer {
    */
   step(x: Float32Array, xT: Float32Array, labels: Int32Array): { loss: number; correct: number } {
     const arch = this.base.architecture;
-    const { shapes, weff, weffT, grads } = this;
+    const { shapes, weff } = this;
     const B = labels.length;
     const L = shapes.length;
     const s = arch.outputs;
     if (this.dLogits.length !== B * s) this.dLogits = new Float32Array(B * s);
     let result = { loss: 0, correct: 0 };
-    // tidy must not return the gradients: it would walk every element of the typed arrays looking for tensors.
-    tf.tidy(() => {
-      const weights = weff.map((E, l) => tf.tensor2d(E, [shapes[l].in, shapes[l].out]));
-      const transposed: tf.Tensor2D[] = [];
-      for (let l = 1; l < L; l++) transposed[l] = tf.tensor2d(weffT[l], [shapes[l].out, shapes[l].in]);
-      const { inputs, logits } = forwardTrace(weights, tf.tensor2d(x, [B, arch.inputSize]));
-      result = crossEntropyGradient(logits.dataSync() as Float32Array, labels, B, s, arch.classes, this.dLogits);
-      const deltas = backwardDeltas({ weights, transposed }, inputs, tf.tensor2d(this.dLogits, [B, s]));
-      const xTensorT = tf.tensor2d(xT, [arch.inputSize, B]);
-      for (let l = 0; l < L; l++) grads[l] = batchWeightGradient(inputs[l], deltas[l], l === 0 ? xTensorT : undefined).dataSync() as Float32Array;
+    const grads = this.products.run(x, xT, B, shapes, weff, this.weffT, (logits) => {
+      result = crossEntropyGradient(logits, labels, B, s, arch.classes, this.dLogits);
+      return this.dLogits;
     });
     // RMSProp on the scores with the straight-through gradient ∂L/∂S = ∂L/∂W_eff ⊙ W.
     for (let l = 0; l < L; l++) this.update.rmspropStep(this.scores[l], this.sq[l], grads[l], this.base.layers[l], this.options.lr, this.alpha, this.eps);
     this.refreshWeights();
     return result;
+  }
+
+  /** Whether step reads xT (the tfjs products do). */
+  get usesTransposes(): boolean {
+    return this.products.usesTransposes;
   }
 
   /** The current binary mask, canonical packed layout. */
@@ -196,7 +191,7 @@ export class SupermaskOptimizer {
       } else {
         this.update.maskBySign(S, this.base.layers[l], this.weff[l]);
       }
-      if (l > 0) transposeInto(this.weff[l], this.shapes[l].in, this.shapes[l].out, this.weffT[l]);
+      if (l > 0 && this.products.usesTransposes) transposeInto(this.weff[l], this.shapes[l].in, this.shapes[l].out, this.weffT[l]);
     }
   }
 }
@@ -207,7 +202,7 @@ export function trainSupermask(base: BaseNetwork, source: TaskSource, options: T
   const steps = options.steps;
   if (!Number.isInteger(steps) || steps < 1) throw invalid(`steps must be a positive integer, got ${steps}`);
   const optimizer = new SupermaskOptimizer(base, options);
-  const sampler = new BatchSampler(source, options.batch, deriveSeed(options.seed, 0, 2), options.normalization);
+  const sampler = new BatchSampler(source, options.batch, deriveSeed(options.seed, 0, 2), options.normalization, optimizer.usesTransposes);
   const window = Math.max(1, Math.round(steps / 10));
   let firstLoss = 0;
   const last = new StepMeans();

