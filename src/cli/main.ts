@@ -9,6 +9,7 @@ const COMMANDS: Record<string, Command> = {
   classify: { summary: 'classify examples from a file or the MNIST test set', load: async () => (await import('./commands/classify.ts')).classifyCommand },
   train: { summary: 'train one supermask per task into a model', load: async () => (await import('./commands/train.ts')).trainCommand },
   eval: { summary: 'evaluate a model: task given, task inferred, unknown tasks', load: async () => (await import('./commands/eval.ts')).evalCommand },
+  hopsupsup: { summary: 'HopSupSup: train, evaluate and measure a Hopfield reservoir of neuron masks', load: async () => (await import('./commands/hopsupsup.ts')).hopsupsupCommand },
   bench: { summary: 'benchmark the engine and kernels against the memory-read floor', load: async () => (await import('./commands/bench.ts')).benchCommand },
 };
 

@@ -5,6 +5,8 @@ import { Engine } from '../core/engine.ts';
 import { EngineError } from '../core/engine-error.ts';
 import { appendTask, readManifest, removeTask } from '../model/model-store.ts';
 import type { TaskEntry } from '../model/manifest.ts';
+import { isHopfieldModel } from '../model/hopfield-model.ts';
+import { HopfieldWorkerModel } from './hopfield-worker.ts';
 import { openEngine } from './open-engine.ts';
 import { type ModelInfo, type NewTaskRequest, type WorkerReply, type WorkerRequest, type WorkerResults, taskInfo } from './worker-protocol.ts';
 
@@ -15,9 +17,17 @@ import { type ModelInfo, type NewTaskRequest, type WorkerReply, type WorkerReque
  */
 let engine: Engine<TaskEntry> | undefined;
 let dir = '';
+/** Set instead of `engine` when the directory holds a HopSupSup model. */
+let hopfield: HopfieldWorkerModel | undefined;
 
 const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K }>) => Promise<WorkerResults[K]> | WorkerResults[K] } = {
   async open(r) {
+    if (await isHopfieldModel(r.dir)) {
+      const { opened, info } = await HopfieldWorkerModel.open(r.dir, r);
+      hopfield?.engine.dispose();
+      hopfield = opened;
+      return info;
+    }
     const opened = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon });
     const { architecture, seed, normalization, tasks } = opened.manifest;
     engine?.dispose();
@@ -39,11 +49,12 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
 
   classify(r) {
     const start = performance.now();
-    const predictions = requireEngine().classify(r.call);
+    const predictions = hopfield ? hopfield.engine.classify(r.call) : requireEngine().classify(r.call);
     return { predictions, seconds: (performance.now() - start) / 1000 };
   },
 
   async addTask(r) {
+    if (hopfield) return hopfield.addTask(r.task);
     const e = requireEngine();
     const t = r.task;
     if (e.task(t.id)) throw new EngineError('already_exists', `task "${t.id}" already exists`);
@@ -58,6 +69,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
   },
 
   async removeTask(r) {
+    if (hopfield) return hopfield.removeTask(r.id);
     const e = requireEngine();
     if (!e.task(r.id)) throw new EngineError('not_found', `task "${r.id}" does not exist`);
     let warning: string | undefined;
