@@ -82,6 +82,8 @@ export function evaluateSplitMnist(
   options: { batchSize: number; recall?: RecallOptions; log: (line: string) => void },
 ): TaskRecallReport[] {
   const { manifest, reservoirs } = model;
+  const notSplit = manifest.tasks.find((t, i) => t.id !== `split-${i}`);
+  if (notSplit) throw new Error(`task "${notSplit.id}" is not SplitMNIST task split-${manifest.tasks.indexOf(notSplit)}: this evaluation needs the tasks split-0, split-1, … in order (as \`supsup hopsupsup train\` writes them)`);
   const net = new NeuronMaskedNetwork(manifest.architecture, manifest.seed);
   try {
     return manifest.tasks.map((task, i) => {
