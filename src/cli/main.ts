@@ -9,6 +9,7 @@ const COMMANDS: Record<string, Command> = {
   train: { summary: 'train one supermask per task into a model', load: async () => (await import('./commands/train.ts')).trainCommand },
   eval: { summary: 'evaluate a model: task given, task inferred, unknown tasks', load: async () => (await import('./commands/eval.ts')).evalCommand },
   store: { summary: 'copy a model directory into a shared task store (push) or back (pull)', load: async () => (await import('./commands/store.ts')).storeCommand },
+  hopsupsup: { summary: 'HopSupSup: train, evaluate and measure a Hopfield reservoir of neuron masks', load: async () => (await import('./commands/hopsupsup.ts')).hopsupsupCommand },
   bench: { summary: 'benchmark the engine and kernels against the memory-read floor', load: async () => (await import('./commands/bench.ts')).benchCommand },
 };
 

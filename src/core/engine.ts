@@ -179,7 +179,8 @@ function groupBySlot(decisions: TaskDecision[]): Map<number, number[]> {
   return groups;
 }
 
-function prediction(p: Float32Array, topK: number, task: Prediction['task']): Prediction {
+/** One example's prediction from its class probabilities (shared with HopfieldEngine). */
+export function prediction(p: Float32Array, topK: number, task: Prediction['task']): Prediction {
   let label = 0;
   for (let c = 1; c < p.length; c++) if (p[c] > p[label]) label = c;
   const out: Prediction = { label, probabilities: Array.from(p), task };

@@ -18,3 +18,11 @@ export function objectiveGradient(objective: Objective, logits: tf.Tensor2D, cla
     return tf.mul(p, superfluous) as tf.Tensor2D;
   });
 }
+
+/** Per-example entropy of the softmax over all outputs (HopSupSup recall reports it per step). */
+export function entropy(logits: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(logits);
+    return tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), 1)) as tf.Tensor1D;
+  });
+}

@@ -1,6 +1,7 @@
 // The eval curve as a hand-written SVG: accuracy with the task given (GG), with the task inferred (GN)
 // and the task-identification accuracy, against the number of tasks in the model (log scale).
 import { type CurvePoint } from './evaluate.ts';
+import { escapeXml, svgFrame, ticks } from './svg-frame.ts';
 
 export interface PlotOptions {
   title: string;
@@ -26,25 +27,20 @@ export function curveSvg(curve: CurvePoint[], o: PlotOptions): string {
   const yMax = 1;
   const X = (n: number) => m.left + lx(n) * pw;
   const Y = (v: number) => m.top + (1 - (v - yMin) / (yMax - yMin)) * ph;
-  const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
-  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${esc(o.title)}</text>`);
   // Grid and y ticks every 5 points (or 1 when the range is narrow).
   const step = yMax - yMin <= 0.1 ? 0.01 : 0.05;
-  for (let v = yMin; v <= yMax + 1e-9; v += step) {
-    const y = Y(v).toFixed(1);
-    out.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${y}" y2="${y}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${(v * 100).toFixed(0)}%</text>`);
-  }
-  for (const n of xs) {
-    const x = X(n).toFixed(1);
-    out.push(`<line x1="${x}" x2="${x}" y1="${m.top}" y2="${m.top + ph}" stroke="#f0f0f0"/>`);
-    out.push(`<text x="${x}" y="${m.top + ph + 16}" text-anchor="middle">${n}</text>`);
-  }
-  out.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
-  out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 34}" text-anchor="middle">number of tasks in the model (log scale)</text>`);
-  out.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">accuracy</text>`);
+  const out = svgFrame({
+    width: W,
+    height: H,
+    margin: m,
+    title: o.title,
+    yTicks: ticks(yMin, yMax, step),
+    xTicks: xs,
+    X,
+    Y,
+    xLabel: 'number of tasks in the model (log scale)',
+    yLabel: 'accuracy',
+  });
   // GG is drawn wide and pale under GN, so the two stay visible where they coincide (task always found).
   const series: { label: string; color: string; dash: string; width: number; get: (p: CurvePoint) => number }[] = [
     { label: 'task given (GG)', color: '#9ecae1', dash: '', width: 6, get: (p) => p.gg },
@@ -58,12 +54,8 @@ export function curveSvg(curve: CurvePoint[], o: PlotOptions): string {
     const ly = m.top + ph + 52 + i * 16;
     const lx0 = m.left;
     out.push(`<line x1="${lx0}" x2="${lx0 + 24}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="${s.width}" ${s.dash ? `stroke-dasharray="${s.dash}"` : ''}/>`);
-    out.push(`<text x="${lx0 + 30}" y="${ly}" dominant-baseline="middle">${esc(s.label)}</text>`);
+    out.push(`<text x="${lx0 + 30}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}</text>`);
   });
   out.push('</svg>');
   return out.join('\n') + '\n';
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }

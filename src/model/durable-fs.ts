@@ -5,7 +5,7 @@
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 
-export type WriteOp = 'create' | 'append' | 'remove' | 'compact' | 'threshold';
+export type WriteOp = 'create' | 'append' | 'remove' | 'compact' | 'threshold' | 'reservoir';
 
 export const MANIFEST_STEPS = ['manifest:write-temp', 'manifest:fsync-temp', 'manifest:rename', 'manifest:fsync-dir'] as const;
 
@@ -22,6 +22,8 @@ export const WRITE_STEPS = {
   remove: [...MANIFEST_STEPS],
   threshold: [...MANIFEST_STEPS],
   compact: ['compact:write-masks', 'compact:fsync-masks', 'compact:fsync-dir', ...MANIFEST_STEPS, 'compact:remove-old'],
+  /** A HopSupSup model's whole reservoir file, replaced on every change (src/model/hopfield-model.ts). */
+  reservoir: ['reservoir:write', 'reservoir:fsync', 'reservoir:fsync-dir', ...MANIFEST_STEPS, 'reservoir:remove-old'],
 } as const;
 
 export type WriteStep = (typeof WRITE_STEPS)[WriteOp][number];

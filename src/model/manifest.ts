@@ -70,14 +70,24 @@ const CHECKSUM_LINE_BYTES = CHECKSUM_HEAD.length + 8 + CHECKSUM_TAIL.length;
 /** The exact bytes of manifest.json for `m` (arrays of plain values on one line, 2-space indent). */
 export function serializeManifest(m: Manifest): Buffer {
   const { format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, tasks, removed } = m;
-  const text = formatJson({ format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, tasks, removed }, '');
+  return sealJson({ format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, tasks, removed });
+}
+
+/** Checks the checksum line, parses and validates. `file` names the file in errors. */
+export function parseManifest(bytes: Uint8Array, file: string): Manifest {
+  return validateManifest(unsealJson(bytes, file), file);
+}
+
+/** A JSON object as manifest bytes: 2-space-indented text whose last line is the CRC-32 of the rest (docs/model-format.md §4). */
+export function sealJson(value: Record<string, unknown>): Buffer {
+  const text = formatJson(value, '');
   const body = Buffer.from(text.slice(0, -2) + ',\n', 'utf8'); // drop the final "\n}"
   const hex = crc32(body).toString(16).padStart(8, '0');
   return Buffer.concat([body, CHECKSUM_HEAD, Buffer.from(hex, 'ascii'), CHECKSUM_TAIL]);
 }
 
-/** Checks the checksum line, parses and validates. `file` names the file in errors. */
-export function parseManifest(bytes: Uint8Array, file: string): Manifest {
+/** Checks the checksum line of sealJson's output and parses it, without the `checksum` key; not validated. */
+export function unsealJson(bytes: Uint8Array, file: string): unknown {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = buf.length;
   const hex = buf.subarray(n - CHECKSUM_TAIL.length - 8, n - CHECKSUM_TAIL.length).toString('latin1');
@@ -103,7 +113,7 @@ export function parseManifest(bytes: Uint8Array, file: string): Manifest {
     throw new ModelFileError(file, `not valid UTF-8 JSON: ${(e as Error).message}`);
   }
   if (isObject(value)) delete value.checksum;
-  return validateManifest(value, file);
+  return value;
 }
 
 /** Validates untrusted manifest data and returns a fresh typed copy; every problem is a ModelFileError for `file`. */
@@ -217,7 +227,7 @@ export function validateManifest(value: unknown, file: string): Manifest {
   };
 }
 
-function parseArchitecture(value: unknown, bad: (p: string) => never): Architecture {
+export function parseArchitecture(value: unknown, bad: (p: string) => never): Architecture {
   const a = object(value, 'architecture', bad);
   onlyKeys(a, ['inputSize', 'hidden', 'outputs', 'classes'], 'architecture', bad);
   const arch = {
@@ -259,12 +269,12 @@ function isoTime(v: unknown, what: string, bad: (p: string) => never): void {
   }
 }
 
-function object(v: unknown, what: string, bad: (p: string) => never): Record<string, unknown> {
+export function object(v: unknown, what: string, bad: (p: string) => never): Record<string, unknown> {
   if (!isObject(v)) bad(`${what} must be a JSON object`);
   return v as Record<string, unknown>;
 }
 
-function onlyKeys(o: Record<string, unknown>, keys: string[], what: string, bad: (p: string) => never): void {
+export function onlyKeys(o: Record<string, unknown>, keys: string[], what: string, bad: (p: string) => never): void {
   for (const k of Object.keys(o)) if (!keys.includes(k)) bad(`${what} has an unknown field ${JSON.stringify(k)}`);
 }
 

@@ -414,7 +414,7 @@ function checkedInput<T>(fn: () => T): T {
 const writeQueues = new Map<string, Promise<void>>();
 
 /** Runs `fn` after every earlier write to the same directory (by resolved path) has settled. */
-async function withWriteLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+export async function withWriteLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const key = path.resolve(dir);
   const run = (writeQueues.get(key) ?? Promise.resolve()).then(fn);
   const tail = run.then(

@@ -8,14 +8,24 @@ import { Engine } from '../core/engine.ts';
 import { SupsupError, modelNotLoaded } from '../contract/errors.ts';
 import { taskInfo } from '../contract/task.ts';
 import { appendTask, readManifest, removeTask } from '../model/model-store.ts';
+import { isHopfieldModel } from '../model/hopfield-model.ts';
+import { HopfieldWorkerModel } from './hopfield-worker.ts';
 import { openEngine } from './open-engine.ts';
 import type { ModelInfo, WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
 
 let engine: Engine | undefined;
 let dir = '';
+/** Set instead of `engine` when the directory holds a HopSupSup model. */
+let hopfield: HopfieldWorkerModel | undefined;
 
 const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K }>) => Promise<WorkerResults[K]> | WorkerResults[K] } = {
   async open(r) {
+    if (await isHopfieldModel(r.dir)) {
+      const { opened, info } = await HopfieldWorkerModel.open(r.dir, r);
+      hopfield?.engine.dispose();
+      hopfield = opened;
+      return info;
+    }
     const opened = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon });
     const { architecture, seed, normalization, tasks } = opened.manifest;
     engine?.dispose();
@@ -37,11 +47,12 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
 
   classify(r) {
     const start = performance.now();
-    const predictions = requireEngine().classify(r.call);
+    const predictions = hopfield ? hopfield.engine.classify(r.call) : requireEngine().classify(r.call);
     return { predictions, seconds: (performance.now() - start) / 1000 };
   },
 
   async addTask(r) {
+    if (hopfield) return hopfield.addTask(r.task, r.mask);
     const e = requireEngine();
     const entry = await appendTask(dir, r.task, r.mask);
     try {
@@ -54,6 +65,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
   },
 
   async removeTask(r) {
+    if (hopfield) return hopfield.removeTask(r.id);
     const e = requireEngine();
     e.requireTask(r.id);
     let warning: string | undefined;

@@ -190,12 +190,16 @@ export class ModelRuntime {
     for (const l of this.readyListeners) l();
   }
 
-  /** One given-task pass and one inferred-task pass on zeros, so the first real request pays no compile cost. */
+  /**
+   * One given-task pass and one inferred-task pass on zeros, so the first real request pays no compile cost.
+   * Two examples where allowed: a HopSupSup model normalises over the batch and refuses a batch of one.
+   */
   private async warmUp(): Promise<void> {
     const [first] = this.taskMap.keys();
     if (first === undefined) return;
     const { limits } = this.info;
-    const zeros = () => ({ inputs: new Float32Array(limits.inputSize), batch: 1 });
+    const batch = Math.min(2, limits.maxBatch);
+    const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
     await this.client.request({ op: 'classify', call: validateClassifyCall({ ...zeros(), task: first }, limits) });
     await this.client.request({ op: 'classify', call: validateClassifyCall(zeros(), limits) });
   }
