@@ -53,7 +53,7 @@ describe('supsup hopsupsup', () => {
     assert.equal(ok.code, 0, ok.stderr);
     const report = JSON.parse(await readFile(out, 'utf8'));
     assert.deepEqual(report.tasks.map((t: { id: string }) => t.id), ['split-0', 'split-1', 'split-2', 'split-3', 'split-4']);
-    assert.equal(report.tasks.reduce((n: number, t: { examples: number }) => n + t.examples, 0), 2004, 'every test digit');
+    assert.equal(report.tasks.reduce((n: number, t: { examples: number }) => n + t.examples, 0), 10_000, 'every digit of the standard MNIST test set');
     assert.ok(report.summary.maxSteps <= 30);
     const other = join(root, 'other');
     await modelWithTasks(other, ['a', 'b']);
