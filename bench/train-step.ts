@@ -60,7 +60,7 @@ const train = loadDataset('mnist').train;
 if (values.update !== undefined && values.update !== 'auto' && values.update !== 'typescript') throw new Error('--update must be auto or typescript');
 const update = values.update === 'typescript' ? typescriptScoreUpdate : selectScoreUpdate();
 const products = selectStepProducts(values.matmul as MatmulChoice | undefined);
-if (values.path !== undefined) loadNativeAddon().addon?.setMatmulPath?.(values.path as 'auto');
+if (values.path !== undefined) loadNativeAddon().addon?.setSimdLevel(values.path as 'auto');
 const mask = (values.mask ?? 'gn') as MaskStyle;
 if (!MASK_STYLES.includes(mask)) throw new Error(`--mask must be one of ${MASK_STYLES.join(', ')}`);
 const peer = values.peer ? startPeer() : undefined;

@@ -1,5 +1,5 @@
 // Run-time choice between the scalar, AVX2 and AVX-512 code of the newer kernels (forward_bits.cc,
-// scores_multi.cc). Separate from the older kernels' cpuPath/setCpuPath (avx2|scalar), which it leaves alone.
+// scores_multi.cc, gather_slots.cc, train_gemm.cc). Separate from the older kernels' cpuPath/setCpuPath (avx2|scalar), which it leaves alone.
 //
 //   simdLevel() -> 'avx512' | 'avx2' | 'scalar'
 //   setSimdLevel('auto' | 'avx512' | 'avx2' | 'scalar') -> the level now in use (throws if the CPU lacks it)

@@ -7,7 +7,7 @@
 //   rmspropStep(S, V, G, W, lr, alpha, eps)         training: RMSProp on supermask scores
 //   maskBySign(S, W, out)                           training: effective weights W * (S >= 0)
 //   cpuPath() / setCpuPath('auto'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
-//   matmul, matmulPath, setMatmulPath               training's matrix products: native/train_gemm.cc
+//   matmul                                          training's matrix products: native/train_gemm.cc (path: simdLevel)
 //
 // Built with generic flags; the AVX2 functions carry their own target attribute and are picked at run time
 // with __builtin_cpu_supports. These kernels have no AVX-512 path (they were written on Zen 3); the newer

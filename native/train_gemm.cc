@@ -1,7 +1,8 @@
 // Training's matrix products (contract: src/train/step-products.ts):
 //
 //   matmul(A, B, C, m, k, n, transA, transB, relu, gate)   C[m×n] = op(A)[m×k] · op(B)[k×n]
-//   matmulPath() / setMatmulPath('auto'|'avx512'|'avx2'|'scalar')
+//
+// The path follows the addon's one SIMD switch (simd_level.cc: simdLevel / setSimdLevel).
 //
 // float32, row-major; op(A) = A, or Aᵀ when transA (A is then stored k×m), likewise B. Epilogue: relu sets
 // C = max(C, 0); gate (a Float32Array of m×n, or null) multiplies C by (gate > 0), the ReLU derivative of a
@@ -20,32 +21,20 @@
 
 #include "train_gemm.h"
 
+#include "kernel_common.h"
+
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstddef>
-#include <mutex>
 #include <string>
 #include <vector>
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define GEMM_X86 1
-#include <immintrin.h>
-#define GEMM_AVX2_FN __attribute__((target("avx2,fma")))
-#define GEMM_AVX512_FN __attribute__((target("avx512f,avx2,fma")))
-#else
-#define GEMM_X86 0
-#endif
 
 namespace {
 
 constexpr size_t kKc = 256;  // K block: an MR×KC A panel plus a KC×NR B panel fit in L1 (8 KiB + 32 KiB)
 constexpr size_t kMcPanels = 16;  // A block: 16 panels of MR rows (≤ 128 KiB, in L2)
 
-enum class Path { kScalar, kAvx2, kAvx512 };
-
-Path g_best = Path::kScalar;              // what the CPU supports (set at load)
-std::atomic<Path> g_path{Path::kScalar};  // what runs (process-wide)
+using supsup::Simd;
 
 // A matrix by element strides: element (i, j) is at data[i * rs + j * cs].
 struct View {
@@ -115,9 +104,9 @@ void KernelScalar(size_t kc, const float* a, const float* b, float* c, size_t ld
     for (size_t j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
 }
 
-#if GEMM_X86
+#if SUPSUP_HAS_X86
 // AVX2: 6 rows × 16 columns, 12 ymm accumulators.
-GEMM_AVX2_FN void KernelAvx2(size_t kc, const float* a, const float* b, float* c, size_t ldc, bool first) {
+SUPSUP_AVX2 void KernelAvx2(size_t kc, const float* a, const float* b, float* c, size_t ldc, bool first) {
   constexpr size_t MR = 6;
   __m256 acc[MR][2];
 #pragma GCC unroll 6
@@ -142,7 +131,7 @@ GEMM_AVX2_FN void KernelAvx2(size_t kc, const float* a, const float* b, float* c
 }
 
 // AVX-512: 8 rows × 32 columns, 16 zmm accumulators.
-GEMM_AVX512_FN void KernelAvx512(size_t kc, const float* a, const float* b, float* c, size_t ldc, bool first) {
+SUPSUP_AVX512 void KernelAvx512(size_t kc, const float* a, const float* b, float* c, size_t ldc, bool first) {
   constexpr size_t MR = 8;
   __m512 acc[MR][2];
 #pragma GCC unroll 8
@@ -174,18 +163,18 @@ struct Shape {
   Kernel kernel;
 };
 
-Shape ShapeOf(Path path) {
-#if GEMM_X86
-  if (path == Path::kAvx512) return {8, 32, KernelAvx512};
-  if (path == Path::kAvx2) return {6, 16, KernelAvx2};
+Shape ShapeOf(Simd simd) {
+#if SUPSUP_HAS_X86
+  if (simd == Simd::kAvx512) return {8, 32, KernelAvx512};
+  if (simd == Simd::kAvx2) return {6, 16, KernelAvx2};
 #endif
-  (void)path;
+  (void)simd;
   return {4, 16, KernelScalar<4, 16>};
 }
 
 // C = op(A) · op(B), then the epilogue.
 void Matmul(const View& a, const View& b, float* c, size_t m, size_t k, size_t n, bool relu, const float* gate) {
-  const Shape s = ShapeOf(g_path.load(std::memory_order_relaxed));
+  const Shape s = ShapeOf(supsup::CurrentSimd());
   if (k == 0) std::fill(c, c + m * n, 0.0f);
   const size_t n_pad = (n + s.nr - 1) / s.nr * s.nr, mc = kMcPanels * s.mr;
   thread_local std::vector<float> a_pack, b_pack;
@@ -283,35 +272,9 @@ Napi::Value JsMatmul(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-const char* PathName(Path p) { return p == Path::kAvx512 ? "avx512" : p == Path::kAvx2 ? "avx2" : "scalar"; }
-
-Napi::Value JsMatmulPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), PathName(g_path)); }
-
-Napi::Value JsSetMatmulPath(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const std::string want = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  if (want == "auto") g_path = g_best;
-  else if (want == "scalar") g_path = Path::kScalar;
-  else if (want == "avx2" && g_best >= Path::kAvx2) g_path = Path::kAvx2;
-  else if (want == "avx512" && g_best == Path::kAvx512) g_path = Path::kAvx512;
-  else if (want == "avx2" || want == "avx512") Fail(env, "this CPU has no " + want);
-  else Fail(env, "path must be 'auto', 'avx512', 'avx2' or 'scalar'");
-  return Napi::String::New(env, PathName(g_path));
-}
-
 }  // namespace
 
+// Call after RegisterSimdLevel, which detects the CPU's level.
 void RegisterTrainGemm(Napi::Env env, Napi::Object exports) {
-  static std::once_flag detected;  // runs again in every worker thread that loads the addon
-  std::call_once(detected, [] {
-#if GEMM_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) g_best = Path::kAvx2;
-    if (g_best == Path::kAvx2 && __builtin_cpu_supports("avx512f")) g_best = Path::kAvx512;
-#endif
-    g_path = g_best;
-  });
   exports.Set("matmul", Napi::Function::New(env, JsMatmul, "matmul"));
-  exports.Set("matmulPath", Napi::Function::New(env, JsMatmulPath, "matmulPath"));
-  exports.Set("setMatmulPath", Napi::Function::New(env, JsSetMatmulPath, "setMatmulPath"));
 }

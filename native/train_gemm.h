@@ -1,4 +1,4 @@
-// Training's matrix products (native/train_gemm.cc): adds matmul, matmulPath and setMatmulPath to the exports.
+// Training's matrix products (native/train_gemm.cc): adds matmul to the exports; its path is the addon's SIMD level (simd_level.cc).
 #pragma once
 
 #include <napi.h>

@@ -25,14 +25,14 @@ const matmul = addon?.matmul;
 const noGemm = matmul ? false : 'native addon not built with native/train_gemm.cc (npm run build:native)';
 /** The native paths this CPU runs, best first; the others are skipped (reported by the first test's name). */
 const paths = (['avx512', 'avx2', 'scalar'] as const).filter((p) => {
-  if (!addon?.setMatmulPath) return false;
+  if (!addon?.setSimdLevel) return false;
   try {
-    addon.setMatmulPath(p);
+    addon.setSimdLevel(p);
     return true;
   } catch {
     return false;
   } finally {
-    addon.setMatmulPath('auto');
+    addon.setSimdLevel('auto');
   }
 });
 
@@ -41,11 +41,11 @@ function random(n: number, rng: Xoshiro128, scale = 1): Float32Array {
 }
 
 function withPath<T>(path: string, fn: () => T): T {
-  addon!.setMatmulPath!(path as 'auto');
+  addon!.setSimdLevel(path as 'auto');
   try {
     return fn();
   } finally {
-    addon!.setMatmulPath!('auto');
+    addon!.setSimdLevel('auto');
   }
 }
 
@@ -118,7 +118,7 @@ describe('native GEMM', { skip: noGemm }, () => {
     assert.throws(() => matmul!(a, b, c, 2, 3, 4, false, false, false, new Float32Array(3)), /gate has 3 elements/);
     assert.throws(() => matmul!(a, new Float64Array(12) as never, c, 2, 3, 4, false, false, false, null), /B must be a Float32Array/);
     assert.throws(() => matmul!(a, b, c, 2.5, 3, 4, false, false, false, null), /m must be a non-negative integer/);
-    assert.throws(() => addon!.setMatmulPath!('sse' as never), /path must be/);
+    assert.throws(() => addon!.setSimdLevel('sse' as never), /must be 'auto', 'avx512', 'avx2' or 'scalar'/);
   });
 });
 

@@ -25,17 +25,13 @@ export interface NativeAddon {
    * builds older than native/train_gemm.cc.
    */
   matmul?(A: Float32Array, B: Float32Array, C: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, relu: boolean, gate: Float32Array | null): void;
-  /** "avx512", "avx2" or "scalar": the path matmul takes. */
-  matmulPath?(): string;
-  /** Forces matmul's path (tests, benchmarks); returns the path now in use. Process-wide. */
-  setMatmulPath?(path: 'auto' | 'avx512' | 'avx2' | 'scalar'): string;
   /** "avx2" or "scalar": the code path in use. */
   cpuPath(): string;
   /** Forces a path (for tests and benchmarks); returns the path now in use. Process-wide. */
   setCpuPath(path: 'auto' | 'avx2' | 'scalar'): string;
   /** Given-task forward from the packed bits (contract: forward-bits.ts). */
   forwardBits: ForwardBits;
-  /** The path of the newer kernels (forwardBits, multi-row scores): "avx512", "avx2" or "scalar". */
+  /** The path of the newer kernels (forwardBits, multi-row scores, gatherSlots, matmul): "avx512", "avx2" or "scalar". */
   simdLevel(): SimdLevel;
   /** Forces that path (tests, benchmarks); throws if the CPU lacks it. Process-wide. */
   setSimdLevel(level: 'auto' | SimdLevel): SimdLevel;

@@ -57,7 +57,7 @@ export function selectStepProducts(choice?: MatmulChoice): StepProducts {
     }
     return nativeStepProducts(addon);
   }
-  return addon && usable && addon.matmulPath?.() !== 'scalar' ? nativeStepProducts(addon) : tfjsStepProducts;
+  return addon && usable && addon.simdLevel() !== 'scalar' ? nativeStepProducts(addon) : tfjsStepProducts;
 }
 
 export const tfjsStepProducts: StepProducts = {
@@ -93,7 +93,7 @@ export function nativeStepProducts(addon: NativeAddon): StepProducts {
   let batch = -1;
   return {
     get name() {
-      return `native-${addon.matmulPath?.() ?? 'unknown'}`;
+      return `native-${addon.simdLevel()}`;
     },
     usesTransposes: false,
     run(x, _xT, B, shapes, weff, _weffT, lossGradient) {
