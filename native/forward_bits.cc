@@ -290,36 +290,32 @@ void ForwardBits(const uint32_t* bank, size_t words, size_t slot, const uint32_t
 
 Napi::Value JsForwardBits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto fail = [&](const char* msg) {
-    Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-    return env.Undefined();
-  };
   uint32_t *bank, *signs;
   int32_t* sizes;
   float *scales, *x, *out;
   size_t bank_len, signs_len, nsizes, nscales, x_len, out_len, words, slot, batch;
-  if (!Typed(info[0], napi_uint32_array, bank, bank_len)) return fail("bank must be a Uint32Array");
-  if (!Count(info[1], words) || words == 0) return fail("words must be a positive integer");
-  if (!Count(info[2], slot)) return fail("slot must be a non-negative integer");
-  if (!Typed(info[3], napi_uint32_array, signs, signs_len)) return fail("signs must be a Uint32Array");
-  if (!Typed(info[4], napi_int32_array, sizes, nsizes)) return fail("sizes must be an Int32Array");
-  if (!Typed(info[5], napi_float32_array, scales, nscales)) return fail("scales must be a Float32Array");
-  if (!Typed(info[6], napi_float32_array, x, x_len)) return fail("x must be a Float32Array");
-  if (!Count(info[7], batch)) return fail("batch must be a non-negative integer");
-  if (!Typed(info[8], napi_float32_array, out, out_len)) return fail("out must be a Float32Array");
-  if (bank_len / words / kLanes <= slot / kLanes) return fail("slot is outside the bank");
-  if (signs_len < words) return fail("signs is shorter than words");
-  if (nsizes < 2 || nscales != nsizes - 1) return fail("sizes needs at least 2 entries and scales one per layer");
+  if (!Typed(info[0], napi_uint32_array, bank, bank_len)) return Refuse(env, "bank must be a Uint32Array");
+  if (!Count(info[1], words) || words == 0) return Refuse(env, "words must be a positive integer");
+  if (!Count(info[2], slot)) return Refuse(env, "slot must be a non-negative integer");
+  if (!Typed(info[3], napi_uint32_array, signs, signs_len)) return Refuse(env, "signs must be a Uint32Array");
+  if (!Typed(info[4], napi_int32_array, sizes, nsizes)) return Refuse(env, "sizes must be an Int32Array");
+  if (!Typed(info[5], napi_float32_array, scales, nscales)) return Refuse(env, "scales must be a Float32Array");
+  if (!Typed(info[6], napi_float32_array, x, x_len)) return Refuse(env, "x must be a Float32Array");
+  if (!Count(info[7], batch)) return Refuse(env, "batch must be a non-negative integer");
+  if (!Typed(info[8], napi_float32_array, out, out_len)) return Refuse(env, "out must be a Float32Array");
+  if (bank_len / words / kLanes <= slot / kLanes) return Refuse(env, "slot is outside the bank");
+  if (signs_len < words) return Refuse(env, "signs is shorter than words");
+  if (nsizes < 2 || nscales != nsizes - 1) return Refuse(env, "sizes needs at least 2 entries and scales one per layer");
   std::vector<Layer> layers;
   size_t offset = 0;
   for (size_t l = 0; l + 1 < nsizes; l++) {
-    if (sizes[l] <= 0 || sizes[l + 1] <= 0) return fail("layer sizes must be positive");
+    if (sizes[l] <= 0 || sizes[l + 1] <= 0) return Refuse(env, "layer sizes must be positive");
     layers.push_back(Layer{size_t(sizes[l]), size_t(sizes[l + 1]), offset, scales[l], l + 2 < nsizes});
     offset += size_t(sizes[l]) * size_t(sizes[l + 1]);
   }
-  if (offset > words * 32) return fail("the layers have more weights than words * 32");
-  if (x_len / layers.front().in < batch) return fail("x is shorter than batch * sizes[0]");
-  if (out_len / layers.back().out < batch) return fail("out is shorter than batch * sizes[last]");
+  if (offset > words * 32) return Refuse(env, "the layers have more weights than words * 32");
+  if (x_len / layers.front().in < batch) return Refuse(env, "x is shorter than batch * sizes[0]");
+  if (out_len / layers.back().out < batch) return Refuse(env, "out is shorter than batch * sizes[last]");
   if (batch > 0) ForwardBits(bank, words, slot, signs, layers, x, batch, out);
   return env.Undefined();
 }

@@ -33,21 +33,17 @@ void GatherSlots(const uint32_t* bank, size_t words, const int32_t* slots, size_
 
 Napi::Value JsGatherSlots(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto fail = [&](const char* msg) {
-    Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-    return env.Undefined();
-  };
   uint32_t *bank, *out;
   int32_t* slots;
   size_t bank_len, nslots, out_len, words;
-  if (!Typed(info[0], napi_uint32_array, bank, bank_len)) return fail("bank must be a Uint32Array");
-  if (!Count(info[1], words) || words == 0) return fail("words must be a positive integer");
-  if (!Typed(info[2], napi_int32_array, slots, nslots)) return fail("slots must be an Int32Array");
-  if (!Typed(info[3], napi_uint32_array, out, out_len)) return fail("out must be a Uint32Array");
-  if (bank_len % (words * kLanes) != 0) return fail("bank length is not a multiple of words * 8");
-  if (out_len < (nslots + kLanes - 1) / kLanes * kLanes * words) return fail("out is shorter than ceil(slots / 8) * 8 * words");
+  if (!Typed(info[0], napi_uint32_array, bank, bank_len)) return Refuse(env, "bank must be a Uint32Array");
+  if (!Count(info[1], words) || words == 0) return Refuse(env, "words must be a positive integer");
+  if (!Typed(info[2], napi_int32_array, slots, nslots)) return Refuse(env, "slots must be an Int32Array");
+  if (!Typed(info[3], napi_uint32_array, out, out_len)) return Refuse(env, "out must be a Uint32Array");
+  if (bank_len % (words * kLanes) != 0) return Refuse(env, "bank length is not a multiple of words * 8");
+  if (out_len < (nslots + kLanes - 1) / kLanes * kLanes * words) return Refuse(env, "out is shorter than ceil(slots / 8) * 8 * words");
   if (std::any_of(slots, slots + nslots, [&](int32_t s) { return s < 0 || size_t(s) >= bank_len / words; }))
-    return fail("a slot is outside the bank");
+    return Refuse(env, "a slot is outside the bank");
   GatherSlots(bank, words, slots, nslots, out);
   return env.Undefined();
 }

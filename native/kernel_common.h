@@ -22,6 +22,12 @@ void RegisterForwardBits(Napi::Env env, Napi::Object exports);
 void RegisterScoresMulti(Napi::Env env, Napi::Object exports);
 void RegisterGatherSlots(Napi::Env env, Napi::Object exports);
 
+// Throws a RangeError naming the caller's mistake; returns undefined, for the N-API function to return.
+inline Napi::Value Refuse(Napi::Env env, const char* msg) {
+  Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 // A typed array of the given type (false if the value is anything else).
 template <class T>
 bool Typed(const Napi::Value& v, napi_typedarray_type type, T*& data, size_t& length) {

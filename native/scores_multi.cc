@@ -240,53 +240,45 @@ void ScoresOuter(const uint32_t* bank, size_t words, size_t blocks, const uint32
 
 Napi::Value JsScoresMulti(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto fail = [&](const char* msg) {
-    Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-    return env.Undefined();
-  };
   uint32_t* bank;
   float *v, *out;
   size_t bank_len, v_len, out_len, words, blocks, examples;
-  if (!Typed(info[0], napi_uint32_array, bank, bank_len)) return fail("bank must be a Uint32Array");
-  if (!Count(info[1], words) || words == 0) return fail("words must be a positive integer");
-  if (!Count(info[2], blocks)) return fail("blocks must be a non-negative integer");
-  if (!Typed(info[3], napi_float32_array, v, v_len)) return fail("v must be a Float32Array");
-  if (!Count(info[4], examples)) return fail("examples must be a non-negative integer");
-  if (!Typed(info[5], napi_float32_array, out, out_len)) return fail("out must be a Float32Array");
-  if (bank_len / words / kLanes < blocks) return fail("bank is shorter than blocks * words * 8");
-  if (v_len / words / 32 < examples) return fail("v is shorter than examples * words * 32");
-  if (blocks && out_len / blocks / kLanes < examples) return fail("out is shorter than examples * blocks * 8");
+  if (!Typed(info[0], napi_uint32_array, bank, bank_len)) return Refuse(env, "bank must be a Uint32Array");
+  if (!Count(info[1], words) || words == 0) return Refuse(env, "words must be a positive integer");
+  if (!Count(info[2], blocks)) return Refuse(env, "blocks must be a non-negative integer");
+  if (!Typed(info[3], napi_float32_array, v, v_len)) return Refuse(env, "v must be a Float32Array");
+  if (!Count(info[4], examples)) return Refuse(env, "examples must be a non-negative integer");
+  if (!Typed(info[5], napi_float32_array, out, out_len)) return Refuse(env, "out must be a Float32Array");
+  if (bank_len / words / kLanes < blocks) return Refuse(env, "bank is shorter than blocks * words * 8");
+  if (v_len / words / 32 < examples) return Refuse(env, "v is shorter than examples * words * 32");
+  if (blocks && out_len / blocks / kLanes < examples) return Refuse(env, "out is shorter than examples * blocks * 8");
   ScoresMulti(bank, words, blocks, v, examples, out);
   return env.Undefined();
 }
 
 Napi::Value JsScoresOuter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto fail = [&](const char* msg) {
-    Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-    return env.Undefined();
-  };
   uint32_t *bank, *signs;
   int32_t* sizes_in;
   float *scales, *acts, *deltas, *out;
   size_t bank_len, signs_len, nsizes, nscales, acts_len, deltas_len, out_len, words, blocks, examples;
-  if (!Typed(info[0], napi_uint32_array, bank, bank_len)) return fail("bank must be a Uint32Array");
-  if (!Count(info[1], words) || words == 0) return fail("words must be a positive integer");
-  if (!Count(info[2], blocks)) return fail("blocks must be a non-negative integer");
-  if (!Typed(info[3], napi_uint32_array, signs, signs_len)) return fail("signs must be a Uint32Array");
-  if (!Typed(info[4], napi_int32_array, sizes_in, nsizes)) return fail("sizes must be an Int32Array");
-  if (!Typed(info[5], napi_float32_array, scales, nscales)) return fail("scales must be a Float32Array");
-  if (!Typed(info[6], napi_float32_array, acts, acts_len)) return fail("acts must be a Float32Array");
-  if (!Typed(info[7], napi_float32_array, deltas, deltas_len)) return fail("deltas must be a Float32Array");
-  if (!Count(info[8], examples)) return fail("examples must be a non-negative integer");
-  if (!Typed(info[9], napi_float32_array, out, out_len)) return fail("out must be a Float32Array");
-  if (bank_len / words / kLanes < blocks) return fail("bank is shorter than blocks * words * 8");
-  if (signs_len < words) return fail("signs is shorter than words");
-  if (nsizes < 2 || nscales != nsizes - 1) return fail("sizes needs at least 2 entries and scales one per layer");
+  if (!Typed(info[0], napi_uint32_array, bank, bank_len)) return Refuse(env, "bank must be a Uint32Array");
+  if (!Count(info[1], words) || words == 0) return Refuse(env, "words must be a positive integer");
+  if (!Count(info[2], blocks)) return Refuse(env, "blocks must be a non-negative integer");
+  if (!Typed(info[3], napi_uint32_array, signs, signs_len)) return Refuse(env, "signs must be a Uint32Array");
+  if (!Typed(info[4], napi_int32_array, sizes_in, nsizes)) return Refuse(env, "sizes must be an Int32Array");
+  if (!Typed(info[5], napi_float32_array, scales, nscales)) return Refuse(env, "scales must be a Float32Array");
+  if (!Typed(info[6], napi_float32_array, acts, acts_len)) return Refuse(env, "acts must be a Float32Array");
+  if (!Typed(info[7], napi_float32_array, deltas, deltas_len)) return Refuse(env, "deltas must be a Float32Array");
+  if (!Count(info[8], examples)) return Refuse(env, "examples must be a non-negative integer");
+  if (!Typed(info[9], napi_float32_array, out, out_len)) return Refuse(env, "out must be a Float32Array");
+  if (bank_len / words / kLanes < blocks) return Refuse(env, "bank is shorter than blocks * words * 8");
+  if (signs_len < words) return Refuse(env, "signs is shorter than words");
+  if (nsizes < 2 || nscales != nsizes - 1) return Refuse(env, "sizes needs at least 2 entries and scales one per layer");
   std::vector<size_t> sizes;
   size_t weights = 0, acts_need = 0, deltas_need = 0;
   for (size_t l = 0; l < nsizes; l++) {
-    if (sizes_in[l] <= 0) return fail("layer sizes must be positive");
+    if (sizes_in[l] <= 0) return Refuse(env, "layer sizes must be positive");
     sizes.push_back(size_t(sizes_in[l]));
   }
   for (size_t l = 0; l + 1 < nsizes; l++) {
@@ -294,10 +286,10 @@ Napi::Value JsScoresOuter(const Napi::CallbackInfo& info) {
     acts_need += examples * sizes[l];
     deltas_need += examples * sizes[l + 1];
   }
-  if (weights > words * 32) return fail("the layers have more weights than words * 32");
-  if (acts_len < acts_need) return fail("acts is shorter than examples * (n_0 + ... + n_{L-1})");
-  if (deltas_len < deltas_need) return fail("deltas is shorter than examples * (n_1 + ... + n_L)");
-  if (blocks && out_len / blocks / kLanes < examples) return fail("out is shorter than examples * blocks * 8");
+  if (weights > words * 32) return Refuse(env, "the layers have more weights than words * 32");
+  if (acts_len < acts_need) return Refuse(env, "acts is shorter than examples * (n_0 + ... + n_{L-1})");
+  if (deltas_len < deltas_need) return Refuse(env, "deltas is shorter than examples * (n_1 + ... + n_L)");
+  if (blocks && out_len / blocks / kLanes < examples) return Refuse(env, "out is shorter than examples * blocks * 8");
   ScoresOuter(bank, words, blocks, signs, sizes, scales, acts, deltas, examples, out);
   return env.Undefined();
 }

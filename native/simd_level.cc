@@ -44,13 +44,9 @@ Napi::Value JsSetSimdLevel(const Napi::CallbackInfo& info) {
   else if (want == "avx2") level = Simd::kAvx2;
   else if (want == "avx512") level = Simd::kAvx512;
   else {
-    Napi::RangeError::New(env, "level must be 'auto', 'avx512', 'avx2' or 'scalar'").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return Refuse(env, "level must be 'auto', 'avx512', 'avx2' or 'scalar'");
   }
-  if (level > g_best) {
-    Napi::RangeError::New(env, std::string("this CPU has no ") + Name(level)).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  if (level > g_best) return Refuse(env, (std::string("this CPU has no ") + Name(level)).c_str());
   g_current = level;
   return Napi::String::New(env, Name(level));
 }
