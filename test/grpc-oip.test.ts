@@ -83,7 +83,17 @@ describe('Open Inference Protocol over gRPC', () => {
       rest.inputs.map((t: any) => [t.name, t.datatype, t.shape]),
     );
     assert.deepEqual(meta.outputs.map((t: any) => t.name), ['probabilities', 'label', 'task', 'task_confidence', 'task_unknown']);
-    await rejectsWith(unary(client, 'ModelReady', { name: 'resnet' }), grpc.status.NOT_FOUND, /unknown model "resnet" \(this server serves "supsup"\)/);
+    await rejectsWith(unary(client, 'ModelReady', { name: 'resnet' }), grpc.status.NOT_FOUND, /unknown model "resnet" \(this server serves "supsup"/);
+    assert.deepEqual(server.extensions, ['binary_tensor_data']);
+    assert.deepEqual(meta.versions, ['1']);
+    assert.equal(meta.properties.input_datatypes, 'FP32,FP64,UINT8');
+    assert.match(meta.properties.input_scaling, /divided by 255/);
+    assert.equal((await unary(client, 'ModelReady', { name: 'supsup', version: '1' })).ready, true);
+    await rejectsWith(unary(client, 'ModelReady', { name: 'supsup', version: '2' }), grpc.status.NOT_FOUND, /unknown version "2" of model "supsup"/);
+    await rejectsWith(unary(client, 'ModelMetadata', { name: 'supsup', version: '7' }), grpc.status.NOT_FOUND, /unknown version "7"/);
+    const task = await unary(client, 'ModelMetadata', { name: 'random-1' });
+    assert.equal(task.name, 'random-1');
+    assert.equal(task.properties.task, 'random-1');
   });
 
   it('ModelInfer agrees with the engine: raw FP32 or UINT8 contents, task given or inferred, id echoed', async () => {
@@ -110,17 +120,47 @@ describe('Open Inference Protocol over gRPC', () => {
     const ok = { model_name: 'supsup', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, SIZE] }], raw_input_contents: [raw32(one)] };
     const cases: [Record<string, unknown>, grpc.status, RegExp][] = [
       [{ ...ok, model_name: 'other' }, grpc.status.NOT_FOUND, /unknown model "other"/],
-      [{ ...ok, inputs: [] }, grpc.status.INVALID_ARGUMENT, /inputs must hold exactly one tensor/],
+      [{ ...ok, model_version: '3' }, grpc.status.NOT_FOUND, /unknown version "3" of model "supsup"/],
+      [{ ...ok, inputs: [], raw_input_contents: [] }, grpc.status.INVALID_ARGUMENT, /inputs must hold exactly one tensor/],
+      [{ ...ok, inputs: [] }, grpc.status.INVALID_ARGUMENT, /raw_input_contents holds 1 entries for 0 inputs/],
       [{ ...ok, inputs: [{ name: 'x', datatype: 'INT8', shape: [1, SIZE] }] }, grpc.status.INVALID_ARGUMENT, /datatype must be one of FP32, FP64, UINT8/],
-      [{ ...ok, inputs: [{ name: 'x', datatype: 'FP32', shape: [SIZE] }] }, grpc.status.INVALID_ARGUMENT, /shape must be \[examples, values per example\]/],
-      [{ ...ok, raw_input_contents: [raw32(one).subarray(1)] }, grpc.status.INVALID_ARGUMENT, /3135 bytes is not a whole number of FP32 elements/],
-      [{ ...ok, raw_input_contents: [raw32(one.subarray(1))] }, grpc.status.INVALID_ARGUMENT, /holds 783 values, but shape \[1, 784\] needs 784/],
-      [{ ...ok, raw_input_contents: [] }, grpc.status.INVALID_ARGUMENT, /carries no data/],
-      [{ ...ok, parameters: { temperature: str('2') } }, grpc.status.INVALID_ARGUMENT, /unknown parameter "temperature"/],
+      [{ ...ok, inputs: [{ name: 'input0', datatype: 'FP32', shape: [1, SIZE] }] }, grpc.status.INVALID_ARGUMENT, /inputs\[0\].name must be "x"/],
+      [{ ...ok, inputs: [{ name: 'x', datatype: 'FP32', shape: [SIZE] }] }, grpc.status.INVALID_ARGUMENT, /shape must be \[examples, \.\.\.\]/],
+      [{ ...ok, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 28, 29] }] }, grpc.status.INVALID_ARGUMENT, /each example must have 784 values; shape \[1, 28, 29\] gives 812/],
+      [{ ...ok, raw_input_contents: [raw32(one).subarray(1)] }, grpc.status.INVALID_ARGUMENT, /holds 3135 bytes, but shape \[1, 784\] of FP32 needs 3136/],
+      [{ ...ok, raw_input_contents: [Buffer.alloc(3 * 1024 * 1024)], inputs: [{ name: 'x', datatype: 'UINT8', shape: [1, SIZE] }] }, grpc.status.INVALID_ARGUMENT, /holds 3145728 bytes, but shape \[1, 784\] of UINT8 needs 784/],
+      [{ ...ok, raw_input_contents: [], inputs: [{ name: 'x', datatype: 'FP32', shape: [1, SIZE] }] }, grpc.status.INVALID_ARGUMENT, /carries no data/],
+      [{ ...ok, raw_input_contents: [], inputs: [{ name: 'x', datatype: 'UINT8', shape: [1, SIZE], contents: { uint_contents: [300, ...new Array(SIZE - 1).fill(0)] } }] }, grpc.status.INVALID_ARGUMENT, /value 0 is 300: UINT8 values are whole numbers 0..255/],
+      [{ ...ok, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, SIZE], contents: { fp32_contents: [1] } }] }, grpc.status.INVALID_ARGUMENT, /raw_input_contents or in contents, not both/],
+      [{ ...ok, outputs: [{ name: 'logits' }] }, grpc.status.INVALID_ARGUMENT, /unknown output "logits"/],
+      [{ ...ok, parameters: { timeout: { int64_param: -5 } } }, grpc.status.INVALID_ARGUMENT, /parameters.timeout must be a whole number/],
       [{ ...ok, parameters: { task: str('missing') } }, grpc.status.NOT_FOUND, /task "missing" does not exist/],
       [{ ...ok, parameters: { method: str('magic') } }, grpc.status.INVALID_ARGUMENT, /inference.method must be one of/],
     ];
     for (const [request, code, message] of cases) await rejectsWith(unary(client, 'ModelInfer', request), code, message);
     assert.equal((await unary(client, 'ModelInfer', ok)).outputs.length, 5, 'still serving');
+  });
+
+  it('ignores unknown parameters, honours requested outputs, versions, image shapes and per-task models', async () => {
+    const x = randomExamples(2, SIZE, 32);
+    const given = engine.classify(engine.validate({ inputs: x.flat, batch: 2, task: 'random-3' }));
+    const input = (shape: number[]) => ({ inputs: [{ name: 'x', datatype: 'FP32', shape }], raw_input_contents: [raw32(x.flat)] });
+    const a = await unary(client, 'ModelInfer', {
+      model_name: 'supsup',
+      model_version: '1',
+      ...input([2, 1, 28, 28]),
+      parameters: { task: str('random-3'), temperature: str('2'), priority: { uint64_param: 1 }, timeout: { int64_param: 5_000_000 }, binary_data_output: { bool_param: true } },
+      outputs: [{ name: 'task_unknown' }, { name: 'label' }],
+    });
+    assert.equal(a.model_version, '1');
+    assert.deepEqual(a.outputs.map((o: any) => o.name), ['task_unknown', 'label']);
+    assert.equal(a.raw_output_contents.length, 2);
+    assert.deepEqual([0, 1].map((i) => Number(a.raw_output_contents[1].readBigInt64LE(8 * i))), given.map((p) => p.label));
+    for (const version of ['', '1']) {
+      const b = await unary(client, 'ModelInfer', { model_name: 'random-3', model_version: version, ...input([2, 28, 28]) });
+      assert.equal(b.model_name, 'random-3');
+      assert.equal(b.parameters.task_inferred.bool_param ?? false, false);
+      assertSame(decodeOutputs(b), given);
+    }
   });
 });

@@ -20,6 +20,7 @@ describe('serve configuration', () => {
       maxWaitMs: 0,
       bodyLimit: 8 * 1024 * 1024,
       timeoutMs: 30000,
+      modelName: 'supsup',
       logLevel: 'info',
       shutdownTimeoutMs: 30000,
       drainDelayMs: 0,
@@ -31,6 +32,8 @@ describe('serve configuration', () => {
     const c = parseServeConfig([...MODEL, ...flags], { SUPSUP_HTTP_PORT: '7000', SUPSUP_MAX_QUEUE: '9', SUPSUP_LOG_LEVEL: 'debug', SUPSUP_BACKEND: 'cpu' });
     assert.equal(c.httpPort, 0);
     assert.equal(c.grpcPort, 9001);
+    assert.equal(parseServeConfig([...MODEL, '--model-name', 'mnist-tasks']).modelName, 'mnist-tasks');
+    assert.equal(parseServeConfig(MODEL, { SUPSUP_MODEL_NAME: 'from-env' }).modelName, 'from-env');
     assert.equal(c.maxBatch, 128);
     assert.equal(c.bodyLimit, 512 * 1024);
     assert.equal(c.adminToken, 'x'.repeat(16));
@@ -66,6 +69,8 @@ describe('serve configuration', () => {
       [['--host', ''], {}, /--host: must not be empty/],
       [['--epsilon', 'abc'], {}, /--epsilon: must be a decimal number like 0.125, got "abc"/],
       [[], { SUPSUP_EPSILON: '-0.5' }, /SUPSUP_EPSILON: must be a decimal number/],
+      [['--model-name', 'a/b'], {}, /--model-name \/ SUPSUP_MODEL_NAME: must match .*, like a task id, got "a\/b"/],
+      [[], { SUPSUP_MODEL_NAME: 'with space' }, /--model-name \/ SUPSUP_MODEL_NAME: must match/],
       [['--nope'], {}, /Unknown option '--nope'/],
       [['extra'], {}, /Unexpected argument 'extra'/],
     ];

@@ -78,10 +78,15 @@ export function inferenceFromWire(o: { method?: unknown; objective?: unknown; de
   return Object.fromEntries([['method', o.method], ['objective', o.objective], ['decideFrom', o.decide_from]].filter(([, v]) => v !== undefined));
 }
 
-export function validateClassifyCall(raw: RawClassifyCall, limits: ClassifyLimits): ClassifyCall {
-  const { inputs, batch } = raw;
+/** The example count's rule, also checked by decoders before they decode (so an oversized call costs nothing). */
+export function checkBatchSize(batch: number, limits: ClassifyLimits): void {
   if (!Number.isInteger(batch) || batch < 1) throw invalid('inputs must hold at least one example');
   if (batch > limits.maxBatch) throw invalid(`batch of ${batch} examples is over the limit of ${limits.maxBatch}`);
+}
+
+export function validateClassifyCall(raw: RawClassifyCall, limits: ClassifyLimits): ClassifyCall {
+  const { inputs, batch } = raw;
+  checkBatchSize(batch, limits);
   if (inputs.length !== batch * limits.inputSize) {
     throw invalid(`each example must have ${limits.inputSize} values; got ${inputs.length} values for ${batch} example(s)`);
   }

@@ -7,7 +7,8 @@ import { BACKEND_PREFERENCES } from '../platform/backend.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
 import type { RuntimeOptions } from '../runtime/model-runtime.ts';
 import { parseStoreUrl } from '../store/store-url.ts';
-import { ConfigError, parseSettings, type Setting, usage } from '../platform/settings.ts';
+import { ConfigError, parseSettings, refuse, type Setting, usage } from '../platform/settings.ts';
+import { TASK_ID_PATTERN } from '../contract/task.ts';
 
 export { ConfigError, envName } from '../platform/settings.ts';
 
@@ -23,6 +24,8 @@ export interface ServeConfig extends Omit<RuntimeOptions, 'dir'> {
   grpcPort: number;
   /** Bytes: HTTP body limit and gRPC message limit. */
   bodyLimit: number;
+  /** The Open Inference Protocol's name for the model (each task is also served under its own id). */
+  modelName: string;
   /** Per-request deadline, from arrival to answer. */
   timeoutMs: number;
   adminToken?: string;
@@ -56,6 +59,13 @@ export const SETTINGS = [
   { key: 'maxQueue', flag: 'max-queue', kind: 'count', default: '256', min: 1, help: 'most requests waiting; past it 503 + Retry-After' },
   { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'bytes', default: '8mib', min: 1024, help: 'HTTP body / gRPC message limit (bytes; k, m, kib, mib suffixes)' },
+  {
+    key: 'modelName',
+    flag: 'model-name',
+    kind: 'string',
+    default: 'supsup',
+    help: 'the model\'s name in the Open Inference Protocol (REST /v2/models/NAME, gRPC model_name); each task is also a model of its own id',
+  },
   { key: 'timeoutMs', flag: 'timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'per-request deadline' },
   { key: 'adminToken', flag: 'admin-token', kind: 'token', help: 'bearer token for PUT/DELETE /tasks (unset: task management is disabled)' },
   {
@@ -101,6 +111,7 @@ export function parseServeConfig(argv: string[], env: NodeJS.ProcessEnv = proces
     }
     if (values.model === undefined) throw new ConfigError('--store needs --model: the directory where this replica keeps its copy of the task set');
   }
+  if (!TASK_ID_PATTERN.test(values.modelName)) throw refuse('--model-name / SUPSUP_MODEL_NAME', `must match ${TASK_ID_PATTERN}, like a task id`, values.modelName);
   const c: ServeConfig = { ...values, model: values.model ?? requireDefaultModel() };
   if (c.httpPort !== 0 && c.httpPort === c.grpcPort) {
     throw new ConfigError(`--http-port and --grpc-port are both ${c.httpPort}: they must differ`);

@@ -46,6 +46,7 @@ export function testConfig(model: string, overrides: Partial<ServeConfig> = {}):
     maxWaitMs: 0,
     bodyLimit: 4 * 1024 * 1024,
     timeoutMs: 30_000,
+    modelName: 'supsup',
     logLevel: 'silent',
     shutdownTimeoutMs: 5_000,
     drainDelayMs: 0,

@@ -1,62 +1,83 @@
 // inference.GRPCInferenceService (proto/inference.proto): the Open Inference Protocol over gRPC, for
-// Triton / KServe / Seldon clients. The mapping to the engine is ../oip.ts, the same as the OIP REST routes.
+// Triton / KServe / Seldon clients. The checks and the mapping to the engine are mapping.ts, the same as the
+// OIP REST routes'; this file only unwraps the messages. Outputs always travel in raw_output_contents.
 import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { RawClassifyCall } from '../../contract/classify.ts';
 import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { OIP_MODEL, contentsValues, decodeOipInfer, oipModelMetadata, oipOutputs, rawInputValues, rawOutput, requireOipModel } from './mapping.ts';
+import { BINARY_EXTENSION } from './binary-data.ts';
+import { INPUT_DATATYPES, type InputTensor } from './input-tensor.ts';
+import { type OipInferRequest, oipOutputs, planOipInfer, rawOutput } from './mapping.ts';
+import { OIP_VERSION, type OipModelSource, oipModelMetadata, resolveOipModel } from './models.ts';
 import { PACKAGE_VERSION } from '../version.ts';
 import { callTimeoutMs, observeCall } from '../grpc/observe-call.ts';
 
 type Parameter = { parameter_choice?: string } & Record<string, unknown>;
+type Parameters = Record<string, Parameter> | undefined;
 interface InferInput {
+  name?: string;
   datatype?: string;
   shape?: number[];
+  parameters?: Parameters;
   contents?: Record<string, unknown[]> | null;
 }
 interface ModelInferRequest {
   model_name?: string;
+  model_version?: string;
   id?: string;
-  parameters?: Record<string, Parameter>;
+  parameters?: Parameters;
   inputs?: InferInput[];
+  outputs?: { name?: string; parameters?: Parameters }[];
   raw_input_contents?: Buffer[];
 }
 
-export function decodeModelInfer(r: ModelInferRequest): RawClassifyCall {
-  requireOipModel(r.model_name ?? '');
+/** InferParameter maps as plain values. */
+function parameterValues(parameters: Parameters): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(parameters ?? {}).map(([k, p]) => [k, p.parameter_choice ? p[p.parameter_choice] : undefined]));
+}
+
+/** The message into the transport-neutral request: raw_input_contents (one per input) or each input's contents. */
+export function decodeModelInfer(r: ModelInferRequest): OipInferRequest {
   const inputs = r.inputs ?? [];
-  if (inputs.length !== 1) throw invalid('inputs must hold exactly one tensor: the batch of examples');
-  const { datatype, shape, contents } = inputs[0];
   const raw = r.raw_input_contents ?? [];
-  if (raw.length > 1) throw invalid('raw_input_contents must hold one entry: the one input');
-  const values = raw.length === 1 ? rawInputValues(datatype, raw[0]) : contentsValues(datatype, contents);
-  const parameters = Object.fromEntries(Object.entries(r.parameters ?? {}).map(([k, p]) => [k, p.parameter_choice ? p[p.parameter_choice] : undefined]));
-  return decodeOipInfer(parameters, datatype, shape, values);
+  if (raw.length > 0 && raw.length !== inputs.length) throw invalid(`raw_input_contents holds ${raw.length} entries for ${inputs.length} inputs: one per input, in order`);
+  if (raw.length > 0 && inputs.some((t) => t.contents)) throw invalid('send each input in raw_input_contents or in contents, not both');
+  return {
+    parameters: parameterValues(r.parameters),
+    inputs: inputs.map((t, i): InputTensor => {
+      const field = Object.hasOwn(INPUT_DATATYPES, t.datatype ?? '') ? INPUT_DATATYPES[t.datatype as keyof typeof INPUT_DATATYPES].contentsField : undefined;
+      const values = field && t.contents ? t.contents[field] : undefined;
+      return { name: t.name, datatype: t.datatype, shape: t.shape, data: raw.length > 0 ? { raw: raw[i] } : values ? { values } : undefined };
+    }),
+    outputs: r.outputs?.map((o) => ({ name: o.name, parameters: parameterValues(o.parameters) })),
+  };
 }
 
 export function inferenceService(ctx: ServiceContext, inflight: { count: number }): UntypedServiceImplementation {
   const observe = observeCall(ctx, inflight);
   const rpc = (name: string) => `/inference.GRPCInferenceService/${name}`;
+  const source: OipModelSource = { modelName: ctx.config.modelName, hasTask: (id) => ctx.runtime.findTask(id) !== undefined };
+  type ModelCall = ServerUnaryCall<{ name?: string; version?: string }, unknown>;
   return {
     ServerLive: observe(rpc('ServerLive'), async () => ({ live: true }), 'open'),
     ServerReady: observe(rpc('ServerReady'), async () => ({ ready: ctx.health.ready }), 'open'),
-    ModelReady: observe(rpc('ModelReady'), async (call: ServerUnaryCall<{ name?: string }, unknown>) => {
-      requireOipModel(call.request.name ?? '');
+    ModelReady: observe(rpc('ModelReady'), async (call: ModelCall) => {
+      resolveOipModel(source, call.request.name ?? '', call.request.version);
       return { ready: ctx.health.ready };
     }),
-    ServerMetadata: observe(rpc('ServerMetadata'), async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [] }), 'open'),
-    ModelMetadata: observe(rpc('ModelMetadata'), async (call: ServerUnaryCall<{ name?: string }, unknown>) => {
-      requireOipModel(call.request.name ?? '');
-      return { ...oipModelMetadata(ctx.runtime.info.limits), versions: [] };
-    }),
+    ServerMetadata: observe(rpc('ServerMetadata'), async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [BINARY_EXTENSION] }), 'open'),
+    ModelMetadata: observe(rpc('ModelMetadata'), async (call: ModelCall) =>
+      oipModelMetadata(resolveOipModel(source, call.request.name ?? '', call.request.version), ctx.runtime.info.limits),
+    ),
     ModelInfer: observe(rpc('ModelInfer'), async (call: ServerUnaryCall<ModelInferRequest, unknown>) => {
-      const classify = ctx.runtime.validate(decodeModelInfer(call.request));
-      const predictions = await ctx.runtime.classify(classify, callTimeoutMs(call, ctx.config.timeoutMs));
-      const outputs = oipOutputs(predictions);
+      const model = resolveOipModel(source, call.request.model_name ?? '', call.request.model_version);
+      const plan = planOipInfer(decodeModelInfer(call.request), model, ctx.runtime, callTimeoutMs(call, ctx.config.timeoutMs));
+      const predictions = await ctx.runtime.classify(plan.call, plan.timeoutMs);
+      const outputs = oipOutputs(predictions, plan.outputs);
       return {
-        model_name: OIP_MODEL,
+        model_name: model.name,
+        model_version: OIP_VERSION,
         id: call.request.id ?? '',
-        parameters: { task_inferred: { bool_param: classify.task === undefined } },
+        parameters: { task_inferred: { bool_param: plan.call.task === undefined } },
         outputs: outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
         raw_output_contents: outputs.map(rawOutput),
       };

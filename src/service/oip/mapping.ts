@@ -1,98 +1,110 @@
-// The Open Inference Protocol (KServe v2) mapping, shared by its REST routes and its gRPC service: the one
-// model "supsup", one input tensor [examples, values per example], the task and inference options as request
-// parameters (`task`, omitted to infer it; `method`, `objective`, `decide_from`), and five output tensors.
-// The transports only unwrap their envelopes; the engine's validator does the rest.
-import { type ClassifyLimits, type Prediction, type RawClassifyCall, inferenceFromWire } from '../../contract/classify.ts';
-import { SupsupError, invalid } from '../../contract/errors.ts';
+// The Open Inference Protocol (KServe v2) core, shared by its REST routes and its gRPC service: an infer
+// request, once each transport has unwrapped its envelope (OipInferRequest), is checked and turned into the
+// engine's call, and predictions into output tensors. The one place both transports decode and validate.
+//
+// Request parameters: `task` (omit it to infer the task; a task model fixes it), `method`, `objective`,
+// `decide_from` (inference options), and Triton's `binary_data_output` (REST: every output in binary form),
+// `timeout` (microseconds: the request's deadline, when sooner than the server's) and `priority` (accepted;
+// the one queue is first come, first served, so it orders nothing). Any other parameter is ignored, as the
+// protocol allows.
+import type { ClassifyCall, Prediction } from '../../contract/classify.ts';
+import { inferenceFromWire } from '../../contract/classify.ts';
+import { invalid } from '../../contract/errors.ts';
+import type { ModelRuntime } from '../../runtime/model-runtime.ts';
+import { type InputTensor, decodeInputTensor } from './input-tensor.ts';
+import { type OipModel, OUTPUTS, type OutputName } from './models.ts';
 
-export const OIP_MODEL = 'supsup';
-export const OIP_PLATFORM = 'tensorflowjs_supsup';
-const PARAMETERS = ['task', 'method', 'objective', 'decide_from'];
+export interface RequestedOutput {
+  name: unknown;
+  parameters: Record<string, unknown>;
+}
+
+/** An infer request from either transport; parameters as plain values. */
+export interface OipInferRequest {
+  parameters: Record<string, unknown>;
+  inputs: InputTensor[];
+  /** Omitted or empty: every output. */
+  outputs?: RequestedOutput[];
+}
+
+export interface OipInferPlan {
+  call: ClassifyCall;
+  /** The outputs to return, in order, and whether each goes in binary form (REST's binary extension). */
+  outputs: { name: OutputName; binary: boolean }[];
+  timeoutMs: number;
+}
+
 /**
- * The input datatypes: the factor that turns a value into the model's [0, 1] pixel scale, the element's size and
- * reader in the binary (raw) form, and the InferTensorContents field that carries it over gRPC.
+ * Checks the request (parameters, requested outputs, then the input's shape and size before its elements)
+ * and validates the engine call. `timeoutMs` is the transport's own deadline.
  */
-const INPUT_DATATYPES: Record<string, { scale: number; bytes: number; read: (b: Buffer, at: number) => number; contentsField: string }> = {
-  FP32: { scale: 1, bytes: 4, read: (b, at) => b.readFloatLE(at), contentsField: 'fp32_contents' },
-  FP64: { scale: 1, bytes: 8, read: (b, at) => b.readDoubleLE(at), contentsField: 'fp64_contents' },
-  UINT8: { scale: 1 / 255, bytes: 1, read: (b, at) => b[at], contentsField: 'uint_contents' },
-};
+export function planOipInfer(r: OipInferRequest, model: OipModel, runtime: ModelRuntime, timeoutMs: number): OipInferPlan {
+  const p = r.parameters;
+  const binaryAll = optionalBool(p.binary_data_output, 'parameters.binary_data_output') ?? false;
+  optionalCount(p.priority, 'parameters.priority');
+  const timeoutUs = optionalCount(p.timeout, 'parameters.timeout') ?? 0;
+  const outputs = requestedOutputs(r.outputs, binaryAll);
+  if (r.inputs.length !== 1) throw invalid('inputs must hold exactly one tensor: the batch of examples');
+  const { inputs, batch } = decodeInputTensor(r.inputs[0], runtime.info.limits);
+  if (model.task !== undefined && p.task !== undefined && p.task !== model.task) {
+    throw invalid(`parameters.task "${String(p.task)}" differs from the task of model "${model.name}"; omit it, or use the main model`);
+  }
+  const call = runtime.validate({ inputs, batch, task: model.task ?? p.task, inference: inferenceFromWire(p) });
+  return { call, outputs, timeoutMs: timeoutUs > 0 ? Math.min(timeoutMs, Math.ceil(timeoutUs / 1000)) : timeoutMs };
+}
+
+function requestedOutputs(requested: RequestedOutput[] | undefined, binaryAll: boolean): OipInferPlan['outputs'] {
+  if (!requested || requested.length === 0) return OUTPUTS.map((name) => ({ name, binary: binaryAll }));
+  const seen = new Set<string>();
+  return requested.map((o, i) => {
+    const name = o.name as OutputName;
+    if (!OUTPUTS.includes(name)) throw invalid(`unknown output ${JSON.stringify(o.name ?? null)} (outputs: ${OUTPUTS.join(', ')})`);
+    if (seen.has(name)) throw invalid(`output "${name}" is requested twice`);
+    seen.add(name);
+    if (o.parameters.classification !== undefined) throw invalid('the classification extension is not offered: request "probabilities" or "label"');
+    return { name, binary: optionalBool(o.parameters.binary_data, `outputs[${i}].parameters.binary_data`) ?? binaryAll };
+  });
+}
+
+function optionalBool(v: unknown, where: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw invalid(`${where} must be a boolean`);
+  return v;
+}
+
+function optionalCount(v: unknown, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw invalid(`${where} must be a whole number, 0 or more`);
+  return v as number;
+}
 
 export type OipDatatype = 'FP32' | 'INT64' | 'BYTES' | 'BOOL';
 export interface OipTensor {
-  name: string;
+  name: OutputName;
   datatype: OipDatatype;
   shape: number[];
   data: number[] | string[] | boolean[];
 }
 
-export function requireOipModel(name: string): void {
-  if (name !== OIP_MODEL) throw new SupsupError('not_found', `unknown model "${name}" (this server serves "${OIP_MODEL}")`);
+/** The requested output tensors, in the plan's order. */
+export function oipOutputs(predictions: Prediction[], outputs: OipInferPlan['outputs']): OipTensor[] {
+  return outputs.map(({ name }) => outputTensor(name, predictions));
 }
 
-/**
- * One infer request, from either transport, into the engine's raw call. `values` are the input's elements
- * (flat, row-major) or undefined when the request carried none.
- */
-export function decodeOipInfer(parameters: Record<string, unknown>, datatype: unknown, shape: unknown, values: ArrayLike<unknown> | undefined): RawClassifyCall {
-  const unknown = Object.keys(parameters).find((k) => !PARAMETERS.includes(k));
-  if (unknown !== undefined) throw invalid(`unknown parameter "${unknown}" (known: ${PARAMETERS.join(', ')})`);
-  const type = INPUT_DATATYPES[datatype as string];
-  if (type === undefined) throw invalid(`inputs[0].datatype must be one of ${Object.keys(INPUT_DATATYPES).join(', ')}`);
-  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw invalid('inputs[0].shape must be [examples, values per example]');
-  }
-  if (!values) throw invalid('inputs[0] carries no data');
-  const count = shape[0] * shape[1];
-  if (values.length !== count) throw invalid(`inputs[0] holds ${values.length} values, but shape [${shape.join(', ')}] needs ${count}`);
-  const inputs = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    const v = values[i];
-    if (typeof v !== 'number') throw invalid(`inputs[0] value ${i} must be a number`);
-    inputs[i] = v * type.scale;
-  }
-  return { inputs, batch: shape[0], task: parameters.task, inference: inferenceFromWire(parameters) };
-}
-
-/** The elements of a raw (binary, little-endian) input of `datatype`; the datatype itself is checked later. */
-export function rawInputValues(datatype: unknown, bytes: Buffer): number[] | undefined {
-  const type = INPUT_DATATYPES[datatype as string];
-  if (!type) return undefined;
-  if (bytes.length % type.bytes !== 0) throw invalid(`raw input of ${bytes.length} bytes is not a whole number of ${datatype} elements`);
-  return Array.from({ length: bytes.length / type.bytes }, (_, i) => type.read(bytes, i * type.bytes));
-}
-
-/** The elements of an input sent in InferTensorContents (gRPC), from the field of its datatype. */
-export function contentsValues(datatype: unknown, contents: Record<string, unknown[]> | null | undefined): unknown[] | undefined {
-  const type = INPUT_DATATYPES[datatype as string];
-  return type && contents ? contents[type.contentsField] : undefined;
-}
-
-export function oipModelMetadata(limits: ClassifyLimits) {
-  return {
-    name: OIP_MODEL,
-    platform: OIP_PLATFORM,
-    inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, limits.inputSize] }],
-    outputs: [
-      { name: 'probabilities', datatype: 'FP32', shape: [-1, limits.classes] },
-      { name: 'label', datatype: 'INT64', shape: [-1] },
-      { name: 'task', datatype: 'BYTES', shape: [-1] },
-      { name: 'task_confidence', datatype: 'FP32', shape: [-1] },
-      { name: 'task_unknown', datatype: 'BOOL', shape: [-1] },
-    ],
-  };
-}
-
-export function oipOutputs(predictions: Prediction[]): OipTensor[] {
+function outputTensor(name: OutputName, predictions: Prediction[]): OipTensor {
   const n = predictions.length;
-  const classes = predictions[0]?.probabilities.length ?? 0;
-  return [
-    { name: 'probabilities', datatype: 'FP32', shape: [n, classes], data: predictions.flatMap((p) => p.probabilities) },
-    { name: 'label', datatype: 'INT64', shape: [n], data: predictions.map((p) => p.label) },
-    { name: 'task', datatype: 'BYTES', shape: [n], data: predictions.map((p) => p.task.id) },
-    { name: 'task_confidence', datatype: 'FP32', shape: [n], data: predictions.map((p) => p.task.confidence) },
-    { name: 'task_unknown', datatype: 'BOOL', shape: [n], data: predictions.map((p) => p.task.unknown) },
-  ];
+  switch (name) {
+    case 'probabilities':
+      return { name, datatype: 'FP32', shape: [n, predictions[0]?.probabilities.length ?? 0], data: predictions.flatMap((p) => p.probabilities) };
+    case 'label':
+      return { name, datatype: 'INT64', shape: [n], data: predictions.map((p) => p.label) };
+    case 'task':
+      return { name, datatype: 'BYTES', shape: [n], data: predictions.map((p) => p.task.id) };
+    case 'task_confidence':
+      return { name, datatype: 'FP32', shape: [n], data: predictions.map((p) => p.task.confidence) };
+    case 'task_unknown':
+      return { name, datatype: 'BOOL', shape: [n], data: predictions.map((p) => p.task.unknown) };
+  }
 }
 
 /** A tensor's elements in the protocol's binary form (little-endian; BOOL one byte; BYTES length-prefixed). */

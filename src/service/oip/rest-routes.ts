@@ -1,35 +1,65 @@
-import type { FastifyInstance } from 'fastify';
-import type { Prediction, RawClassifyCall } from '../../contract/classify.ts';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { OIP_MODEL, decodeOipInfer, oipModelMetadata, oipOutputs, requireOipModel } from './mapping.ts';
+import { BINARY_EXTENSION, BinarySlicer, HEADER_LENGTH, binaryBody, splitBinaryBody } from './binary-data.ts';
+import type { InputTensor } from './input-tensor.ts';
+import { type OipInferPlan, type OipInferRequest, type RequestedOutput, oipOutputs, planOipInfer, rawOutput } from './mapping.ts';
+import { OIP_VERSION, type OipModel, type OipModelSource, oipModelMetadata, resolveOipModel } from './models.ts';
+import { inferenceRequest, inferenceResponse, modelMetadata, oipErrors, readiness as readinessSchema, serverMetadata } from './schemas.ts';
 import { PACKAGE_VERSION } from '../version.ts';
-import { type ErrorBody, handleErrors } from '../http/errors.ts';
+import { type ErrorBody, handleErrors, sendError } from '../http/errors.ts';
+import type { Prediction } from '../../contract/classify.ts';
 
 // The Open Inference Protocol (KServe v2) REST surface, for clients and gateways that speak it (Triton,
-// KServe, Seldon): health, server and model metadata, and infer on the model "supsup" (mapping.ts, shared
-// with the gRPC service). Errors follow OIP: `{"error": "<message>"}`, with the same statuses and headers as
-// every other REST answer.
-export function decodeOipRequest(body: unknown): { id?: string; raw: RawClassifyCall } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be a JSON object');
-  const b = body as Record<string, unknown>;
+// KServe, Seldon): health, server and model metadata, and infer, on every model models.ts names, with and
+// without `/versions/{v}`, JSON or with the binary tensor data extension (binary-data.ts). Requests are
+// checked by the core shared with gRPC (mapping.ts). Every /v2 error is OIP's `{"error": "<message>"}`, with
+// the same statuses and headers as every other REST answer.
+
+/** The REST envelope (JSON header and binary part) into the transport-neutral request. */
+export function decodeOipRequest(body: Buffer, headerLength: string | string[] | undefined): { id?: string; request: OipInferRequest } {
+  const { json, binary } = splitBinaryBody(body, headerLength);
+  const b = object(json, 'the body');
   if (b.id !== undefined && typeof b.id !== 'string') throw invalid('id must be a string');
-  const p = (b.parameters ?? {}) as Record<string, unknown>;
-  if (typeof p !== 'object' || Array.isArray(p)) throw invalid('parameters must be an object');
-  if (!Array.isArray(b.inputs) || b.inputs.length !== 1) throw invalid('inputs must hold exactly one tensor: the batch of examples');
-  const t = (b.inputs[0] ?? {}) as Record<string, unknown>;
-  const data = Array.isArray(t.data) ? (t.data as unknown[]).flat(Infinity) : undefined;
-  if (t.data !== undefined && !data) throw invalid('inputs[0].data must be an array of numbers (flat or nested, row-major)');
-  return { id: b.id as string | undefined, raw: decodeOipInfer(p, t.datatype, t.shape, data) };
+  if (!Array.isArray(b.inputs)) throw invalid('inputs must be an array of tensors');
+  if (b.outputs !== undefined && !Array.isArray(b.outputs)) throw invalid('outputs must be an array');
+  const slicer = new BinarySlicer(binary);
+  const inputs = b.inputs.map((raw, i): InputTensor => {
+    const t = object(raw, `inputs[${i}]`);
+    const p = object(t.parameters ?? {}, `inputs[${i}].parameters`);
+    if (p.binary_data_size !== undefined) {
+      if (t.data !== undefined) throw invalid(`inputs[${i}] has both data and binary_data_size: send one`);
+      return { name: t.name, datatype: t.datatype, shape: t.shape, data: { raw: slicer.take(p.binary_data_size, `inputs[${i}]`) } };
+    }
+    if (t.data !== undefined && !Array.isArray(t.data)) throw invalid(`inputs[${i}].data must be an array of numbers (flat or nested, row-major)`);
+    return { name: t.name, datatype: t.datatype, shape: t.shape, data: t.data === undefined ? undefined : { values: (t.data as unknown[]).flat(Infinity) } };
+  });
+  slicer.finish();
+  const outputs = (b.outputs as unknown[] | undefined)?.map((raw, i): RequestedOutput => {
+    const o = object(raw, `outputs[${i}]`);
+    return { name: o.name, parameters: object(o.parameters ?? {}, `outputs[${i}].parameters`) };
+  });
+  return { id: b.id as string | undefined, request: { parameters: object(b.parameters ?? {}, 'parameters'), inputs, outputs } };
 }
 
-export function encodeOipResponse(id: string | undefined, predictions: Prediction[], inferred: boolean) {
-  return {
-    model_name: OIP_MODEL,
+function object(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`${what} must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/** The answer's JSON, or its JSON header and binary part when any output goes in binary. */
+export function encodeOipResponse(model: OipModel, id: string | undefined, predictions: Prediction[], plan: OipInferPlan): { json: object } | { body: Buffer; headerLength: number } {
+  const tensors = oipOutputs(predictions, plan.outputs);
+  const raw = tensors.map((t, i) => (plan.outputs[i].binary ? rawOutput(t) : undefined));
+  const header = {
+    model_name: model.name,
+    model_version: OIP_VERSION,
     ...(id !== undefined ? { id } : {}),
-    parameters: { task_inferred: inferred },
-    outputs: oipOutputs(predictions),
+    parameters: { task_inferred: plan.call.task === undefined },
+    outputs: tensors.map(({ data, ...t }, i) => (raw[i] ? { ...t, parameters: { binary_data_size: raw[i].length } } : { ...t, data })),
   };
+  const binary = raw.filter((b) => b !== undefined);
+  return binary.length === 0 ? { json: header } : binaryBody(header, binary);
 }
 
 /** OIP answers errors as `{"error": "<message>"}`. */
@@ -42,30 +72,66 @@ function readiness(ctx: ServiceContext, reply: { code(n: number): unknown }) {
   return { ready: ctx.health.ready };
 }
 
-/** Server health and metadata: open even when an API token is set, like /healthz. */
+/** Server health and metadata, and OIP's error form for unknown /v2 routes: open even when an API token is set, like /healthz. */
 export async function oipServerRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   handleErrors(app, ctx.config.bodyLimit, oipErrorBody);
-  app.get('/v2/health/live', { schema: { tags } }, async () => ({ live: true }));
-  app.get('/v2/health/ready', { schema: { tags } }, async (_req, reply) => readiness(ctx, reply));
-  app.get('/v2', { schema: { tags } }, async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [] }));
+  app.get('/v2/health/live', { schema: { tags, response: { 200: { type: 'object', properties: { live: { type: 'boolean' } } } } } }, async () => ({ live: true }));
+  app.get('/v2/health/ready', { schema: { tags, response: { 200: readinessSchema, 503: readinessSchema } } }, async (_req, reply) => readiness(ctx, reply));
+  app.get('/v2', { schema: { tags, response: { 200: serverMetadata } } }, async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [BINARY_EXTENSION] }));
+  await app.register(
+    async (v2) => {
+      v2.setNotFoundHandler((request, reply) => sendError(request, reply, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`, oipErrorBody));
+    },
+    { prefix: '/v2' },
+  );
 }
 
-/** The model's readiness, metadata and inference. */
+type ModelParams = { Params: { name: string; version?: string } };
+
+/** Each model's readiness, metadata and inference, at /v2/models/{name} and /v2/models/{name}/versions/{version}. */
 export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   handleErrors(app, ctx.config.bodyLimit, oipErrorBody);
-  app.get<{ Params: { name: string } }>('/v2/models/:name/ready', { schema: { tags } }, async (req, reply) => {
-    requireOipModel(req.params.name);
-    return { name: OIP_MODEL, ...readiness(ctx, reply) };
+  // OIP bodies are JSON, or JSON followed by binary tensors, whatever the content type says (Triton's client sends none).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.config.bodyLimit }, (_req, body, done) => done(null, body));
+  const source: OipModelSource = { modelName: ctx.config.modelName, hasTask: (id) => ctx.runtime.findTask(id) !== undefined };
+  const model = (p: ModelParams['Params']) => resolveOipModel(source, p.name, p.version);
+  const params = (versioned: boolean) => ({
+    type: 'object',
+    properties: { name: { type: 'string', description: `"${ctx.config.modelName}", or a task id (the model of that one task)` }, ...(versioned ? { version: { type: 'string', enum: [OIP_VERSION] } } : {}) },
   });
-  app.get<{ Params: { name: string } }>('/v2/models/:name', { schema: { tags } }, async (req) => {
-    requireOipModel(req.params.name);
-    return oipModelMetadata(ctx.runtime.info.limits);
-  });
-  app.post<{ Params: { name: string } }>('/v2/models/:name/infer', { schema: { tags, summary: 'OIP inference; parameters.task picks the task (omit it to infer)' } }, async (req) => {
-    requireOipModel(req.params.name);
-    const { id, raw } = decodeOipRequest(req.body);
-    const call = ctx.runtime.validate(raw);
-    const predictions = await ctx.runtime.classify(call, ctx.config.timeoutMs);
-    return encodeOipResponse(id, predictions, call.task === undefined);
-  });
+
+  for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
+    const versioned = prefix.includes(':version');
+    app.get<ModelParams>(`${prefix}/ready`, { schema: { tags, params: params(versioned), response: { 200: readinessSchema, 503: readinessSchema, ...oipErrors(404) } } }, async (req, reply) => ({
+      name: model(req.params).name,
+      ...readiness(ctx, reply),
+    }));
+    app.get<ModelParams>(prefix, { schema: { tags, params: params(versioned), response: { 200: modelMetadata, ...oipErrors(404) } } }, async (req) =>
+      oipModelMetadata(model(req.params), ctx.runtime.info.limits),
+    );
+    app.post<ModelParams>(
+      `${prefix}/infer`,
+      {
+        schema: {
+          tags,
+          summary: 'OIP inference: JSON, or the binary tensor data extension; the main model takes parameters.task (omit it to infer), a task model is that task',
+          consumes: ['application/json', 'application/octet-stream'],
+          params: params(versioned),
+          body: inferenceRequest,
+          response: { 200: inferenceResponse, ...oipErrors(400, 401, 404, 413, 503, 504) },
+        },
+      },
+      async (req, reply: FastifyReply) => {
+        const m = model(req.params);
+        const { id, request } = decodeOipRequest(req.body as Buffer, req.headers[HEADER_LENGTH]);
+        const plan = planOipInfer(request, m, ctx.runtime, ctx.config.timeoutMs);
+        const predictions = await ctx.runtime.classify(plan.call, plan.timeoutMs);
+        const answer = encodeOipResponse(m, id, predictions, plan);
+        if ('json' in answer) return answer.json;
+        reply.header(HEADER_LENGTH, String(answer.headerLength)).type('application/octet-stream');
+        return answer.body;
+      },
+    );
+  }
 }
