@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import type { Engine } from '../src/core/engine.ts';
 import { TINY, type TestService, directEngine, http, randomExamples, startTestService, tempDir, testConfig, tinyModel } from './support/service-fixture.ts';
@@ -163,6 +164,21 @@ describe('Open Inference Protocol over REST, as Triton and KServe clients speak 
       assert.equal(r.status, 400, r.body.toString());
       assert.match(JSON.parse(r.body.toString()).error, message);
     }
+  });
+
+  it('inflates a gzip-compressed request (tritonclient request_compression_algorithm), never past the body limit', async () => {
+    const x = randomExamples(1, SIZE, 45);
+    const { body, headers } = binaryRequest({ inputs: [{ name: 'x', shape: [1, SIZE], datatype: 'UINT8', parameters: { binary_data_size: SIZE } }] }, Buffer.from(x.bytes));
+    const ok = await post(infer, gzipSync(body), { ...headers, 'content-encoding': 'gzip' });
+    assert.equal(ok.status, 200, ok.body.toString());
+    const expected = engine.classify(engine.validate({ inputs: x.flat, batch: 1 }));
+    assert.deepEqual(JSON.parse(ok.body.toString()).outputs.find((o: any) => o.name === 'label').data, [expected[0].label]);
+    const bomb = await post(infer, gzipSync(Buffer.alloc(5 * 1024 * 1024)), { 'content-encoding': 'gzip' });
+    assert.equal(bomb.status, 413);
+    assert.match(JSON.parse(bomb.body.toString()).error, /inflates to more than the server's limit/);
+    const br = await post(infer, body, { ...headers, 'content-encoding': 'br' });
+    assert.equal(br.status, 400);
+    assert.match(JSON.parse(br.body.toString()).error, /Content-Encoding "br" is not accepted/);
   });
 
   it('ignores unknown parameters, accepts priority, checks the types of those it knows', async () => {

@@ -9,7 +9,9 @@
  * 3. A real Prometheus (Debian `prometheus`) scraping it every second, queried over its HTTP API for
  *    `up{job="supsup"} == 1`, supsup_ series and the alert rules of deploy/.
  * 4. A Python gRPC client (Debian python3-grpcio; stubs generated now from proto/): Infer with given and
- *    inferred tasks against REST's answers, health Check/Watch, reflection (test/system/grpc_check.py).
+ *    inferred tasks against REST's answers, health Check/Watch, reflection (test/system/grpc_check.py); and
+ *    an Open Inference Protocol client written from the published documents, REST by hand and gRPC:
+ *    binary tensor data extension, parameters, outputs, versions, per-task models (test/system/oip_check.py).
  * 5. SIGTERM: readiness false and health Watch NOT_SERVING during the drain, exit 0 within the timeout.
  *
  * Prints `ok`/`not ok` per check and closes with `system: N passed, M failed`; exit 1 on any failure.
@@ -229,6 +231,8 @@ async function main(): Promise<void> {
   // --- Python gRPC client ---------------------------------------------------------------------------
   const stubs = join(work, 'python-stubs');
   await pythonGrpcChecks(suite, { root: ROOT, grpc: ports.grpc, http, stubs, logFile: join(work, 'python.log'), label: 'python grpcio' });
+  const oipStubs = join(work, 'oip-stubs');
+  await pythonGrpcChecks(suite, { root: ROOT, grpc: ports.grpc, http, stubs: oipStubs, logFile: join(work, 'oip.log'), label: 'OIP client', client: 'oip' });
 
   // --- SIGTERM ---------------------------------------------------------------------------------------
   const watcher = suite.spawn(PYTHON, [join(ROOT, 'test/system/grpc_check.py'), '--grpc', ports.grpc, '--stubs', stubs, '--watch', '30'], join(work, 'python-watch.log'), { cwd: ROOT });

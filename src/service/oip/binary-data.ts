@@ -2,10 +2,27 @@
 // client): a body is a JSON header of `Inference-Header-Content-Length` bytes followed by the tensors' raw
 // bytes, in the order of the tensors that carry `parameters.binary_data_size`. Without the header the whole
 // body is JSON. Answers take the same form when any output is asked for in binary.
-import { invalid } from '../../contract/errors.ts';
+import { gunzipSync, inflateSync } from 'node:zlib';
+import { SupsupError, invalid } from '../../contract/errors.ts';
 
 export const BINARY_EXTENSION = 'binary_tensor_data';
 export const HEADER_LENGTH = 'inference-header-content-length';
+
+/**
+ * The body as sent, or inflated when Triton's client compressed it (`Content-Encoding: gzip | deflate`),
+ * never to more than `limit` bytes.
+ */
+export function inflateBody(body: Buffer, encoding: string | undefined, limit: number): Buffer {
+  const how = encoding?.trim().toLowerCase();
+  if (how === undefined || how === '' || how === 'identity') return body;
+  if (how !== 'gzip' && how !== 'deflate') throw invalid(`Content-Encoding "${encoding}" is not accepted: send gzip, deflate or none`);
+  try {
+    return (how === 'gzip' ? gunzipSync : inflateSync)(body, { maxOutputLength: limit });
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new SupsupError('payload_too_large', `the request body inflates to more than the server's limit of ${limit} bytes`);
+    throw invalid(`the ${how} body could not be inflated: ${(e as Error).message}`);
+  }
+}
 
 /** The JSON header, parsed, and the binary part after it. */
 export function splitBinaryBody(body: Buffer, headerLength: string | string[] | undefined): { json: unknown; binary: Buffer } {

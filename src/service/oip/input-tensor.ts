@@ -8,13 +8,13 @@ import { float32FromLittleEndian } from '../../platform/byte-order.ts';
 export const INPUT_NAME = 'x';
 
 /**
- * The input datatypes: the factor that turns a value into the model's [0, 1] pixel scale, the element's size
+ * The input datatypes: what a value is divided by to be on the model's [0, 1] pixel scale, the element's size
  * in the binary (raw) form, and the gRPC InferTensorContents field that carries it.
  */
 export const INPUT_DATATYPES = {
-  FP32: { scale: 1, bytes: 4, contentsField: 'fp32_contents' },
-  FP64: { scale: 1, bytes: 8, contentsField: 'fp64_contents' },
-  UINT8: { scale: 1 / 255, bytes: 1, contentsField: 'uint_contents' },
+  FP32: { divisor: 1, bytes: 4, contentsField: 'fp32_contents' },
+  FP64: { divisor: 1, bytes: 8, contentsField: 'fp64_contents' },
+  UINT8: { divisor: 255, bytes: 1, contentsField: 'uint_contents' },
 } as const;
 export type InputDatatype = keyof typeof INPUT_DATATYPES;
 
@@ -63,7 +63,7 @@ export function decodeInputTensor(t: InputTensor, limits: ClassifyLimits): { inp
     const v = values[i];
     if (typeof v !== 'number') throw invalid(`inputs[0] value ${i} must be a number`);
     if (datatype === 'UINT8' && !(Number.isInteger(v) && v >= 0 && v <= 255)) throw invalid(`inputs[0] value ${i} is ${v}: UINT8 values are whole numbers 0..255`);
-    inputs[i] = v * type.scale;
+    inputs[i] = v / type.divisor;
   }
   return { inputs, batch };
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { BINARY_EXTENSION, BinarySlicer, HEADER_LENGTH, binaryBody, splitBinaryBody } from './binary-data.ts';
+import { BINARY_EXTENSION, BinarySlicer, HEADER_LENGTH, binaryBody, inflateBody, splitBinaryBody } from './binary-data.ts';
 import type { InputTensor } from './input-tensor.ts';
 import { type OipInferPlan, type OipInferRequest, type RequestedOutput, oipOutputs, planOipInfer, rawOutput } from './mapping.ts';
 import { OIP_VERSION, type OipModel, type OipModelSource, oipModelMetadata, resolveOipModel } from './models.ts';
@@ -93,7 +93,13 @@ export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext):
   handleErrors(app, ctx.config.bodyLimit, oipErrorBody);
   // OIP bodies are JSON, or JSON followed by binary tensors, whatever the content type says (Triton's client sends none).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.config.bodyLimit }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.config.bodyLimit }, (req, body, done) => {
+    try {
+      done(null, inflateBody(body as Buffer, req.headers['content-encoding'], ctx.config.bodyLimit));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
   const source: OipModelSource = { modelName: ctx.config.modelName, hasTask: (id) => ctx.runtime.findTask(id) !== undefined };
   const model = (p: ModelParams['Params']) => resolveOipModel(source, p.name, p.version);
   const params = (versioned: boolean) => ({
