@@ -158,6 +158,7 @@ describe('Open Inference Protocol over REST, as Triton and KServe clients speak 
       [bin(SIZE * 4 - 4, -4), /holds 3132 bytes, but shape \[1, 784\] of FP32 needs 3136/],
       [bin(SIZE * 4, 0, 'abc'), /Inference-Header-Content-Length must be the JSON header's length/],
       [bin(SIZE * 4, 0, '5'), /the inference request header is not valid JSON/],
+      [post(infer, Buffer.alloc(0)), /the body is empty/],
     ];
     for (const [reply, message] of cases) {
       const r = await reply;

@@ -7,7 +7,7 @@ import type { ServiceContext } from '../context.ts';
 import { BINARY_EXTENSION } from './binary-data.ts';
 import { INPUT_DATATYPES, type InputTensor } from './input-tensor.ts';
 import { type OipInferRequest, oipOutputs, planOipInfer, rawOutput } from './mapping.ts';
-import { OIP_VERSION, type OipModelSource, oipModelMetadata, resolveOipModel } from './models.ts';
+import { OIP_VERSION, oipModelMetadata, resolveOipModel, serviceModels } from './models.ts';
 import { PACKAGE_VERSION } from '../version.ts';
 import { callTimeoutMs, observeCall } from '../grpc/observe-call.ts';
 
@@ -55,7 +55,7 @@ export function decodeModelInfer(r: ModelInferRequest): OipInferRequest {
 export function inferenceService(ctx: ServiceContext, inflight: { count: number }): UntypedServiceImplementation {
   const observe = observeCall(ctx, inflight);
   const rpc = (name: string) => `/inference.GRPCInferenceService/${name}`;
-  const source: OipModelSource = { modelName: ctx.config.modelName, hasTask: (id) => ctx.runtime.findTask(id) !== undefined };
+  const source = serviceModels(ctx);
   type ModelCall = ServerUnaryCall<{ name?: string; version?: string }, unknown>;
   return {
     ServerLive: observe(rpc('ServerLive'), async () => ({ live: true }), 'open'),

@@ -4,6 +4,7 @@
 // The main model's name wins over a task of the same id.
 import type { ClassifyLimits } from '../../contract/classify.ts';
 import { SupsupError } from '../../contract/errors.ts';
+import type { ServiceContext } from '../context.ts';
 import { INPUT_NAME, inputProperties } from './input-tensor.ts';
 
 export const OIP_VERSION = '1';
@@ -19,6 +20,11 @@ export interface OipModel {
 export interface OipModelSource {
   modelName: string;
   hasTask(id: string): boolean;
+}
+
+/** The serving process's models: `--model-name` and the runtime's tasks. */
+export function serviceModels(ctx: ServiceContext): OipModelSource {
+  return { modelName: ctx.config.modelName, hasTask: (id) => ctx.runtime.findTask(id) !== undefined };
 }
 
 /** The model named (and version, when given), or not_found. */

@@ -4,7 +4,7 @@ import type { ServiceContext } from '../context.ts';
 import { BINARY_EXTENSION, BinarySlicer, HEADER_LENGTH, binaryBody, inflateBody, splitBinaryBody } from './binary-data.ts';
 import type { InputTensor } from './input-tensor.ts';
 import { type OipInferPlan, type OipInferRequest, type RequestedOutput, oipOutputs, planOipInfer, rawOutput } from './mapping.ts';
-import { OIP_VERSION, type OipModel, type OipModelSource, oipModelMetadata, resolveOipModel } from './models.ts';
+import { OIP_VERSION, type OipModel, oipModelMetadata, resolveOipModel, serviceModels } from './models.ts';
 import { inferenceRequest, inferenceResponse, modelMetadata, oipErrors, readiness as readinessSchema, serverMetadata } from './schemas.ts';
 import { PACKAGE_VERSION } from '../version.ts';
 import { type ErrorBody, handleErrors, sendError } from '../http/errors.ts';
@@ -100,7 +100,7 @@ export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext):
       done(e as Error, undefined);
     }
   });
-  const source: OipModelSource = { modelName: ctx.config.modelName, hasTask: (id) => ctx.runtime.findTask(id) !== undefined };
+  const source = serviceModels(ctx);
   const model = (p: ModelParams['Params']) => resolveOipModel(source, p.name, p.version);
   const params = (versioned: boolean) => ({
     type: 'object',
@@ -130,7 +130,7 @@ export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext):
       },
       async (req, reply: FastifyReply) => {
         const m = model(req.params);
-        const { id, request } = decodeOipRequest(req.body as Buffer, req.headers[HEADER_LENGTH]);
+        const { id, request } = decodeOipRequest((req.body as Buffer | undefined) ?? Buffer.alloc(0), req.headers[HEADER_LENGTH]);
         const plan = planOipInfer(request, m, ctx.runtime, ctx.config.timeoutMs);
         const predictions = await ctx.runtime.classify(plan.call, plan.timeoutMs);
         const answer = encodeOipResponse(m, id, predictions, plan);
