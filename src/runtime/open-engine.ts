@@ -38,6 +38,7 @@ export async function openEngine(dir: string, options: OpenOptions = {}): Promis
     expectedTasks: manifest.tasks.length,
     maxBatch: options.maxBatch,
     epsilon: options.epsilon ?? manifest.unknownTask?.epsilon,
+    oneExample: manifest.unknownTask?.oneExample,
   });
   for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!);
   const epsilonSource =
