@@ -54,6 +54,8 @@ export interface UnknownCalibrationReport {
   calibration: RuleFigures;
   /** On the held-out phase. */
   heldOut: RuleFigures & { taskIdAccuracy: number };
+  /** Held-out fits: known-task minimum, 1st percentile and median; unseen-task median, 99th percentile and maximum. */
+  heldOutFits: { known: [number, number, number]; unknown: [number, number, number] };
   /** The paper's rule k · max ν < 1 + ε on the same held-out examples, at the engine's ε. */
   paper: RuleFigures & { epsilon: number };
   seconds: number;
@@ -115,6 +117,7 @@ export function calibrateUnknown(engine: Engine, tasks: { id: string; transform:
     heldOutFrom,
     calibration: figures(cal.known.fit, cal.unknown.fit, rule.threshold),
     heldOut: { ...figures(held.known.fit, held.unknown.fit, rule.threshold), taskIdAccuracy: held.known.taskCorrect / held.known.fit.length },
+    heldOutFits: { known: quantiles(held.known.fit, [0, 0.01, 0.5]), unknown: quantiles(held.unknown.fit, [0.5, 0.99, 1]) },
     paper: { ...figures(held.known.kNu, held.unknown.kNu, 1 + epsilon), epsilon },
     seconds: (performance.now() - t0) / 1000,
   };
@@ -133,6 +136,7 @@ export function calibrationEvidence(r: UnknownCalibrationReport, data: string): 
 
 export function calibrationMarkdown(r: UnknownCalibrationReport, model: string, data: string): string {
   const p = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const q = (a: number[]) => a.map((v) => v.toFixed(2)).join(' / ');
   const row = (name: string, f: RuleFigures) => `| ${name} | ${f.rocAuc.toFixed(4)} | ${p(f.unknownFlagged)} | ${p(f.knownFlagged)} |`;
   return [
     `### ${model}: unknown task from one example (${r.tasks} tasks, ${data})`,
@@ -146,8 +150,15 @@ export function calibrationMarkdown(r: UnknownCalibrationReport, model: string, 
     row(`fit < threshold, held out (seeds from ${r.heldOutFrom})`, r.heldOut),
     row(`paper: k · max ν < 1 + ${r.paper.epsilon}, same held-out examples`, r.paper),
     '',
+    `Held-out fits: known tasks min / 1st percentile / median ${q(r.heldOutFits.known)}; unseen tasks median / 99th percentile / max ${q(r.heldOutFits.unknown)}.`,
     `Task-id accuracy of the held-out known examples (each deciding alone): ${p(r.heldOut.taskIdAccuracy)}. Time: ${r.seconds.toFixed(1)} s.`,
   ].join('\n');
+}
+
+/** Values at the given fractions of the sorted sample (nearest rank below). */
+function quantiles(values: number[], at: [number, number, number]): [number, number, number] {
+  const sorted = Float64Array.from(values).sort();
+  return at.map((f) => sorted[Math.floor(f * (sorted.length - 1))]) as [number, number, number];
 }
 
 function figures(known: number[], unknown: number[], threshold: number): RuleFigures {
