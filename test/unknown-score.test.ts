@@ -92,6 +92,9 @@ describe('score separation', () => {
     // Overlap: below 2.5, 3.6 and 4.75 each flag two more unknown than known (the best); the tie goes to fewer known flagged.
     const mixed = chooseThreshold([3, 4, 5, 6], [1, 2, 3.2, 4.5]);
     assert.deepEqual(mixed, { threshold: 2.5, unknownFlagged: 0.5, knownFlagged: 0 });
+    // A budget of known flagged: the best trade-off flags one known score in four, a budget of none settles for less.
+    assert.deepEqual(chooseThreshold([1.5, 5, 6, 7], [1, 2, 3, 4]), { threshold: 4.5, unknownFlagged: 1, knownFlagged: 0.25 });
+    assert.deepEqual(chooseThreshold([1.5, 5, 6, 7], [1, 2, 3, 4], 0), { threshold: 1.25, unknownFlagged: 0.25, knownFlagged: 0 });
     assert.equal(flaggedBelow([1, 2, 3, 4], 3), 0.5);
     assert.equal(flaggedBelow([], 3), 0);
   });
@@ -187,7 +190,7 @@ describe('the one-example rule in the model and the engine', () => {
       const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/supsup.js', 'eval', '--model', dir, '--quiet', '--kernels', 'typescript', ...args], { encoding: 'utf8' });
       const r = cli('--calibrate-unknown', '--each-examples', '3', '--unknown-tasks', '4');
       assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stdout, /\| fit < threshold, held out \(seeds from 2000000\) \| [01]\.\d{4} \|/);
+      assert.match(r.stdout, /\| fit < threshold, held out \(seeds from 2000000\) \| [01]\.\d{6} \|/);
       const rule = (await readManifest(dir)).unknownTask?.oneExample;
       assert.ok(rule && Number.isFinite(rule.threshold) && rule.candidates === 4 && rule.score === 'real-vs-superfluous', JSON.stringify(rule));
       assert.match(rule.calibration, /held out .*ROC AUC/);

@@ -33,18 +33,21 @@ export interface ChosenThreshold {
 }
 
 /**
- * The threshold that maximises unknown flagged − known flagged (ties: fewer known flagged), half-way between
- * neighbouring observed scores, so a clean separation puts it in the middle of the gap between the two samples.
+ * The threshold that maximises unknown flagged − known flagged (ties: fewer known flagged) among those that flag
+ * at most `maxKnownFlagged` of the known scores, half-way between neighbouring observed scores, so a clean
+ * separation puts it in the middle of the gap between the two samples. Flagging nothing is always allowed.
  */
-export function chooseThreshold(known: ArrayLike<number>, unknown: ArrayLike<number>): ChosenThreshold {
+export function chooseThreshold(known: ArrayLike<number>, unknown: ArrayLike<number>, maxKnownFlagged = 1): ChosenThreshold {
   if (known.length === 0 || unknown.length === 0) throw new RangeError('a threshold needs scores on both sides');
   const values = [...new Set([...Array.from(known), ...Array.from(unknown)])].filter(Number.isFinite).sort((a, b) => a - b);
   if (values.length === 0) throw new RangeError('a threshold needs finite scores');
-  let best: ChosenThreshold & { gain: number } = { threshold: values[0], unknownFlagged: 0, knownFlagged: 0, gain: -Infinity };
+  let best: ChosenThreshold & { gain: number } = { threshold: values[0], unknownFlagged: flaggedBelow(unknown, values[0]), knownFlagged: flaggedBelow(known, values[0]), gain: -Infinity };
+  best.gain = best.unknownFlagged - best.knownFlagged;
   for (let i = 1; i < values.length; i++) {
     const threshold = (values[i - 1] + values[i]) / 2;
     const unknownFlagged = flaggedBelow(unknown, threshold), knownFlagged = flaggedBelow(known, threshold);
     const gain = unknownFlagged - knownFlagged;
+    if (knownFlagged > maxKnownFlagged) continue;
     if (gain > best.gain + 1e-12 || (Math.abs(gain - best.gain) <= 1e-12 && knownFlagged < best.knownFlagged)) {
       best = { threshold, unknownFlagged, knownFlagged, gain };
     }

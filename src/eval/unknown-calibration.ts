@@ -16,6 +16,8 @@ import { chooseThreshold, flaggedBelow, rocAuc } from './score-separation.ts';
 
 /** Held-out permutations start this far above the calibration ones. */
 export const HELD_OUT_OFFSET = 1_000_000;
+/** Default budget of known-task calibration examples flagged. */
+export const MAX_KNOWN_FLAGGED = 0.005;
 
 export interface UnknownCalibrationOptions {
   /** Examples per known task and per unseen permutation, in each phase. */
@@ -26,6 +28,8 @@ export interface UnknownCalibrationOptions {
   unknownFrom: number;
   /** Shuffle seed of the test split. */
   seed: number;
+  /** The most known-task calibration examples the threshold may flag (below the issue's 1%, for held-out noise). */
+  maxKnownFlagged: number;
   candidates?: number;
   onProgress?: (message: string) => void;
 }
@@ -45,6 +49,7 @@ export interface RuleFigures {
 
 export interface UnknownCalibrationReport {
   rule: OneExampleRule;
+  maxKnownFlagged: number;
   tasks: number;
   examples: number;
   unknownTasks: number;
@@ -104,12 +109,13 @@ export function calibrateUnknown(engine: Engine, tasks: { id: string; transform:
 
   const heldOutFrom = o.unknownFrom + HELD_OUT_OFFSET;
   const cal = phase(halves[0], o.unknownFrom, 'calibration');
-  const chosen = chooseThreshold(cal.known.fit, cal.unknown.fit);
+  const chosen = chooseThreshold(cal.known.fit, cal.unknown.fit, o.maxKnownFlagged);
   const rule: OneExampleRule = { score: fitScoreFor(engine.architecture.outputs, engine.architecture.classes), candidates, threshold: chosen.threshold };
   const held = phase(halves[1], heldOutFrom, 'held out');
   const epsilon = engine.limits.epsilon;
   return {
     rule,
+    maxKnownFlagged: o.maxKnownFlagged,
     tasks: tasks.length,
     examples: o.examples,
     unknownTasks: o.unknownTasks,
@@ -129,20 +135,21 @@ export function calibrationEvidence(r: UnknownCalibrationReport, data: string): 
   const when = new Date().toISOString().slice(0, 10);
   return (
     `supsup eval --calibrate-unknown ${when} on ${data}, ${r.tasks} tasks: threshold chosen on ${r.examples} examples per task and per ` +
-    `unseen permutation (${r.unknownTasks}, seeds from ${r.calibrationFrom}); held out (other test examples, permutations from ${r.heldOutFrom}): ` +
-    `ROC AUC ${r.heldOut.rocAuc.toFixed(4)}, ${p(r.heldOut.unknownFlagged)} of unseen-task examples flagged, ${p(r.heldOut.knownFlagged)} of known ones`
+    `unseen permutation (${r.unknownTasks}, seeds from ${r.calibrationFrom}), flagging at most ${p(r.maxKnownFlagged)} of known ones; held out (other test examples, permutations from ${r.heldOutFrom}): ` +
+    `ROC AUC ${r.heldOut.rocAuc.toFixed(6)}, ${p(r.heldOut.unknownFlagged)} of unseen-task examples flagged, ${p(r.heldOut.knownFlagged)} of known ones`
   );
 }
 
 export function calibrationMarkdown(r: UnknownCalibrationReport, model: string, data: string): string {
   const p = (x: number) => `${(100 * x).toFixed(2)}%`;
   const q = (a: number[]) => a.map((v) => v.toFixed(2)).join(' / ');
-  const row = (name: string, f: RuleFigures) => `| ${name} | ${f.rocAuc.toFixed(4)} | ${p(f.unknownFlagged)} | ${p(f.knownFlagged)} |`;
+  const row = (name: string, f: RuleFigures) => `| ${name} | ${f.rocAuc.toFixed(6)} | ${p(f.unknownFlagged)} | ${p(f.knownFlagged)} |`;
   return [
     `### ${model}: unknown task from one example (${r.tasks} tasks, ${data})`,
     '',
     `Rule: unknown when the best ${r.rule.score} fit of the ${r.rule.candidates} top-ranked masks (one-shot H) is below ${r.rule.threshold.toFixed(4)}.`,
-    `Each phase: ${r.examples} examples per known task (${r.examples * r.tasks}) and per unseen permutation (${r.unknownTasks} permutations).`,
+    `Each phase: ${r.examples} examples per known task (${r.examples * r.tasks}) and per unseen permutation (${r.unknownTasks} permutations); ` +
+      `the threshold flags at most ${p(r.maxKnownFlagged)} of the known calibration examples.`,
     '',
     '| rule, examples | ROC AUC | unseen-task examples flagged | known-task examples flagged |',
     '|---|---|---|---|',

@@ -13,7 +13,7 @@ import { setUnknownTaskThreshold } from '../../model/model-store.ts';
 import { BACKEND_PREFERENCES } from '../../platform/backend.ts';
 import { KERNEL_PREFERENCES } from '../../platform/kernels.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
-import { calibrateUnknown, calibrationEvidence, calibrationMarkdown, HELD_OUT_OFFSET } from '../../eval/unknown-calibration.ts';
+import { calibrateUnknown, calibrationEvidence, calibrationMarkdown, HELD_OUT_OFFSET, MAX_KNOWN_FLAGGED } from '../../eval/unknown-calibration.ts';
 import { TRAINING_LOG } from '../../train/run.ts';
 import { HELP_SWITCH, parseSettings, QUIET_SWITCH, refuse, type Setting, usage } from '../../platform/settings.ts';
 
@@ -53,6 +53,7 @@ const SETTINGS = [
       'on --each-examples test examples per task and per unseen permutation (--unknown-tasks, seeds from --unknown-from), measure it on ' +
       `other test examples and permutations (seeds from --unknown-from + ${HELD_OUT_OFFSET}), and store it with that evidence in the manifest`,
   },
+  { key: 'maxKnownFlagged', flag: 'max-known-flagged', kind: 'number', arg: 'X', min: 0, max: 1, default: String(MAX_KNOWN_FLAGGED), help: 'with --calibrate-unknown: the threshold flags at most this fraction of the known-task calibration examples' },
   { key: 'seed', flag: 'seed', kind: 'count', arg: 'N', min: 0, max: SEED_MAX, default: String(DEFAULT_EVAL.seed), help: 'shuffle seed of the test split' },
   { key: 'backend', flag: 'backend', kind: 'string', arg: 'NAME', choices: BACKEND_PREFERENCES, default: 'wasm', help: BACKEND_PREFERENCES.join(' | ') },
   { key: 'kernels', flag: 'kernels', kind: 'string', arg: 'NAME', choices: KERNEL_PREFERENCES, default: 'auto', help: KERNEL_PREFERENCES.join(' | ') },
@@ -120,7 +121,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     if (tasks.length === 0) throw new Error(`${dir} has no tasks to evaluate`);
     const test = loadDataset(data, values.dataDir).test;
     if (values.calibrateUnknown) {
-      const r = calibrateUnknown(engine, tasks, test, { examples: options.eachExamples, unknownTasks: options.unknownTasks, unknownFrom: options.unknownFrom, seed: options.seed, onProgress: options.onProgress });
+      const r = calibrateUnknown(engine, tasks, test, { examples: options.eachExamples, unknownTasks: options.unknownTasks, unknownFrom: options.unknownFrom, seed: options.seed, maxKnownFlagged: values.maxKnownFlagged, onProgress: options.onProgress });
       console.log(calibrationMarkdown(r, dir, test.name));
       const calibration = calibrationEvidence(r, test.name);
       const own = manifest.unknownTask ?? { epsilon: DEFAULT_EPSILON, calibration: "the paper's 1/8 (not calibrated for this model)" };
