@@ -127,7 +127,7 @@ export class Engine {
 
   /** Classifies a validated call: with its given task, or with the task inferred from its inputs. */
   classify(call: ClassifyCall): Prediction[] {
-    // Normalised in float32 as tfjs would ((x − mean) / std, each step rounded); the tensor only where tfjs runs.
+    // The tensor only where tfjs runs.
     const data = this.normalized(call.inputs);
     let tensor: tf.Tensor2D | undefined;
     const x = () => (tensor ??= tf.tensor2d(data, [call.batch, this.limits.inputSize]));
@@ -177,6 +177,7 @@ export class Engine {
     return inferTasks(this.net, x(), call.inference, this.oneExample && this.fitCheck(this.oneExample, data));
   }
 
+  /** Normalised in float32 as tfjs would: (x − mean) / std, each step rounded. */
   private normalized(inputs: Float32Array): Float32Array {
     const mean = Math.fround(this.normalization.mean), std = Math.fround(this.normalization.std);
     return inputs.map((v) => Math.fround(v - mean) / std);

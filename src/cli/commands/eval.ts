@@ -225,7 +225,7 @@ export function markdownSummary(r: EvalReport & { model: string; data: string; e
   if (Object.keys(r.unknown.flagged).length > 0) {
     lines.push(
       `Unknown tasks (${r.unknown.tasks} permutations not in the model, seeds from ${r.unknown.from}, ${r.unknown.batches} batches each), ` +
-        `flagged when k · max ν < 1 + ε. "best ε" is the threshold that would best separate these batches from the known ones ` +
+        `flagged when k · max ν < 1 + ε (decided from the first example: by the model's one-example rule when it has one). "best ε" is the threshold that would best separate these batches from the known ones ` +
         `above (chosen in-sample, so optimistic); k · ν quartiles show how far apart the two are.`,
     );
     lines.push('');
