@@ -11,7 +11,8 @@ import { type ForwardBits, probabilitiesFromBits, type SignedBase } from './kern
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
-import { inferTasks, type TaskDecision } from './task-inference.ts';
+import { inferTasks, type OneExampleCheck, type TaskDecision } from './task-inference.ts';
+import { bestFit, fitScoreFor, ONE_EXAMPLE_CANDIDATES, type OneExampleRule } from './unknown-score.ts';
 
 export interface EngineConfig extends ModelSpec {
   kernels: MaskKernels;
@@ -19,6 +20,8 @@ export interface EngineConfig extends ModelSpec {
   expectedTasks?: number;
   maxBatch?: number;
   epsilon?: number;
+  /** The model's calibrated rule for a task decided from one example; without it, k · max ν < 1 + ε there too. */
+  oneExample?: OneExampleRule;
 }
 
 /** Where a task's mask sits in the bank. */
@@ -36,6 +39,7 @@ export class Engine {
   private readonly idBySlot: string[] = [];
   /** Given tasks straight from the bits (native kernels on a CPU backend); else tfjs builds W ⊙ M^t. */
   private readonly fromBits: { forward: ForwardBits; base: SignedBase } | null;
+  private readonly oneExample: OneExampleRule | undefined;
 
   constructor(config: EngineConfig) {
     this.architecture = config.architecture;
@@ -53,6 +57,10 @@ export class Engine {
       hasSuperfluous: config.architecture.outputs > config.architecture.classes,
       epsilon: config.epsilon ?? DEFAULT_EPSILON,
     };
+    if (config.oneExample && config.oneExample.score !== fitScoreFor(config.architecture.outputs, config.architecture.classes)) {
+      throw invalid(`the one-example unknown rule scores by ${config.oneExample.score}, which this architecture does not use`);
+    }
+    this.oneExample = config.oneExample;
   }
 
   get kernelsName(): string {
@@ -119,13 +127,12 @@ export class Engine {
 
   /** Classifies a validated call: with its given task, or with the task inferred from its inputs. */
   classify(call: ClassifyCall): Prediction[] {
-    // Normalised in float32 as tfjs would ((x − mean) / std, each step rounded); the tensor only where tfjs runs.
-    const mean = Math.fround(this.normalization.mean), std = Math.fround(this.normalization.std);
-    const data = call.inputs.map((v) => Math.fround(v - mean) / std);
+    // The tensor only where tfjs runs.
+    const data = this.normalized(call.inputs);
     let tensor: tf.Tensor2D | undefined;
     const x = () => (tensor ??= tf.tensor2d(data, [call.batch, this.limits.inputSize]));
     try {
-      const decisions = this.decide(call, x);
+      const decisions = this.decide(call, data, x);
       const predictions: Prediction[] = new Array(call.batch);
       for (const [slot, rows] of groupBySlot(decisions)) {
         const probabilities = this.probabilities(slot, data, x, rows);
@@ -141,16 +148,60 @@ export class Engine {
     }
   }
 
+  /**
+   * Each example deciding its task alone, with the best fit of its top `candidates` masks (unknown-score.ts):
+   * what `supsup eval --calibrate-unknown` measures to choose the threshold. Needs at least two tasks.
+   */
+  oneExampleFits(call: ClassifyCall, candidates = ONE_EXAMPLE_CANDIDATES): { taskId: string; confidence: number; fit: number }[] {
+    if (this.taskCount < 2) throw invalid('scoring a task against the others needs at least two tasks');
+    const data = this.normalized(call.inputs);
+    const x = tf.tensor2d(data, [call.batch, this.limits.inputSize]);
+    try {
+      const rule = { score: fitScoreFor(this.architecture.outputs, this.architecture.classes), candidates, threshold: -Infinity };
+      const decisions = inferTasks(this.net, x, { ...call.inference, decideFrom: 'each' }, this.fitCheck(rule, data));
+      return decisions.map((d) => ({ taskId: this.idBySlot[d.slot], confidence: d.confidence, fit: d.fit! }));
+    } finally {
+      x.dispose();
+    }
+  }
+
   dispose(): void {
     this.net.dispose();
   }
 
-  private decide(call: ClassifyCall, x: () => tf.Tensor2D): TaskDecision[] {
+  private decide(call: ClassifyCall, data: Float32Array, x: () => tf.Tensor2D): TaskDecision[] {
     if (call.task !== undefined) {
       const slot = this.requireTask(call.task).slot;
       return new Array(call.batch).fill({ slot, confidence: 1, unknown: false });
     }
-    return inferTasks(this.net, x(), call.inference);
+    return inferTasks(this.net, x(), call.inference, this.oneExample && this.fitCheck(this.oneExample, data));
+  }
+
+  /** Normalised in float32 as tfjs would: (x − mean) / std, each step rounded. */
+  private normalized(inputs: Float32Array): Float32Array {
+    const mean = Math.fround(this.normalization.mean), std = Math.fround(this.normalization.std);
+    return inputs.map((v) => Math.fround(v - mean) / std);
+  }
+
+  private fitCheck(rule: OneExampleRule, data: Float32Array): OneExampleCheck {
+    const { inputSize, outputs, classes } = this.architecture;
+    return { rule, fit: (slots, row) => bestFit(this.slotLogits(slots, data.subarray(row * inputSize, (row + 1) * inputSize)), outputs, classes, rule.score) };
+  }
+
+  /** Logits of one normalised example under each of `slots` (slots × outputs): exact forwards, from the bits where possible. */
+  private slotLogits(slots: Int32Array, example: Float32Array): Float32Array {
+    const outputs = this.architecture.outputs;
+    const out = new Float32Array(slots.length * outputs);
+    slots.forEach((slot, i) => {
+      const row = out.subarray(i * outputs, (i + 1) * outputs);
+      if (this.fromBits) {
+        const { forward, base } = this.fromBits;
+        forward(this.net.bank.raw, base.words, slot, base.signs, base.sizes, base.scales, example, 1, row);
+      } else {
+        tf.tidy(() => row.set(this.net.taskLogits(slot, tf.tensor2d(example, [1, example.length])).dataSync()));
+      }
+    });
+    return out;
   }
 
   /** Softmax over the l real classes for the given rows under one slot's mask. */

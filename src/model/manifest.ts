@@ -6,6 +6,7 @@ import type { Architecture, ModelSpec } from '../contract/model.ts';
 import { TASK_ID_PATTERN, type TaskInfo, type TaskTransform, isTaskId } from '../contract/task.ts';
 import { validateArchitecture, weightCount } from '../core/architecture.ts';
 import { PRNG_VERSION } from '../core/prng.ts';
+import { FIT_SCORES, type FitScore, type OneExampleRule } from '../core/unknown-score.ts';
 import { validateTransform } from '../data/transforms.ts';
 import { crc32 } from './crc32.ts';
 import { ModelFileError } from './errors.ts';
@@ -51,6 +52,11 @@ export interface MasksRef {
 export interface UnknownTaskThreshold {
   epsilon: number;
   calibration: string;
+  /**
+   * The rule for a task decided from one example (core/unknown-score.ts), with its evidence; written by
+   * `supsup eval --calibrate-unknown`. Absent: one-example decisions use k · max ν < 1 + epsilon as well.
+   */
+  oneExample?: OneExampleRule & { calibration: string };
 }
 
 export interface Manifest extends ModelSpec {
@@ -248,12 +254,25 @@ export function parseArchitecture(value: unknown, bad: (p: string) => never): Ar
 
 function parseUnknownTask(value: unknown, bad: (p: string) => never): UnknownTaskThreshold {
   const u = object(value, 'unknownTask', bad);
-  onlyKeys(u, ['epsilon', 'calibration'], 'unknownTask', bad);
+  onlyKeys(u, ['epsilon', 'calibration', 'oneExample'], 'unknownTask', bad);
   if (!isFiniteNumber(u.epsilon) || u.epsilon < 0) bad(`unknownTask.epsilon must be a finite number >= 0, got ${JSON.stringify(u.epsilon)}`);
   if (typeof u.calibration !== 'string' || u.calibration.length === 0 || u.calibration.length > MAX_DESCRIPTION) {
     bad(`unknownTask.calibration must be a string of 1..${MAX_DESCRIPTION} characters saying how epsilon was chosen`);
   }
-  return { epsilon: u.epsilon as number, calibration: u.calibration as string };
+  const threshold = { epsilon: u.epsilon as number, calibration: u.calibration as string };
+  return u.oneExample === undefined ? threshold : { ...threshold, oneExample: parseOneExample(u.oneExample, bad) };
+}
+
+function parseOneExample(value: unknown, bad: (p: string) => never): OneExampleRule & { calibration: string } {
+  const o = object(value, 'unknownTask.oneExample', bad);
+  onlyKeys(o, ['score', 'candidates', 'threshold', 'calibration'], 'unknownTask.oneExample', bad);
+  if (!FIT_SCORES.includes(o.score as FitScore)) bad(`unknownTask.oneExample.score must be one of ${FIT_SCORES.join(', ')}, got ${JSON.stringify(o.score)}`);
+  if (!Number.isInteger(o.candidates) || (o.candidates as number) < 1) bad(`unknownTask.oneExample.candidates must be an integer >= 1, got ${JSON.stringify(o.candidates)}`);
+  if (!isFiniteNumber(o.threshold)) bad(`unknownTask.oneExample.threshold must be a finite number, got ${JSON.stringify(o.threshold)}`);
+  if (typeof o.calibration !== 'string' || o.calibration.length === 0 || o.calibration.length > MAX_DESCRIPTION) {
+    bad(`unknownTask.oneExample.calibration must be a string of 1..${MAX_DESCRIPTION} characters saying how the threshold was chosen`);
+  }
+  return { score: o.score as FitScore, candidates: o.candidates as number, threshold: o.threshold as number, calibration: o.calibration as string };
 }
 
 function taskId(v: unknown, where: string, bad: (p: string) => never): string {

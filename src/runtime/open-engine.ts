@@ -38,9 +38,12 @@ export async function openEngine(dir: string, options: OpenOptions = {}): Promis
     expectedTasks: manifest.tasks.length,
     maxBatch: options.maxBatch,
     epsilon: options.epsilon ?? manifest.unknownTask?.epsilon,
+    oneExample: manifest.unknownTask?.oneExample,
   });
   for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!);
+  const one = manifest.unknownTask?.oneExample;
   const epsilonSource =
-    options.epsilon !== undefined ? 'set for this run' : manifest.unknownTask ? `the model's own: ${manifest.unknownTask.calibration}` : "the paper's 1/8";
+    (options.epsilon !== undefined ? 'set for this run' : manifest.unknownTask ? `the model's own: ${manifest.unknownTask.calibration}` : "the paper's 1/8") +
+    (one ? `; from one example: unknown when the best ${one.score} fit of the top ${one.candidates} masks < ${one.threshold} (${one.calibration})` : '');
   return { engine, manifest, epsilonSource, backend, kernels: { name: engine.kernelsName, reason: kernels.reason } };
 }

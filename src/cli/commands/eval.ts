@@ -13,6 +13,7 @@ import { setUnknownTaskThreshold } from '../../model/model-store.ts';
 import { BACKEND_PREFERENCES } from '../../platform/backend.ts';
 import { KERNEL_PREFERENCES } from '../../platform/kernels.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
+import { calibrateUnknown, calibrationEvidence, calibrationMarkdown, HELD_OUT_OFFSET, MAX_KNOWN_FLAGGED } from '../../eval/unknown-calibration.ts';
 import { TRAINING_LOG } from '../../train/run.ts';
 import { HELP_SWITCH, parseSettings, QUIET_SWITCH, refuse, type Setting, usage } from '../../platform/settings.ts';
 
@@ -43,6 +44,16 @@ const SETTINGS = [
       "store --epsilon X in the model's manifest as its own threshold (what `supsup serve` uses unless told otherwise), with the rates " +
       'measured by this run, deciding as the service does (one-shot H from the whole batch), as the evidence; choose X on other batches first',
   },
+  {
+    key: 'calibrateUnknown',
+    flag: 'calibrate-unknown',
+    kind: 'switch',
+    help:
+      "instead of the full eval: choose the model's rule for a task decided from one example (best fit of the top masks below a threshold) " +
+      'on --each-examples test examples per task and per unseen permutation (--unknown-tasks, seeds from --unknown-from), measure it on ' +
+      `other test examples and permutations (seeds from --unknown-from + ${HELD_OUT_OFFSET}), and store it with that evidence in the manifest`,
+  },
+  { key: 'maxKnownFlagged', flag: 'max-known-flagged', kind: 'number', arg: 'X', min: 0, max: 1, default: String(MAX_KNOWN_FLAGGED), help: 'with --calibrate-unknown: the threshold flags at most this fraction of the known-task calibration examples' },
   { key: 'seed', flag: 'seed', kind: 'count', arg: 'N', min: 0, max: SEED_MAX, default: String(DEFAULT_EVAL.seed), help: 'shuffle seed of the test split' },
   { key: 'backend', flag: 'backend', kind: 'string', arg: 'NAME', choices: BACKEND_PREFERENCES, default: 'wasm', help: BACKEND_PREFERENCES.join(' | ') },
   { key: 'kernels', flag: 'kernels', kind: 'string', arg: 'NAME', choices: KERNEL_PREFERENCES, default: 'auto', help: KERNEL_PREFERENCES.join(' | ') },
@@ -94,6 +105,11 @@ export async function evalCommand(argv: string[]): Promise<void> {
     }
   }
 
+  if (values.calibrateUnknown) {
+    if (values.saveEpsilon || values.tasks !== undefined || values.svg) throw new Error('--calibrate-unknown works on the whole model alone: drop --save-epsilon, --tasks and --svg');
+    if (options.unknownTasks === 0) throw new Error('--calibrate-unknown needs unseen permutations: --unknown-tasks > 0');
+    if (options.unknownFrom + HELD_OUT_OFFSET + options.unknownTasks > SEED_MAX) throw refuse('--unknown-from', `must leave room for the held-out seeds (+${HELD_OUT_OFFSET})`, String(options.unknownFrom));
+  }
   const opened = await openEngine(dir, { backend: values.backend, kernels: values.kernels, maxBatch: Math.max(DEFAULT_MAX_BATCH, options.batchSize), epsilon });
   const { engine, manifest } = opened;
   try {
@@ -104,6 +120,19 @@ export async function evalCommand(argv: string[]): Promise<void> {
     const tasks: EvalTask[] = ordered.slice(0, limit).map((t) => ({ id: t.id, transform: t.transform }));
     if (tasks.length === 0) throw new Error(`${dir} has no tasks to evaluate`);
     const test = loadDataset(data, values.dataDir).test;
+    if (values.calibrateUnknown) {
+      const r = calibrateUnknown(engine, tasks, test, { examples: options.eachExamples, unknownTasks: options.unknownTasks, unknownFrom: options.unknownFrom, seed: options.seed, maxKnownFlagged: values.maxKnownFlagged, onProgress: options.onProgress });
+      console.log(calibrationMarkdown(r, dir, test.name));
+      const calibration = calibrationEvidence(r, test.name);
+      const own = manifest.unknownTask ?? { epsilon: DEFAULT_EPSILON, calibration: "the paper's 1/8 (not calibrated for this model)" };
+      await setUnknownTaskThreshold(dir, { ...own, oneExample: { ...r.rule, calibration } });
+      console.log(`\nSaved the one-example rule (threshold ${r.rule.threshold}) in ${path.join(dir, MANIFEST_FILE)}: ${calibration}`);
+      if (values.out) {
+        await mkdir(path.dirname(path.resolve(values.out)), { recursive: true });
+        await writeFile(values.out, JSON.stringify({ model: dir, data: test.name, ...r }, null, 2) + '\n');
+      }
+      return;
+    }
     if (!values.quiet) {
       process.stderr.write(`${dir}: ${tasks.length} tasks on ${test.name}; backend ${opened.backend.name}, kernels ${opened.kernels.name}\n`);
     }
@@ -119,7 +148,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     console.log(markdownSummary(full));
     if (values.saveEpsilon) {
       const calibration = evidence(full, serviceMethod.name, serviceKey);
-      await setUnknownTaskThreshold(dir, { epsilon: engine.limits.epsilon, calibration });
+      await setUnknownTaskThreshold(dir, { ...manifest.unknownTask, epsilon: engine.limits.epsilon, calibration });
       console.log(`\nSaved ε = ${engine.limits.epsilon} in ${path.join(dir, MANIFEST_FILE)}: ${calibration}`);
     }
     if (values.out) {
@@ -196,7 +225,7 @@ export function markdownSummary(r: EvalReport & { model: string; data: string; e
   if (Object.keys(r.unknown.flagged).length > 0) {
     lines.push(
       `Unknown tasks (${r.unknown.tasks} permutations not in the model, seeds from ${r.unknown.from}, ${r.unknown.batches} batches each), ` +
-        `flagged when k · max ν < 1 + ε. "best ε" is the threshold that would best separate these batches from the known ones ` +
+        `flagged when k · max ν < 1 + ε (decided from the first example: by the model's one-example rule when it has one). "best ε" is the threshold that would best separate these batches from the known ones ` +
         `above (chosen in-sample, so optimistic); k · ν quartiles show how far apart the two are.`,
     );
     lines.push('');
