@@ -16,7 +16,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { loadDataset } from '../src/data/datasets.ts';
+import { freePort } from '../test/system/harness.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PIXELS = 784;
@@ -53,17 +53,6 @@ if (QUEUES.length < 2 || !QUEUES.every((q) => Number.isInteger(q) && q >= 1)) th
 const MODEL = args.model ?? ['models/permuted-mnist-lenet', 'models/example-lenet'].find((d) => existsSync(join(ROOT, d, 'manifest.json')))!;
 
 // --- the server --------------------------------------------------------------------------------------
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.on('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => ok(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
 async function startServer(maxQueue: number): Promise<{ proc: ChildProcess; url: string }> {
   const [httpPort, grpcPort] = [await freePort(), await freePort()];
   const flags = ['--model', MODEL, '--host', '127.0.0.1', '--http-port', String(httpPort), '--grpc-port', String(grpcPort), '--log-level', 'warn', '--max-queue', String(maxQueue)];

@@ -38,7 +38,7 @@ export function inferenceService(ctx: ServiceContext, inflight: { count: number 
   const observe = observeCall(ctx, inflight);
   const rpc = (name: string) => `/inference.GRPCInferenceService/${name}`;
   return {
-    ServerLive: observe(rpc('ServerLive'), async () => ({ live: true }), 'open'),
+    ServerLive: observe(rpc('ServerLive'), async () => ({ live: ctx.health.live }), 'open'),
     ServerReady: observe(rpc('ServerReady'), async () => ({ ready: ctx.health.ready }), 'open'),
     ModelReady: observe(rpc('ModelReady'), async (call: ServerUnaryCall<{ name?: string }, unknown>) => {
       requireOipModel(call.request.name ?? '');

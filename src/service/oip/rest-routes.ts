@@ -5,6 +5,7 @@ import type { ServiceContext } from '../context.ts';
 import { OIP_MODEL, decodeOipInfer, oipModelMetadata, oipOutputs, requireOipModel } from './mapping.ts';
 import { PACKAGE_VERSION } from '../version.ts';
 import { type ErrorBody, handleErrors } from '../http/errors.ts';
+import { admission } from '../http/admission.ts';
 
 // The Open Inference Protocol (KServe v2) REST surface, for clients and gateways that speak it (Triton,
 // KServe, Seldon): health, server and model metadata, and infer on the model "supsup" (mapping.ts, shared
@@ -45,7 +46,10 @@ function readiness(ctx: ServiceContext, reply: { code(n: number): unknown }) {
 /** Server health and metadata: open even when an API token is set, like /healthz. */
 export async function oipServerRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   handleErrors(app, ctx.config.bodyLimit, oipErrorBody);
-  app.get('/v2/health/live', { schema: { tags } }, async () => ({ live: true }));
+  app.get('/v2/health/live', { schema: { tags } }, async (_req, reply) => {
+    if (!ctx.health.live) reply.code(503);
+    return { live: ctx.health.live };
+  });
   app.get('/v2/health/ready', { schema: { tags } }, async (_req, reply) => readiness(ctx, reply));
   app.get('/v2', { schema: { tags } }, async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [] }));
 }
@@ -61,7 +65,7 @@ export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext):
     requireOipModel(req.params.name);
     return oipModelMetadata(ctx.runtime.info.limits);
   });
-  app.post<{ Params: { name: string } }>('/v2/models/:name/infer', { schema: { tags, summary: 'OIP inference; parameters.task picks the task (omit it to infer)' } }, async (req) => {
+  app.post<{ Params: { name: string } }>('/v2/models/:name/infer', { onRequest: admission(ctx), schema: { tags, summary: 'OIP inference; parameters.task picks the task (omit it to infer)' } }, async (req) => {
     requireOipModel(req.params.name);
     const { id, raw } = decodeOipRequest(req.body);
     const call = ctx.runtime.validate(raw);
