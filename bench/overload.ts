@@ -150,6 +150,9 @@ interface Run {
   healthz: Percentiles;
   metrics: Percentiles;
   probeFailures: number;
+  /** CPU time of the server process (all threads) over the flood: seconds, and % of one core. */
+  serverCpuSeconds: number;
+  serverCpuPercent: number;
 }
 interface Percentiles {
   samples: number;
@@ -164,16 +167,24 @@ async function runOnce(maxQueue: number, round: number, bodies: string[]): Promi
     // One request first, so the first pass's one-time costs are not in the figures.
     const warm = await fetch(`${server.url}/classify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[0] });
     if (warm.status !== 200) throw new Error(`warm-up request: ${warm.status} ${await warm.text()}`);
+    const cpuBefore = await serverCpuSeconds(server.url);
     const started = performance.now();
     const [f, p] = await Promise.all([flood(server.url, bodies), probe(server.url, started + DURATION_S * 1000)]);
+    const cpu = (await serverCpuSeconds(server.url)) - cpuBefore;
+    const serverCpuPercent = Math.round((100 * cpu) / ((performance.now() - started) / 1000));
     const { 200: served = 0, 503: refused = 0, ...rest } = f.codes;
     const other: Record<string, number> = Object.fromEntries(Object.entries(rest).map(([c, n]) => [`HTTP ${c}`, n]));
     if (f.errors) other['connection errors'] = f.errors;
     if (f.timeouts) other.timeouts = f.timeouts;
-    return { maxQueue, round, served, refused, other, servedPerS: round1(served / f.duration), healthz: percentiles(p.health), metrics: percentiles(p.metrics), probeFailures: p.failures };
+    return { maxQueue, round, served, refused, other, servedPerS: round1(served / f.duration), healthz: percentiles(p.health), metrics: percentiles(p.metrics), probeFailures: p.failures, serverCpuSeconds: round1(cpu * 1000) / 1000, serverCpuPercent };
   } finally {
     await stopServer(server.proc);
   }
+}
+
+async function serverCpuSeconds(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^process_cpu_seconds_total (\S+)$/m.exec(text)![1]);
 }
 
 function percentiles(values: number[]): Percentiles {
@@ -212,7 +223,7 @@ async function main(): Promise<number> {
       const other = Object.entries(r.other).map(([k, n]) => `, ${k}: ${n}`).join('');
       console.log(
         `  round ${round} --max-queue ${String(q).padStart(3)}: served ${r.served} (${r.servedPerS}/s), refused ${r.refused}${other}; ` +
-          `/healthz p50 ${r.healthz.p50} p99 ${r.healthz.p99} max ${r.healthz.max} ms (${r.healthz.samples}); /metrics p99 ${r.metrics.p99} ms`,
+          `/healthz p50 ${r.healthz.p50} p99 ${r.healthz.p99} max ${r.healthz.max} ms (${r.healthz.samples}); /metrics p99 ${r.metrics.p99} ms; server CPU ${r.serverCpuPercent}%`,
       );
     }
   }
@@ -224,6 +235,10 @@ async function main(): Promise<number> {
   const shortest = bySetting.reduce((a, b) => (b.maxQueue < a.maxQueue ? b : a));
   const longest = bySetting.reduce((a, b) => (b.maxQueue > a.maxQueue ? b : a));
   const servedRatio = Math.round((shortest.medianServed / longest.medianServed) * 1000) / 1000;
+  // Server CPU per answer, from the runs without refusals (served only) and then those with them: what a refusal costs.
+  const perServed = median(runs.filter((r) => r.refused === 0 && r.served > 0).map((r) => r.serverCpuSeconds / r.served));
+  const perRefused = median(runs.filter((r) => r.refused > 0).map((r) => (r.serverCpuSeconds - r.served * perServed) / r.refused));
+  const cpuPerAnswerMs = { served: round1(perServed * 1e4) / 10, refused: round1(perRefused * 1e5) / 100 };
   const worstHealthP99 = Math.max(...runs.map((r) => r.healthz.p99));
   const worstMetricsP99 = Math.max(...runs.map((r) => r.metrics.p99));
   const unexpected = runs.reduce((n, r) => n + Object.values(r.other).reduce((a, b) => a + b, 0) + r.probeFailures, 0);
@@ -234,6 +249,7 @@ async function main(): Promise<number> {
     setup: { model: MODEL, connections: CONNECTIONS, durationS: DURATION_S, rounds: ROUNDS, batch: BATCH, task: 'inferred', encoding: 'uint8 base64', bodyBytes: bodies[0].length },
     bySetting,
     servedRatio,
+    serverCpuPerAnswerMs: cpuPerAnswerMs,
     worstHealthP99Ms: worstHealthP99,
     worstMetricsP99Ms: worstMetricsP99,
     targets: { servedRatio: `≥ ${SERVED_TARGET}`, healthP99Ms: `< ${HEALTH_TARGET_MS}` },
@@ -242,6 +258,7 @@ async function main(): Promise<number> {
   const out = resolve(ROOT, args.out!);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+  console.log(`server CPU per answer: served ${cpuPerAnswerMs.served} ms, refused ${cpuPerAnswerMs.refused} ms`);
   for (const s of bySetting) console.log(`--max-queue ${s.maxQueue}: median served ${s.medianServed}, median refused ${s.medianRefused}`);
   console.log(
     `served ratio (--max-queue ${shortest.maxQueue} / ${longest.maxQueue}): ${servedRatio} (target ≥ ${SERVED_TARGET}); worst /healthz p99 ${worstHealthP99} ms, /metrics p99 ${worstMetricsP99} ms (target < ${HEALTH_TARGET_MS}); load ${report.machine.loadAverageAtEnd.join(' ')}; wrote ${out}`,
