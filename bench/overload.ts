@@ -176,7 +176,7 @@ async function runOnce(maxQueue: number, round: number, bodies: string[]): Promi
     const other: Record<string, number> = Object.fromEntries(Object.entries(rest).map(([c, n]) => [`HTTP ${c}`, n]));
     if (f.errors) other['connection errors'] = f.errors;
     if (f.timeouts) other.timeouts = f.timeouts;
-    return { maxQueue, round, served, refused, other, servedPerS: round1(served / f.duration), healthz: percentiles(p.health), metrics: percentiles(p.metrics), probeFailures: p.failures, serverCpuSeconds: round1(cpu * 1000) / 1000, serverCpuPercent };
+    return { maxQueue, round, served, refused, other, servedPerS: round1(served / f.duration), healthz: percentiles(p.health), metrics: percentiles(p.metrics), probeFailures: p.failures, serverCpuSeconds: Number(cpu.toFixed(3)), serverCpuPercent };
   } finally {
     await stopServer(server.proc);
   }
@@ -238,7 +238,7 @@ async function main(): Promise<number> {
   // Server CPU per answer, from the runs without refusals (served only) and then those with them: what a refusal costs.
   const perServed = median(runs.filter((r) => r.refused === 0 && r.served > 0).map((r) => r.serverCpuSeconds / r.served));
   const perRefused = median(runs.filter((r) => r.refused > 0).map((r) => (r.serverCpuSeconds - r.served * perServed) / r.refused));
-  const cpuPerAnswerMs = { served: round1(perServed * 1e4) / 10, refused: round1(perRefused * 1e5) / 100 };
+  const cpuPerAnswerMs = { served: Number((perServed * 1000).toFixed(1)), refused: Number((perRefused * 1000).toFixed(2)) };
   const worstHealthP99 = Math.max(...runs.map((r) => r.healthz.p99));
   const worstMetricsP99 = Math.max(...runs.map((r) => r.metrics.p99));
   const unexpected = runs.reduce((n, r) => n + Object.values(r.other).reduce((a, b) => a + b, 0) + r.probeFailures, 0);

@@ -175,13 +175,14 @@ export class ModelRuntime {
 
   /** Throws `unavailable` unless a worker with the model loaded is up. */
   private requireUp(): void {
+    if (this.engineState === 'ready') return;
     const why: Record<Exclude<EngineState, 'ready'>, string> = {
       starting: modelNotLoaded().message,
       restarting: 'the engine worker stopped and is being restarted; retry shortly',
       failed: `the engine worker could not be restarted (${this.options.maxEngineRestarts} attempts); this server waits to be replaced`,
       closed: 'the server is shutting down',
     };
-    if (this.engineState !== 'ready') throw new SupsupError('unavailable', why[this.engineState]);
+    throw new SupsupError('unavailable', why[this.engineState]);
   }
 
   /** Durable first (the worker writes the model directory), then live; resolves once both are done. */
