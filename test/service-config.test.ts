@@ -18,6 +18,8 @@ describe('serve configuration', () => {
       maxBatch: 1024,
       maxQueue: 256,
       maxWaitMs: 0,
+      maxEngineRestarts: 5,
+      engineRestartDelayMs: 1000,
       bodyLimit: 8 * 1024 * 1024,
       timeoutMs: 30000,
       modelName: 'supsup',

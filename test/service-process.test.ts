@@ -8,7 +8,7 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { LOADER_OPTIONS } from '../src/service/grpc/server.ts';
 import { TINY, float32Base64, http, randomExamples, serveRefusal, spawnServe, tempDir, tinyModel } from './support/service-fixture.ts';
 
-/** `supsup serve` as a real process: startup refusals, SIGTERM drain, and a free event loop under load. */
+/** `supsup serve` as a real process: startup refusals, SIGTERM drain, and health and metrics answered under load. */
 const EXAMPLE_MODEL = new URL('../models/example-lenet', import.meta.url).pathname;
 
 function healthClient(port: number): grpc.Client & Record<string, any> {
@@ -102,23 +102,11 @@ describe('supsup serve process', () => {
     }
   });
 
-  it('keeps /healthz and /metrics under 50 ms while inference runs flat out', async (t) => {
+  it('answers /healthz and /metrics while inference runs flat out', async () => {
+    // Behaviour only: how fast they answer under load is measured by bench/overload.ts (a target, not a test).
     const modelDir = existsSync(EXAMPLE_MODEL) ? EXAMPLE_MODEL : model;
     const server = await spawnServe(['--model', modelDir, ...PORTS, '--log-level', 'info']);
-    const p = (a: number[], q: number) => [...a].sort((u, v) => u - v)[Math.min(a.length - 1, Math.floor(q * a.length))];
-    const sample = async (ms: number) => {
-      const health: number[] = [];
-      const metrics: number[] = [];
-      const until = performance.now() + ms;
-      while (performance.now() < until) {
-        health.push((await http('GET', `${server.url}/healthz`)).ms);
-        if (health.length % 3 === 0) metrics.push((await http('GET', `${server.url}/metrics`)).ms);
-        await sleep(10);
-      }
-      return { health, metrics, text: `healthz p50 ${p(health, 0.5).toFixed(1)} p95 ${p(health, 0.95).toFixed(1)} max ${Math.max(...health).toFixed(1)} ms, metrics p95 ${p(metrics, 0.95).toFixed(1)} ms` };
-    };
     try {
-      const idle = await sample(1500);
       const x = randomExamples(128, TINY.inputSize, 61);
       const body = JSON.stringify({ inputsBase64: float32Base64(x.flat), shape: [128, TINY.inputSize], inference: { method: 'binary', decideFrom: 'batch' } });
       let stop = false;
@@ -130,21 +118,18 @@ describe('supsup serve process', () => {
           served++;
         }
       });
-      await sleep(300);
-      const busy = await sample(3000);
+      while (served === 0) await sleep(20);
+      for (let i = 0; i < 10; i++) {
+        const health = await http('GET', `${server.url}/healthz`);
+        assert.equal(health.status, 200);
+        assert.deepEqual(health.body, { status: 'ok' });
+        const metrics = await http('GET', `${server.url}/metrics`);
+        assert.equal(metrics.status, 200);
+        assert.match(metrics.body, /^supsup_ready 1$/m);
+        assert.match(metrics.body, /^supsup_inference_duration_seconds_count\{mode="inferred"\} [1-9]/m);
+      }
       stop = true;
       await Promise.all(flood);
-      const summary = `idle: ${idle.text}; under load (${served} batches of 128 served): ${busy.text}`;
-      t.diagnostic(summary);
-      assert.ok(served >= 4, summary);
-      if (p(idle.health, 0.95) >= 25 || p(idle.metrics, 0.95) >= 25) {
-        // Other processes hold the CPUs: even an idle server is slow to be scheduled, so no verdict on ours.
-        t.skip(`this machine is too busy to judge event-loop latency (${idle.text})`);
-        return;
-      }
-      // p95 rather than max: a scheduler hiccup on a shared machine says nothing about the server.
-      assert.ok(p(busy.health, 0.95) < 50, summary);
-      assert.ok(p(busy.metrics, 0.95) < 50, summary);
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;

@@ -9,6 +9,8 @@ import type { ClassifyCall, Prediction } from '../contract/classify.ts';
 import { SupsupError } from '../contract/errors.ts';
 import { mergeCalls, mergeKey, splitPredictions } from './merge.ts';
 
+export const queueFull = (maxQueue: number) => new SupsupError('resource_exhausted', `the server is busy: ${maxQueue} requests are already waiting; retry later`);
+
 export interface BatcherOptions {
   maxBatch: number;
   maxQueue: number;
@@ -34,6 +36,7 @@ interface Job {
 export class Batcher {
   private queue: Job[] = [];
   private busy = false;
+  private runningJobs = 0;
   private waitTimer: NodeJS.Timeout | undefined;
   private flushing = false;
   private idleWaiters: (() => void)[] = [];
@@ -49,10 +52,15 @@ export class Batcher {
     return this.queue.length;
   }
 
+  /** Requests in the pass that runs now. */
+  get running(): number {
+    return this.runningJobs;
+  }
+
   /** Throws resource_exhausted at once when the queue is full; otherwise resolves with the call's predictions. */
   submit(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
     if (this.queue.length >= this.options.maxQueue) {
-      throw new SupsupError('resource_exhausted', `the server is busy: ${this.options.maxQueue} requests are already waiting; retry later`);
+      throw queueFull(this.options.maxQueue);
     }
     return new Promise((resolve, reject) => {
       const job: Job = { call, key: mergeKey(call), enqueuedAt: performance.now(), timeoutMs, state: 'queued', resolve, reject };
@@ -95,8 +103,10 @@ export class Batcher {
     const taken = new Set(group);
     this.queue = this.queue.filter((j) => !taken.has(j));
     this.busy = true;
+    this.runningJobs = group.length;
     void this.dispatch(group).finally(() => {
       this.busy = false;
+      this.runningJobs = 0;
       this.pump();
     });
   }

@@ -12,13 +12,15 @@ interface Pending {
 
 /**
  * The main thread's handle on the engine worker: request/reply by sequence number over postMessage. If the worker dies,
- * every pending request fails with `unavailable` and `onExit` is told, so the runtime can start a new one.
+ * every pending request fails with `unavailable` and `onExit` is told, so the runtime can start a new one; a request
+ * made after that fails at once (a dead worker never answers, and its caller would wait forever).
  */
 export class EngineClient {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextSeq = 1;
   private stopping = false;
+  private exitCode: number | undefined;
   /** Live tfjs tensors in the worker, as of its last reply. */
   tensors = 0;
 
@@ -27,12 +29,14 @@ export class EngineClient {
     this.worker.on('message', (reply: WorkerReply) => this.settle(reply));
     this.worker.on('error', () => undefined); // 'exit' follows and does the cleanup
     this.worker.on('exit', (code) => {
-      this.failAll(new SupsupError('unavailable', `the engine worker stopped (exit code ${code})`));
+      this.exitCode = code;
+      this.failAll(stopped(code));
       if (!this.stopping) onExit(code);
     });
   }
 
   request<K extends WorkerRequest['op']>(req: Extract<WorkerRequest, { op: K }>, transfer: ArrayBuffer[] = []): Promise<WorkerResults[K]> {
+    if (this.exitCode !== undefined) return Promise.reject(stopped(this.exitCode));
     const seq = this.nextSeq++;
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve: resolve as (v: unknown) => void, reject });
@@ -58,4 +62,8 @@ export class EngineClient {
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
   }
+}
+
+function stopped(code: number): SupsupError {
+  return new SupsupError('unavailable', `the engine worker stopped (exit code ${code})`);
 }

@@ -1,13 +1,15 @@
 // The runtime the servers talk to: owns the engine worker (and through it the Engine and the model
 // directory), the batching queue in front of it, and a main-thread mirror of what is loaded (limits, tasks)
 // so requests are validated, and unknown tasks refused, before they are queued.
-// Readiness: the model is loaded and a warm-up pass ran. If the worker dies it is restarted from the
-// model directory (the durable state), and the runtime is not ready until that is done.
+// Readiness: the model is loaded and a warm-up pass ran. If the worker dies, what it held fails at once
+// (503), new requests are refused until a new worker has loaded the model directory (the durable state),
+// and failed restarts are retried with doubling delays; after --max-engine-restarts consecutive failures
+// the runtime gives up ('failed'), so liveness fails and the orchestrator replaces the process.
 import { type ClassifyCall, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
 import { SupsupError, modelNotLoaded, noTasks, taskNotFound } from '../contract/errors.ts';
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
 import type { BackendPreference } from '../platform/backend.ts';
-import { type BatchObserver, Batcher } from './batcher.ts';
+import { type BatchObserver, Batcher, queueFull } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
 import type { ModelInfo } from './worker-protocol.ts';
@@ -25,11 +27,20 @@ export interface RuntimeOptions {
   maxQueue: number;
   /** How long the first request of a mergeable group waits for company before its pass starts. */
   maxWaitMs: number;
+  /** Consecutive failed restarts of a dead engine worker before giving up (0: give up when it dies). */
+  maxEngineRestarts: number;
+  /** Wait before the first restart; doubled after each failed one, up to MAX_RESTART_DELAY_MS. */
+  engineRestartDelayMs: number;
 }
+
+/** starting: loading the model; ready: serving; restarting: the worker died and a new one is on its way; failed: gave up restarting. */
+export type EngineState = 'starting' | 'ready' | 'restarting' | 'failed' | 'closed';
 
 export interface RuntimeObserver extends BatchObserver {
   inference(seconds: number, mode: 'given' | 'inferred'): void;
   predictions(predictions: Prediction[]): void;
+  /** A new engine worker was started in place of one that died (or failed to load). */
+  engineRestart(): void;
 }
 
 export interface RuntimeLog {
@@ -38,15 +49,17 @@ export interface RuntimeLog {
   error(obj: object, msg: string): void;
 }
 
-const RESTART_DELAY_MS = 1000;
+const MAX_RESTART_DELAY_MS = 30_000;
 
 export class ModelRuntime {
   private client: EngineClient;
   private model: ModelInfo | undefined;
   private readonly taskMap = new Map<string, TaskInfo>();
   private readonly batcher: Batcher;
-  private warm = false;
-  private closed = false;
+  private engineState: EngineState = 'starting';
+  private restartTimer: NodeJS.Timeout | undefined;
+  /** Requests admitted by the protocol adapters (admit()) and not answered yet. */
+  private admitted = 0;
   private readonly readyListeners: (() => void)[] = [];
 
   private constructor(
@@ -81,10 +94,14 @@ export class ModelRuntime {
   }
 
   get ready(): boolean {
-    return this.warm && !this.closed;
+    return this.engineState === 'ready';
   }
 
-  /** Called whenever `ready` may have changed (loaded, worker lost, closed). */
+  get state(): EngineState {
+    return this.engineState;
+  }
+
+  /** Called whenever `state` changed (loaded, worker lost, gave up, closed). */
   onReadyChange(listener: () => void): void {
     this.readyListeners.push(listener);
   }
@@ -134,10 +151,38 @@ export class ModelRuntime {
     return call;
   }
 
+  /**
+   * Admission, for the protocol adapters to call before they read a request's body: refuses (resource_exhausted)
+   * when as many admitted requests wait as the queue holds, counting those still being read and decoded, and
+   * (unavailable) while no engine worker is up. Returns the release, to call once the request is answered.
+   */
+  admit(): () => void {
+    this.requireUp();
+    if (this.admitted - this.batcher.running >= this.options.maxQueue) throw queueFull(this.options.maxQueue);
+    this.admitted++;
+    let held = true;
+    return () => {
+      if (held) this.admitted--;
+      held = false;
+    };
+  }
+
   /** Queues a validated call; resolves with one prediction per example. */
   classify(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
-    if (this.closed) throw new SupsupError('unavailable', 'the server is shutting down');
+    this.requireUp();
     return this.batcher.submit(call, timeoutMs);
+  }
+
+  /** Throws `unavailable` unless a worker with the model loaded is up. */
+  private requireUp(): void {
+    if (this.engineState === 'ready') return;
+    const why: Record<Exclude<EngineState, 'ready'>, string> = {
+      starting: modelNotLoaded().message,
+      restarting: 'the engine worker stopped and is being restarted; retry shortly',
+      failed: `the engine worker could not be restarted (${this.options.maxEngineRestarts} attempts); this server waits to be replaced`,
+      closed: 'the server is shutting down',
+    };
+    throw new SupsupError('unavailable', why[this.engineState]);
   }
 
   /** Durable first (the worker writes the model directory), then live; resolves once both are done. */
@@ -165,8 +210,8 @@ export class ModelRuntime {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.setWarm(false);
+    clearTimeout(this.restartTimer);
+    this.setState('closed');
     await this.client.terminate();
   }
 
@@ -182,11 +227,12 @@ export class ModelRuntime {
     this.taskMap.clear();
     for (const t of model.tasks) this.taskMap.set(t.id, t);
     await this.warmUp();
-    this.setWarm(true);
+    if (this.engineState !== 'closed') this.setState('ready');
   }
 
-  private setWarm(warm: boolean): void {
-    this.warm = warm;
+  private setState(state: EngineState): void {
+    if (state === this.engineState) return;
+    this.engineState = state;
     for (const l of this.readyListeners) l();
   }
 
@@ -205,6 +251,7 @@ export class ModelRuntime {
   }
 
   private async runPass(call: ClassifyCall): Promise<Prediction[]> {
+    this.requireUp(); // what was queued when the worker died fails here, never waiting on the dead worker
     const inputs = transferable(call.inputs);
     const r = await this.client.request({ op: 'classify', call: { ...call, inputs } }, [inputs.buffer as ArrayBuffer]);
     this.observer?.inference(r.seconds, call.task === undefined ? 'inferred' : 'given');
@@ -212,18 +259,38 @@ export class ModelRuntime {
     return r.predictions;
   }
 
+  /** Only a worker that was serving is restarted here: one that dies while loading fails its load(), and whoever loaded it decides. */
   private onWorkerExit(code: number): void {
-    this.setWarm(false);
-    if (this.closed) return;
+    if (this.engineState !== 'ready') return;
     this.log.error({ exitCode: code }, 'the engine worker stopped unexpectedly; restarting it from the model directory');
-    setTimeout(() => {
-      if (this.closed) return;
-      this.client = this.startWorker();
-      this.load().then(
-        () => this.log.info({ tasks: this.taskMap.size }, 'engine worker restarted; ready again'),
-        (e: Error) => this.log.error({ err: e.message }, 'restarting the engine worker failed'),
-      );
-    }, RESTART_DELAY_MS).unref();
+    this.setState('restarting');
+    this.restartOrGiveUp(0);
+  }
+
+  private restartOrGiveUp(failures: number): void {
+    if (failures >= this.options.maxEngineRestarts) {
+      this.log.error({ failures, maxEngineRestarts: this.options.maxEngineRestarts }, 'giving up on the engine worker: liveness fails so that this process is replaced');
+      this.setState('failed');
+      return;
+    }
+    const delay = Math.min(this.options.engineRestartDelayMs * 2 ** failures, MAX_RESTART_DELAY_MS);
+    this.restartTimer = setTimeout(() => void this.restart(failures), delay);
+    this.restartTimer.unref();
+  }
+
+  private async restart(failures: number): Promise<void> {
+    if (this.engineState !== 'restarting') return;
+    this.observer?.engineRestart();
+    this.client = this.startWorker();
+    try {
+      await this.load();
+      this.log.info({ tasks: this.taskMap.size, attempt: failures + 1 }, 'engine worker restarted; ready again');
+    } catch (e) {
+      if (this.engineState !== 'restarting') return;
+      await this.client.terminate();
+      this.log.error({ err: (e as Error).message, attempt: failures + 1 }, 'restarting the engine worker failed');
+      this.restartOrGiveUp(failures + 1);
+    }
   }
 }
 

@@ -58,6 +58,22 @@ export const SETTINGS = [
   },
   { key: 'maxQueue', flag: 'max-queue', kind: 'count', default: '256', min: 1, help: 'most requests waiting; past it 503 + Retry-After' },
   { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },
+  {
+    key: 'maxEngineRestarts',
+    flag: 'max-engine-restarts',
+    kind: 'count',
+    default: '5',
+    min: 0,
+    help: 'when the engine worker dies: consecutive failed restarts before /healthz and gRPC liveness fail, so the orchestrator replaces the process (0: at once)',
+  },
+  {
+    key: 'engineRestartDelayMs',
+    flag: 'engine-restart-delay-ms',
+    kind: 'ms',
+    default: '1000',
+    min: 0,
+    help: 'wait before restarting a dead engine worker; doubled after each failed restart, at most 30 s',
+  },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'bytes', default: '8mib', min: 1024, help: 'HTTP body / gRPC message limit (bytes; k, m, kib, mib suffixes)' },
   {
     key: 'modelName',

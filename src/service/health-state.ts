@@ -1,25 +1,36 @@
+import type { EngineState } from '../runtime/model-runtime.ts';
+
 /**
  * Liveness and readiness, shared by REST (/healthz, /readyz, OIP health) and gRPC (grpc.health.v1).
- * Live: the process answers. Ready: the model is loaded and warmed up, and the server is not draining.
- * Listeners hear every change of readiness (the gRPC health service mirrors it).
+ * Live: the process answers and has not given up on its engine worker (after --max-engine-restarts failed
+ * restarts it is not, so the orchestrator replaces it). Ready: the model is loaded and warmed up in a worker
+ * that is up, and the server is not draining. Listeners hear every change of either.
  */
 export class HealthState {
   private draining = false;
-  private last: boolean;
-  private readonly listeners: ((ready: boolean) => void)[] = [];
+  private last: string;
+  private readonly listeners: ((ready: boolean, live: boolean) => void)[] = [];
 
-  constructor(private readonly modelReady: () => boolean) {
-    this.last = this.ready;
+  constructor(private readonly engine: () => EngineState) {
+    this.last = this.key();
   }
 
   get ready(): boolean {
-    return !this.draining && this.modelReady();
+    return !this.draining && this.engine() === 'ready';
   }
 
-  /** Why not ready, for the readiness answer. */
+  get live(): boolean {
+    return this.engine() !== 'failed';
+  }
+
+  /** Why not ready (or not live), for the health answers. */
   get reason(): string | undefined {
+    const state = this.engine();
+    if (state === 'failed') return 'the engine worker could not be restarted: this process waits to be replaced';
     if (this.draining) return 'draining: the server is shutting down';
-    if (!this.modelReady()) return 'the model is loading or warming up';
+    if (state === 'starting') return 'the model is loading or warming up';
+    if (state === 'restarting') return 'the engine worker stopped: restarting it from the model directory';
+    if (state === 'closed') return 'stopped';
     return undefined;
   }
 
@@ -27,9 +38,9 @@ export class HealthState {
     return this.draining;
   }
 
-  onChange(listener: (ready: boolean) => void): void {
+  onChange(listener: (ready: boolean, live: boolean) => void): void {
     this.listeners.push(listener);
-    listener(this.ready);
+    listener(this.ready, this.live);
   }
 
   startDraining(): void {
@@ -37,11 +48,15 @@ export class HealthState {
     this.check();
   }
 
-  /** Re-reads readiness and tells the listeners if it changed. */
+  /** Re-reads readiness and liveness and tells the listeners if either changed. */
   check(): void {
-    const now = this.ready;
+    const now = this.key();
     if (now === this.last) return;
     this.last = now;
-    for (const l of this.listeners) l(now);
+    for (const l of this.listeners) l(this.ready, this.live);
+  }
+
+  private key(): string {
+    return `${this.ready} ${this.live}`;
   }
 }

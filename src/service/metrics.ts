@@ -10,6 +10,8 @@ export interface GaugeSources {
   maskBankBytes(): number;
   queueDepth(): number;
   tensors(): number;
+  /** 1 while /readyz answers 200, else 0. */
+  ready(): number;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -23,6 +25,7 @@ export class ServiceMetrics {
   readonly inferenceDuration: Histogram<'mode'>;
   readonly batchSize: Histogram;
   readonly taskInference: Counter<'outcome'>;
+  readonly engineRestarts: Counter;
 
   constructor(sources: GaugeSources) {
     const registers = [this.registry];
@@ -65,9 +68,15 @@ export class ServiceMetrics {
       registers,
     });
     for (const outcome of ['given', 'inferred', 'unknown']) this.taskInference.inc({ outcome }, 0);
+    this.engineRestarts = new Counter({
+      name: 'supsup_engine_restarts_total',
+      help: 'Engine workers started in place of one that died or failed to load the model.',
+      registers,
+    });
     gauge('supsup_tasks_loaded', 'Tasks (masks) in the model being served.', sources.tasksLoaded, registers);
     gauge('supsup_mask_bank_bytes', 'Bytes of the packed mask bank.', sources.maskBankBytes, registers);
     gauge('supsup_queue_depth', 'Classification requests waiting for the engine.', sources.queueDepth, registers);
+    gauge('supsup_ready', 'Whether the server is ready to classify (1) or not (0: loading, restarting its engine worker, given up, or draining), as /readyz says.', sources.ready, registers);
     gauge('supsup_tensors', 'Live TensorFlow.js tensors in the engine worker (steady under load when nothing leaks).', sources.tensors, registers);
     collectDefaultMetrics({ register: this.registry });
     // prom-client's totals of the per-type gauges nodejs_active_{handles,requests,resources} are gauges named
@@ -97,6 +106,7 @@ export class ServiceMetrics {
         if (inferred) this.taskInference.inc({ outcome: 'inferred' }, inferred);
         if (unknown) this.taskInference.inc({ outcome: 'unknown' }, unknown);
       },
+      engineRestart: () => this.engineRestarts.inc(),
     };
   }
 }

@@ -35,23 +35,35 @@ export async function startService(config: ServeConfig): Promise<RunningService>
   log.info({ config: { ...shown, store: storeAddress?.shown, adminToken: hidden(adminToken), apiToken: hidden(apiToken) } }, 'starting supsup serve');
 
   let runtime: ModelRuntime | undefined;
+  let health: HealthState | undefined;
   const metrics = new ServiceMetrics({
     tasksLoaded: () => runtime?.taskCount ?? 0,
     maskBankBytes: () => runtime?.maskBankBytes ?? 0,
     queueDepth: () => runtime?.queueDepth ?? 0,
     tensors: () => runtime?.tensors ?? 0,
+    ready: () => (health?.ready ? 1 : 0),
   });
   runtime = ModelRuntime.create(
-    { dir: config.model, backend: config.backend, kernels: config.kernels, maxBatch: config.maxBatch, epsilon: config.epsilon, maxQueue: config.maxQueue, maxWaitMs: config.maxWaitMs },
+    {
+      dir: config.model,
+      backend: config.backend,
+      kernels: config.kernels,
+      maxBatch: config.maxBatch,
+      epsilon: config.epsilon,
+      maxQueue: config.maxQueue,
+      maxWaitMs: config.maxWaitMs,
+      maxEngineRestarts: config.maxEngineRestarts,
+      engineRestartDelayMs: config.engineRestartDelayMs,
+    },
     log,
     metrics.runtimeObserver(),
   );
   const rt = runtime;
-  const health = new HealthState(() => rt.ready);
-  rt.onReadyChange(() => health.check());
+  health = new HealthState(() => rt.state);
   const tracing = createTracing(config.otelEndpoint, PACKAGE_VERSION);
   const replica = storeAddress && new StoreReplica(new PostgresTaskStore(storeAddress), config.model, log, metrics.registry);
   const ctx: ServiceContext = { config, runtime: rt, metrics, health, log, tracing, replica };
+  rt.onReadyChange(() => ctx.health.check());
 
   let grpc: GrpcServer | undefined;
   try {
@@ -88,7 +100,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
     grpcPort: g.port,
     async stop(timeoutMs) {
       const started = Date.now();
-      health.startDraining();
+      ctx.health.startDraining();
       log.info({ timeoutMs, drainDelayMs: config.drainDelayMs }, 'draining: readiness is false; finishing in-flight requests');
       if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, Math.min(config.drainDelayMs, timeoutMs)));
       timeoutMs = Math.max(0, timeoutMs - (Date.now() - started));

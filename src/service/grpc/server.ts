@@ -1,12 +1,14 @@
 // The gRPC server: supsup.v1.Classifier, the Open Inference Protocol's inference.GRPCInferenceService,
-// grpc.health.v1.Health (SERVING only while ready; NOT_SERVING from the moment draining starts) and server
-// reflection covering them all. Message limits match REST's body limit.
+// grpc.health.v1.Health (SERVING only while ready; NOT_SERVING from the moment draining starts; the service
+// name "liveness" is SERVING while live, for an orchestrator's liveness probe) and server reflection covering
+// them all. Message limits match REST's body limit.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { fileURLToPath } from 'node:url';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { ServiceContext } from '../context.ts';
+import { admissionInterceptor } from './admission.ts';
 import { classifierService } from './classifier-service.ts';
 import { inferenceService } from '../oip/grpc-service.ts';
 
@@ -14,6 +16,8 @@ export const PROTO_PATH = fileURLToPath(new URL('../../../proto/supsup.proto', i
 export const OIP_PROTO_PATH = fileURLToPath(new URL('../../../proto/inference.proto', import.meta.url));
 export const CLASSIFIER_SERVICE = 'supsup.v1.Classifier';
 export const OIP_SERVICE = 'inference.GRPCInferenceService';
+/** The grpc.health.v1 service name that answers liveness (like /healthz) rather than readiness. */
+export const LIVENESS_SERVICE = 'liveness';
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true };
 
 export interface GrpcServer {
@@ -33,16 +37,18 @@ export async function startGrpcServer(ctx: ServiceContext): Promise<GrpcServer> 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': ctx.config.bodyLimit,
     'grpc.max_send_message_length': Math.max(ctx.config.bodyLimit, 64 * 1024 * 1024),
+    interceptors: [admissionInterceptor(ctx, [`/${CLASSIFIER_SERVICE}/Infer`, `/${OIP_SERVICE}/ModelInfer`])],
   });
   const inflight = { count: 0 };
   server.addService(proto.supsup.v1.Classifier.service, classifierService(ctx, inflight));
   server.addService(proto.inference.GRPCInferenceService.service, inferenceService(ctx, inflight));
 
   const names = ['', CLASSIFIER_SERVICE, OIP_SERVICE];
-  const health = new HealthImplementation(Object.fromEntries(names.map((n) => [n, 'NOT_SERVING'])));
+  const health = new HealthImplementation(Object.fromEntries([...names, LIVENESS_SERVICE].map((n) => [n, 'NOT_SERVING'])));
   health.addToServer(server);
-  ctx.health.onChange((ready) => {
+  ctx.health.onChange((ready, live) => {
     for (const n of names) health.setStatus(n, ready ? 'SERVING' : 'NOT_SERVING');
+    health.setStatus(LIVENESS_SERVICE, live ? 'SERVING' : 'NOT_SERVING');
   });
   new ReflectionService(definition).addToServer(server);
 

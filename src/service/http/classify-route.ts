@@ -4,6 +4,7 @@ import type { RawClassifyCall } from '../../contract/classify.ts';
 import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeJsonRows, decodePacked } from '../decode-inputs.ts';
+import { admission } from './admission.ts';
 import { classifyBody, classifyResponse, errorResponses } from './schemas.ts';
 
 const CLASSIFY_FIELDS = ['inputs', 'inputsBase64', 'dtype', 'shape', 'task', 'inference', 'topK'];
@@ -29,6 +30,7 @@ export async function classifyRoute(app: FastifyInstance, ctx: ServiceContext): 
   app.post(
     '/classify',
     {
+      onRequest: admission(ctx),
       schema: {
         summary: 'Classify a batch of examples, with a given task or with the task inferred',
         tags: ['inference'],

@@ -58,7 +58,7 @@ export function inferenceService(ctx: ServiceContext, inflight: { count: number 
   const source = serviceModels(ctx);
   type ModelCall = ServerUnaryCall<{ name?: string; version?: string }, unknown>;
   return {
-    ServerLive: observe(rpc('ServerLive'), async () => ({ live: true }), 'open'),
+    ServerLive: observe(rpc('ServerLive'), async () => ({ live: ctx.health.live }), 'open'),
     ServerReady: observe(rpc('ServerReady'), async () => ({ ready: ctx.health.ready }), 'open'),
     ModelReady: observe(rpc('ModelReady'), async (call: ModelCall) => {
       resolveOipModel(source, call.request.name ?? '', call.request.version);

@@ -9,6 +9,7 @@ import { inferenceRequest, inferenceResponse, modelMetadata, oipErrors, readines
 import { PACKAGE_VERSION } from '../version.ts';
 import { type ErrorBody, handleErrors, sendError } from '../http/errors.ts';
 import type { Prediction } from '../../contract/classify.ts';
+import { admission } from '../http/admission.ts';
 
 // The Open Inference Protocol (KServe v2) REST surface, for clients and gateways that speak it (Triton,
 // KServe, Seldon): health, server and model metadata, and infer, on every model models.ts names, with and
@@ -75,7 +76,10 @@ function readiness(ctx: ServiceContext, reply: { code(n: number): unknown }) {
 /** Server health and metadata, and OIP's error form for unknown /v2 routes: open even when an API token is set, like /healthz. */
 export async function oipServerRoutes(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
   handleErrors(app, ctx.config.bodyLimit, oipErrorBody);
-  app.get('/v2/health/live', { schema: { tags, response: { 200: { type: 'object', properties: { live: { type: 'boolean' } } } } } }, async () => ({ live: true }));
+  app.get('/v2/health/live', { schema: { tags, response: { 200: { type: 'object', properties: { live: { type: 'boolean' } } }, 503: { type: 'object', properties: { live: { type: 'boolean' } } } } } }, async (_req, reply) => {
+    if (!ctx.health.live) reply.code(503);
+    return { live: ctx.health.live };
+  });
   app.get('/v2/health/ready', { schema: { tags, response: { 200: readinessSchema, 503: readinessSchema } } }, async (_req, reply) => readiness(ctx, reply));
   app.get('/v2', { schema: { tags, response: { 200: serverMetadata } } }, async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [BINARY_EXTENSION] }));
   await app.register(
@@ -119,6 +123,7 @@ export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext):
     app.post<ModelParams>(
       `${prefix}/infer`,
       {
+        onRequest: admission(ctx),
         schema: {
           tags,
           summary: 'OIP inference: JSON, or the binary tensor data extension; the main model takes parameters.task (omit it to infer), a task model is that task',

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { LOADER_OPTIONS, OIP_PROTO_PATH, PROTO_PATH } from '../src/service/grpc/server.ts';
+import { type DynamicClient, rejectsWith, unary } from './support/grpc-calls.ts';
+import { TINY, http, randomExamples, startTestService, tempDir, testConfig, tinyModel, type TestService } from './support/service-fixture.ts';
+
+/**
+ * Cheap refusal under overload: with the queue full, a classification request is refused before its body is read
+ * (REST: onRequest) or its message decoded (gRPC: an interceptor on the metadata), so a refusal never pays for
+ * parsing, and a request whose body is still on its way holds its place in the queue until it is answered.
+ */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sends `head` (request line and headers, no body) on a fresh connection; resolves with the raw answer, or null if none came within `ms`. */
+async function headersOnly(port: number, head: string, ms = 3000): Promise<{ answer: string | null; socket: Socket }> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let answer = '';
+  socket.on('data', (d) => (answer += d));
+  socket.write(head);
+  const deadline = Date.now() + ms;
+  while (!answer.includes('\r\n\r\n') && Date.now() < deadline) await sleep(20);
+  return { answer: answer.includes('\r\n\r\n') ? answer : null, socket };
+}
+
+const classifyHead = (bytes: number) => `POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${bytes}\r\n\r\n`;
+
+describe('admission before the body is read', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let service: TestService;
+  const x = randomExamples(1, TINY.inputSize, 90);
+  before(async () => {
+    tmp = await tempDir();
+    // One place in the queue; a given-task request waits up to 1.5 s there for company, holding it.
+    service = await startTestService(testConfig(await tinyModel(tmp.dir, 2), { maxQueue: 1, maxWaitMs: 1500 }));
+  });
+  after(async () => {
+    await service?.close();
+    await tmp?.remove();
+  });
+
+  /** Fills the one place with a request that waits for company; resolves once it is queued, with its answer to come. */
+  async function fillQueue(): Promise<{ waiting: Promise<{ status: number }> }> {
+    const waiting = http('POST', `${service.url}/classify`, { inputs: x.rows, task: 'random-0' });
+    while (service.ctx.runtime.queueDepth === 0) await sleep(10);
+    return { waiting };
+  }
+
+  it('REST: refuses with 503 + Retry-After on the headers alone, without waiting for the body; bad JSON is refused, not parsed', async () => {
+    const { waiting } = await fillQueue();
+    const { answer, socket } = await headersOnly(service.httpPort, classifyHead(100_000));
+    socket.destroy();
+    assert.ok(answer, 'answered before the body was sent');
+    assert.match(answer, /^HTTP\/1\.1 503 /);
+    assert.match(answer, /\r\nretry-after: 1\r\n/i);
+    assert.match(answer, /"code":"resource_exhausted"/);
+    const bad = await http('POST', `${service.url}/classify`, '{"inputs": [[not json');
+    assert.equal(bad.status, 503, 'refused before parsing, so not a 400');
+    const oip = await http('POST', `${service.url}/v2/models/supsup/infer`, '{"inputs": [');
+    assert.equal(oip.status, 503);
+    assert.match(oip.body.error, /busy/);
+    assert.equal((await http('GET', `${service.url}/healthz`)).status, 200);
+    assert.equal((await waiting).status, 200, 'the queued request is served');
+    const next = await http('POST', `${service.url}/classify`, { inputs: x.rows, task: 'random-1' });
+    assert.equal(next.status, 200, 'admitted again once the place is free');
+  });
+
+  it('REST: a request whose body is still arriving holds its place, and gives it back when its client goes away', async () => {
+    const slow = await headersOnly(service.httpPort, classifyHead(100_000), 300);
+    assert.equal(slow.answer, null, 'admitted: waiting for its body');
+    const refused = await http('POST', `${service.url}/classify`, { inputs: x.rows, task: 'random-1' });
+    assert.equal(refused.status, 503, 'the place is held while the body is read');
+    slow.socket.destroy();
+    await sleep(100);
+    const served = await http('POST', `${service.url}/classify`, { inputs: x.rows, task: 'random-1' });
+    assert.equal(served.status, 200, 'the place came back when the client left');
+  });
+
+  it('gRPC: refuses Infer and ModelInfer with RESOURCE_EXHAUSTED before decoding or checking the message', async () => {
+    const classifier = new (grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)) as any).supsup.v1.Classifier(
+      `127.0.0.1:${service.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as DynamicClient;
+    const oip = new (grpc.loadPackageDefinition(protoLoader.loadSync(OIP_PROTO_PATH, LOADER_OPTIONS)) as any).inference.GRPCInferenceService(
+      `127.0.0.1:${service.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as DynamicClient;
+    try {
+      const { waiting } = await fillQueue();
+      // Both messages are invalid (wrong shape): with a free place they would be INVALID_ARGUMENT.
+      const badInfer = { inputs: Buffer.alloc(10), shape: [3, 784], dtype: 'uint8' };
+      const badModelInfer = { model_name: 'supsup', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 5], contents: { fp32_contents: [1, 2, 3, 4, 5] } }] };
+      await rejectsWith(unary(classifier, 'Infer', badInfer), grpc.status.RESOURCE_EXHAUSTED, /busy/);
+      await rejectsWith(unary(oip, 'ModelInfer', badModelInfer), grpc.status.RESOURCE_EXHAUSTED, /busy/);
+      const trailer = await new Promise<grpc.Metadata>((resolve) => classifier.Infer(badInfer, (err: grpc.ServiceError) => resolve(err.metadata)));
+      assert.deepEqual(trailer.get('retry-after'), ['1']);
+      assert.deepEqual(trailer.get('supsup-error-code'), ['resource_exhausted']);
+      assert.equal((await waiting).status, 200);
+      await rejectsWith(unary(classifier, 'Infer', badInfer), grpc.status.INVALID_ARGUMENT, /./);
+      const served = await unary(classifier, 'Infer', { inputs: Buffer.from(x.bytes), shape: [1, TINY.inputSize], dtype: 'uint8', task: 'random-0' });
+      assert.equal(served.predictions.length, 1, 'admitted again once the place is free');
+      const metrics = (await http('GET', `${service.url}/metrics`)).body as string;
+      assert.match(metrics, /supsup_requests_total\{protocol="grpc",route="\/supsup\.v1\.Classifier\/Infer",outcome="resource_exhausted"\} [1-9]/);
+    } finally {
+      classifier.close();
+      oip.close();
+    }
+  });
+});
