@@ -4,6 +4,7 @@ import { maskWords } from '../src/core/architecture.ts';
 import type { Engine } from '../src/core/engine.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { loadModel } from '../src/model/model-store.ts';
+import { PACKAGE_VERSION } from '../src/service/version.ts';
 import { randomMask } from '../src/model/random-model.ts';
 import {
   ADMIN_TOKEN,
@@ -225,6 +226,9 @@ describe('REST service', () => {
       /^supsup_requests_total\{protocol="http",route="\/classify",outcome="ok"\} \d+/m,
       /^supsup_requests_total\{protocol="http",route="\/classify",outcome="invalid_argument"\} \d+/m,
       /^supsup_request_duration_seconds_bucket\{le="0.005",protocol="http",route="\/classify"\} \d+/m,
+      /^supsup_request_duration_seconds_bucket\{le="0.0001",protocol="http",route="\/classify"\} \d+/m,
+      /^supsup_inference_duration_seconds_bucket\{le="0.0001",mode="given"\} \d+/m,
+      new RegExp(`^supsup_build_info\\{version="${PACKAGE_VERSION}",node="${process.version}",simd="(avx512|avx2|scalar|none)"(,commit="[0-9a-f]{7,40}")?\\} 1$`, 'm'),
       /^supsup_queue_wait_seconds_count \d+/m,
       /^supsup_inference_duration_seconds_count\{mode="given"\} \d+/m,
       /^supsup_inference_duration_seconds_count\{mode="inferred"\} \d+/m,
