@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { maskWords } from '../src/core/architecture.ts';
 import type { Engine } from '../src/core/engine.ts';
@@ -39,6 +40,20 @@ function assertError(reply: { status: number; body: any }, status: number, code:
   assert.equal(reply.status, status, JSON.stringify(reply.body));
   assert.equal(reply.body?.error?.code, code, JSON.stringify(reply.body));
   assert.match(reply.body.error.message, message);
+}
+
+/** One request with the path exactly as given (fetch would resolve `.` and `..` segments first). */
+function rawRequest(method: string, url: string, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  const { hostname, port } = new URL(url);
+  const path = url.slice(url.indexOf('/', 'http://'.length));
+  return new Promise((resolve, reject) => {
+    const req = request({ method, hostname, port, path, headers: { ...headers, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject).end(body);
+  });
 }
 
 describe('REST service', () => {
@@ -198,6 +213,13 @@ describe('REST service', () => {
     ];
     for (const [body, message] of cases) assertError(await http('PUT', `${service.url}/tasks/bad`, body, auth), 400, 'invalid_argument', message);
     assertError(await http('PUT', `${service.url}/tasks/${'x'.repeat(65)}`, { mask: maskBase64(new Uint32Array(words)) }, auth), 400, 'invalid_argument', /does not match/);
+    // `.` and `..` cannot be URL path segments: fetch resolves /tasks/%2E%2E to /, so this sends the path as written.
+    for (const id of ['.', '..', '%2E', '%2e%2E']) {
+      const reply = await rawRequest('PUT', `${service.url}/tasks/${id}`, JSON.stringify({ mask: maskBase64(new Uint32Array(words)) }), auth);
+      assert.equal(reply.status, 400, `PUT /tasks/${id}: ${reply.status} ${reply.text}`);
+      assert.match(reply.text, /"code":"invalid_argument"/);
+      assert.match(reply.text, /does not match/);
+    }
     const after = await loadModel(modelDir);
     assert.deepEqual(after.manifest.tasks, before.manifest.tasks);
     assert.equal(after.manifest.masks.bytes, before.manifest.masks.bytes);
