@@ -21,6 +21,7 @@ describe('serve configuration', () => {
       bodyLimit: 8 * 1024 * 1024,
       timeoutMs: 30000,
       logLevel: 'info',
+      logFormat: 'auto',
       shutdownTimeoutMs: 30000,
       drainDelayMs: 0,
     });
