@@ -7,12 +7,12 @@ export const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../../pa
 let commit: { value: string | undefined } | undefined;
 
 /**
- * The source commit: SUPSUP_COMMIT (the image build sets it; an image holds no .git), else HEAD of the git
- * checkout this code runs from, else undefined. Looked up once per process.
+ * The source commit: SUPSUP_COMMIT when it is a hex commit id (the image build sets it; an image holds no .git),
+ * else HEAD of the git checkout this code runs from, else undefined. Looked up once per process.
  */
 export function sourceCommit(): string | undefined {
   if (!commit) {
-    let value = process.env.SUPSUP_COMMIT || undefined;
+    let value = /^[0-9a-f]{7,40}$/.test(process.env.SUPSUP_COMMIT ?? '') ? process.env.SUPSUP_COMMIT : undefined;
     if (value === undefined) {
       try {
         const cwd = new URL('../..', import.meta.url);
