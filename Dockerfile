@@ -2,7 +2,7 @@
 #
 # supsup serve in a container. Two images from one file:
 #
-#   docker build --target cpu -t supsup:cpu .     # Node 20 (Debian 12 slim), TensorFlow.js wasm backend
+#   docker build --target cpu -t supsup:cpu .     # Node 22 LTS (Debian 12 slim), TensorFlow.js wasm backend
 #   docker build --target gpu -t supsup:gpu .     # CUDA 13 runtime, our CUDA kernels (native/cuda, backend cuda)
 #
 # Both run as a non-root user, listen on 8080 (REST) and 50051 (gRPC), answer the HEALTHCHECK from
@@ -16,7 +16,7 @@
 # (deploy/container/npm-cache/); .ci/run builds it and runs it (test/system/podman.ts). The gpu image is
 # not built here: its CUDA base image can only come from a registry (deploy/README.md).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:22-bookworm-slim
 ARG CUDA_DEVEL_IMAGE=nvidia/cuda:13.0.2-devel-ubuntu24.04
 ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:13.0.2-runtime-ubuntu24.04
 
@@ -45,7 +45,10 @@ RUN --mount=type=bind,source=deploy/container/npm-cache,target=/npm-cache \
 # ---------------------------------------------------------------------------------------------------
 # CPU image.
 FROM ${NODE_IMAGE} AS cpu
-ENV NODE_ENV=production \
+# The source commit, for `supsup --version` and supsup_build_info (an image holds no .git); build-local.sh sets it.
+ARG SUPSUP_COMMIT=
+ENV SUPSUP_COMMIT=${SUPSUP_COMMIT} \
+    NODE_ENV=production \
     SUPSUP_HOST=0.0.0.0 \
     SUPSUP_HTTP_PORT=8080 \
     SUPSUP_GRPC_PORT=50051 \
@@ -68,7 +71,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
 ENTRYPOINT ["node", "bin/supsup.js", "serve"]
 
 # ---------------------------------------------------------------------------------------------------
-# GPU build: the CUDA 13 toolkit image, Node 20 from the official Node image (its binary needs glibc >= 2.28;
+# GPU build: the CUDA 13 toolkit image, Node 22 from the official Node image (its binary needs glibc >= 2.28;
 # Ubuntu 24.04 has 2.39), the CPU addon as in the CPU build, and the CUDA addon (native/cuda/build.sh) with machine
 # code for Turing to Blackwell plus PTX for later GPUs. Its CUDA runtime is linked statically: at run time it needs
 # only the driver, which the NVIDIA container toolkit mounts. (No @tensorflow/tfjs-node-gpu: it downloads
@@ -99,7 +102,9 @@ FROM ${CUDA_RUNTIME_IMAGE} AS gpu
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 # uid 1001: Ubuntu 24.04 images already have uid 1000 (ubuntu); numeric USER so Kubernetes' runAsNonRoot can check it.
 RUN useradd --create-home --uid 1001 --user-group supsup
-ENV NODE_ENV=production \
+ARG SUPSUP_COMMIT=
+ENV SUPSUP_COMMIT=${SUPSUP_COMMIT} \
+    NODE_ENV=production \
     SUPSUP_HOST=0.0.0.0 \
     SUPSUP_HTTP_PORT=8080 \
     SUPSUP_GRPC_PORT=50051 \

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const BIN = new URL('../bin/supsup.js', import.meta.url).pathname;
 const EXAMPLE = new URL('../models/example-lenet', import.meta.url).pathname;
+const COMMANDS = ['serve', 'classify', 'train', 'eval', 'store', 'hopsupsup', 'bench'];
 
 async function supsup(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -28,6 +29,52 @@ describe('supsup CLI', () => {
     const bad = await supsup('frobnicate');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown command "frobnicate"/);
+  });
+
+  it('prints its version, and every command\'s help with -h, --help and `supsup help CMD`', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const args of [['--version'], ['-V'], ['serve', '--version']]) {
+      const r = await supsup(...args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^supsup ${version.replace(/\./g, '\\.')} \\((commit [0-9a-f]+, )?node ${process.version.replace(/\./g, '\\.')}\\)\n$`));
+    }
+    for (const command of COMMANDS) {
+      const forms = [[command, '-h'], [command, '--help'], ['help', command]];
+      const outputs = await Promise.all(forms.map((args) => supsup(...args)));
+      for (const [i, r] of outputs.entries()) {
+        assert.equal(r.code, 0, `${forms[i].join(' ')}: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`^usage: supsup ${command} `), forms[i].join(' '));
+        assert.equal(r.stdout, outputs[0].stdout, `${forms[i].join(' ')} prints the same help as ${command} -h`);
+      }
+    }
+    const sub = await supsup('help', 'hopsupsup', 'eval');
+    assert.equal(sub.code, 0, sub.stderr);
+    assert.match(sub.stdout, /^usage: supsup hopsupsup eval /);
+  });
+
+  it('exits 2 on every usage error and names it', async () => {
+    const cases: [string[], RegExp][] = [
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [['help', 'frobnicate'], /unknown command "frobnicate"/],
+      [['--frobnicate'], /unknown command "--frobnicate"/],
+      ...COMMANDS.filter((c) => c !== 'hopsupsup' && c !== 'store').map((c): [string[], RegExp] => [[c, '--frobnicate'], /Unknown option '--frobnicate'/]),
+      [['hopsupsup', 'eval', '--frobnicate'], /Unknown option '--frobnicate'/],
+      [['hopsupsup', 'frobnicate'], /unknown hopsupsup subcommand "frobnicate"/],
+      [['store', 'sideways'], /push or pull comes first/],
+      [['store', 'push', '--model', EXAMPLE], /--store URL is required/],
+      [['classify', '--examples', 'many'], /--examples: must be a whole number, got "many"/],
+      [['bench', '--runs', '0'], /--runs: must be at least 1, got "0"/],
+      [['serve', '--http-port', '70000'], /--http-port: must be a port number from 0 to 65535, got "70000"/],
+      [['train', '--model', EXAMPLE, '--tasks', '2', '--no-task-ids', '--workers', '2'], /--no-task-ids trains one stream in order/],
+      [['eval', '--model', EXAMPLE, '--save-epsilon'], /--save-epsilon needs --epsilon X/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => supsup(...args)));
+    for (const [i, r] of results.entries()) {
+      const [args, message] = cases[i];
+      assert.equal(r.code, 2, `supsup ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
   });
 
   it('classifies a JSON file with a given task, and names the file of a corrupt model without a stack trace', async () => {

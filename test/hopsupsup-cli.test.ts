@@ -40,7 +40,7 @@ describe('supsup hopsupsup', () => {
     assert.equal(help.code, 0);
     assert.match(help.stdout, /train .*\n[\s\S]*eval [\s\S]*capacity /);
     const bad = await supsup('hopsupsup', 'frobnicate');
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2, 'a usage error');
     assert.match(bad.stderr, /unknown hopsupsup subcommand "frobnicate"/);
   });
 

@@ -401,6 +401,7 @@ test('bad transforms, architectures and other manifest fields are rejected', asy
     [(m) => void (m.normalization.std = 0), /normalization needs/],
     [(m) => void (m.masks.file = '../etc/passwd'), /masks.file "..\/etc\/passwd" is not a masks file name/],
     [(m) => void (m.tasks[0].id = 'a b'), /task id "a b" does not match/],
+    [(m) => void (m.tasks[0].id = '..'), /task id "\.\." does not match/],
     [(m) => void (m.tasks[0].addedAt = 'yesterday'), /addedAt must be an ISO 8601 UTC time/],
     [(m) => void (m.unknownTask = { epsilon: -0.1, calibration: 'x' }), /unknownTask.epsilon must be a finite number >= 0, got -0.1/],
     [(m) => void ((m as { unknownTask: unknown }).unknownTask = { epsilon: '0.25', calibration: 'x' }), /unknownTask.epsilon must be a finite number/],

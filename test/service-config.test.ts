@@ -24,6 +24,7 @@ describe('serve configuration', () => {
       timeoutMs: 30000,
       modelName: 'supsup',
       logLevel: 'info',
+      logFormat: 'auto',
       shutdownTimeoutMs: 30000,
       drainDelayMs: 0,
     });

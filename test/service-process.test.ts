@@ -30,14 +30,15 @@ describe('supsup serve process', () => {
 
   it('refuses to start on bad settings with a message naming the setting', async () => {
     // Every setting's checks are unit-tested (service-config.test.ts); here, that the process reports them.
-    const cases: [string[], Record<string, string>, RegExp][] = [
-      [['--http-port', '70000'], {}, /--http-port: must be a port number from 0 to 65535, got "70000"/],
-      [[], { SUPSUP_MAX_QUEUE: 'lots' }, /SUPSUP_MAX_QUEUE: must be a whole number, got "lots"/],
-      [['--model', '/nonexistent/model'], {}, /\/nonexistent\/model\/manifest.json: missing/],
+    // Exit code 2 for a bad setting (a usage error), 1 for a failure while starting.
+    const cases: [string[], Record<string, string>, RegExp, number][] = [
+      [['--http-port', '70000'], {}, /--http-port: must be a port number from 0 to 65535, got "70000"/, 2],
+      [[], { SUPSUP_MAX_QUEUE: 'lots' }, /SUPSUP_MAX_QUEUE: must be a whole number, got "lots"/, 2],
+      [['--model', '/nonexistent/model'], {}, /\/nonexistent\/model\/manifest.json: missing/, 1],
     ];
-    for (const [args, env, message] of cases) {
+    for (const [args, env, message, exitCode] of cases) {
       const { code, stderr } = await serveRefusal([...PORTS, '--model', model, ...args], env);
-      assert.equal(code, 1, stderr);
+      assert.equal(code, exitCode, stderr);
       assert.match(stderr, message);
       assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
     }

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { maskWords } from '../src/core/architecture.ts';
 import type { Engine } from '../src/core/engine.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { loadModel } from '../src/model/model-store.ts';
+import { PACKAGE_VERSION } from '../src/service/version.ts';
 import { randomMask } from '../src/model/random-model.ts';
 import {
   ADMIN_TOKEN,
@@ -38,6 +40,20 @@ function assertError(reply: { status: number; body: any }, status: number, code:
   assert.equal(reply.status, status, JSON.stringify(reply.body));
   assert.equal(reply.body?.error?.code, code, JSON.stringify(reply.body));
   assert.match(reply.body.error.message, message);
+}
+
+/** One request with the path exactly as given (fetch would resolve `.` and `..` segments first). */
+function rawRequest(method: string, url: string, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  const { hostname, port } = new URL(url);
+  const path = url.slice(url.indexOf('/', 'http://'.length));
+  return new Promise((resolve, reject) => {
+    const req = request({ method, hostname, port, path, headers: { ...headers, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject).end(body);
+  });
 }
 
 describe('REST service', () => {
@@ -197,6 +213,13 @@ describe('REST service', () => {
     ];
     for (const [body, message] of cases) assertError(await http('PUT', `${service.url}/tasks/bad`, body, auth), 400, 'invalid_argument', message);
     assertError(await http('PUT', `${service.url}/tasks/${'x'.repeat(65)}`, { mask: maskBase64(new Uint32Array(words)) }, auth), 400, 'invalid_argument', /does not match/);
+    // `.` and `..` cannot be URL path segments: fetch resolves /tasks/%2E%2E to /, so this sends the path as written.
+    for (const id of ['.', '..', '%2E', '%2e%2E']) {
+      const reply = await rawRequest('PUT', `${service.url}/tasks/${id}`, JSON.stringify({ mask: maskBase64(new Uint32Array(words)) }), auth);
+      assert.equal(reply.status, 400, `PUT /tasks/${id}: ${reply.status} ${reply.text}`);
+      assert.match(reply.text, /"code":"invalid_argument"/);
+      assert.match(reply.text, /does not match/);
+    }
     const after = await loadModel(modelDir);
     assert.deepEqual(after.manifest.tasks, before.manifest.tasks);
     assert.equal(after.manifest.masks.bytes, before.manifest.masks.bytes);
@@ -225,6 +248,9 @@ describe('REST service', () => {
       /^supsup_requests_total\{protocol="http",route="\/classify",outcome="ok"\} \d+/m,
       /^supsup_requests_total\{protocol="http",route="\/classify",outcome="invalid_argument"\} \d+/m,
       /^supsup_request_duration_seconds_bucket\{le="0.005",protocol="http",route="\/classify"\} \d+/m,
+      /^supsup_request_duration_seconds_bucket\{le="0.0001",protocol="http",route="\/classify"\} \d+/m,
+      /^supsup_inference_duration_seconds_bucket\{le="0.0001",mode="given"\} \d+/m,
+      new RegExp(`^supsup_build_info\\{version="${PACKAGE_VERSION}",node="${process.version}",simd="(avx512|avx2|scalar|none)"(,commit="[0-9a-f]{7,40}")?\\} 1$`, 'm'),
       /^supsup_queue_wait_seconds_count \d+/m,
       /^supsup_inference_duration_seconds_count\{mode="given"\} \d+/m,
       /^supsup_inference_duration_seconds_count\{mode="inferred"\} \d+/m,

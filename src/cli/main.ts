@@ -1,5 +1,8 @@
 // `supsup <command>`: one binary, one small module per subcommand, each exporting `(argv) => Promise<void>`.
 // Commands are imported lazily so `supsup --help` does not load TensorFlow.js.
+// Exit codes: 0 done, 1 a failure while running, 2 a usage error (unknown command or option, bad value: ConfigError).
+import { ConfigError } from '../platform/settings.ts';
+import { PACKAGE_VERSION, sourceCommit } from '../service/version.ts';
 
 type Command = { summary: string; load: () => Promise<(argv: string[]) => Promise<void>> };
 
@@ -16,22 +19,29 @@ const COMMANDS: Record<string, Command> = {
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return `usage: supsup <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "supsup <command> --help" for a command's options.`;
+  return (
+    `usage: supsup <command> [options]\n       supsup help <command>\n       supsup --version\n\ncommands:\n${lines.join('\n')}\n\n` +
+    `Run "supsup <command> --help" (or "supsup help <command>") for a command's options.`
+  );
 }
 
+function version(): string {
+  const commit = sourceCommit();
+  return `supsup ${PACKAGE_VERSION} (${commit ? `commit ${commit}, ` : ''}node ${process.version})`;
+}
+
+const VERSION_FLAGS = ['--version', '-V'];
+
 async function main(argv: string[]): Promise<void> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage());
-    return;
-  }
-  const command = COMMANDS[name];
-  if (!command) {
-    console.error(`supsup: unknown command "${name}"\n\n${usage()}`);
-    process.exitCode = 2;
-    return;
-  }
-  await (await command.load())(rest);
+  const [first, ...afterFirst] = argv;
+  // Also `supsup CMD --version`, so the image (entrypoint `supsup serve`) answers `docker run IMAGE --version`.
+  if (VERSION_FLAGS.includes(first) || (argv.length === 2 && VERSION_FLAGS.includes(argv[1]))) return void console.log(version());
+  // `supsup help CMD [SUB]` is `supsup CMD [SUB] --help`.
+  const [name, ...rest] = first === 'help' ? afterFirst : argv;
+  if (first === 'help' && name !== undefined) rest.push('--help');
+  if (name === undefined || name === '--help' || name === '-h') return void console.log(usage());
+  if (!Object.hasOwn(COMMANDS, name)) throw new ConfigError(`unknown command "${name}"\n\n${usage()}`);
+  await (await COMMANDS[name].load())(rest);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
@@ -39,5 +49,5 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   console.error(`supsup: ${message}`);
   if (process.env.SUPSUP_DEBUG) console.error(error);
-  process.exitCode = 1;
+  process.exitCode = error instanceof ConfigError ? 2 : 1;
 });

@@ -14,8 +14,12 @@ export type TaskTransform =
   | { kind: 'rotation'; degrees: number }
   | { kind: 'split'; classes: number[] };
 
-/** Task ids: ASCII, so an id's bytes (in the masks file's record headers) are its characters. */
-export const TASK_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/**
+ * Task ids: ASCII, so an id's bytes (in the masks file's record headers) are its characters; only URL-unreserved
+ * characters, so an id is one path segment as it stands (/tasks/{id}, /v2/models/{id}); and not `.` or `..`,
+ * the two segments a URL cannot carry (clients and servers resolve them away before routing).
+ */
+export const TASK_ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/;
 
 export function isTaskId(id: unknown): id is string {
   return typeof id === 'string' && TASK_ID_PATTERN.test(id);
@@ -23,7 +27,7 @@ export function isTaskId(id: unknown): id is string {
 
 /** The id itself, or invalid_argument. */
 export function checkTaskId(id: unknown): string {
-  if (!isTaskId(id)) throw invalid(`task id ${JSON.stringify(id)} must match ${TASK_ID_PATTERN}`);
+  if (!isTaskId(id)) throw invalid(`task id ${JSON.stringify(id)} must match ${TASK_ID_PATTERN}: 1 to 64 letters, digits, _ . -, and not . or .. alone`);
   return id;
 }
 

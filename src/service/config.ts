@@ -9,6 +9,7 @@ import type { RuntimeOptions } from '../runtime/model-runtime.ts';
 import { parseStoreUrl } from '../store/store-url.ts';
 import { ConfigError, parseSettings, refuse, type Setting, usage } from '../platform/settings.ts';
 import { TASK_ID_PATTERN } from '../contract/task.ts';
+import { LOG_FORMATS, type LogFormat } from './log-format.ts';
 
 export { ConfigError, envName } from '../platform/settings.ts';
 
@@ -36,6 +37,8 @@ export interface ServeConfig extends Omit<RuntimeOptions, 'dir'> {
   /** OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces); unset: no tracing. */
   otelEndpoint?: string;
   logLevel: LogLevel;
+  /** JSON lines, or one line for a person (log-format.ts); unset: auto. */
+  logFormat?: LogFormat;
   shutdownTimeoutMs: number;
   /** On SIGTERM, how long to keep serving with readiness false before closing the listeners. */
   drainDelayMs: number;
@@ -103,6 +106,14 @@ export const SETTINGS = [
     help: 'replicas: shared task store, postgres://user@host:port/db?model=name; --model is then this replica\'s local copy, kept in step with the store (unset: the model directory alone)',
   },
   { key: 'logLevel', flag: 'log-level', kind: 'string', default: 'info', choices: LOG_LEVELS, help: 'log level' },
+  {
+    key: 'logFormat',
+    flag: 'log-format',
+    kind: 'string',
+    default: 'auto',
+    choices: LOG_FORMATS,
+    help: 'json: one JSON object per line; pretty: one short line for a person; auto: pretty when stdout is a terminal, else json',
+  },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'ms', default: '30000', min: 1, help: 'on SIGTERM, exit within this long' },
   {
     key: 'drainDelayMs',

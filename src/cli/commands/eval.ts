@@ -15,7 +15,7 @@ import { KERNEL_PREFERENCES } from '../../platform/kernels.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
 import { calibrateUnknown, calibrationEvidence, calibrationMarkdown, HELD_OUT_OFFSET, MAX_KNOWN_FLAGGED } from '../../eval/unknown-calibration.ts';
 import { TRAINING_LOG } from '../../train/run.ts';
-import { HELP_SWITCH, parseSettings, QUIET_SWITCH, refuse, type Setting, usage } from '../../platform/settings.ts';
+import { ConfigError, HELP_SWITCH, parseSettings, QUIET_SWITCH, refuse, type Setting, usage } from '../../platform/settings.ts';
 
 const METHOD_FLAGS: Record<string, string> = { 'one-shot-H': 'one-shot H', 'one-shot-G': 'one-shot G', 'binary-H': 'binary H' };
 const SEED_MAX = 0xffffffff;
@@ -97,11 +97,11 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const serviceKey = methodKey(serviceMethod, DEFAULT_INFERENCE.decideFrom);
   if (values.saveEpsilon) {
     // The stored value must come with evidence for the model as served: all its tasks, the service's decision rule.
-    if (epsilon === undefined) throw new Error('--save-epsilon needs --epsilon X: the value to store');
-    if (values.tasks !== undefined) throw new Error('--save-epsilon evaluates the whole model: drop --tasks');
-    if (options.unknownTasks === 0 || options.unknownBatches === 0) throw new Error('--save-epsilon needs unknown tasks to measure: --unknown-tasks and --unknown-batches > 0');
+    if (epsilon === undefined) throw new ConfigError('--save-epsilon needs --epsilon X: the value to store');
+    if (values.tasks !== undefined) throw new ConfigError('--save-epsilon evaluates the whole model: drop --tasks');
+    if (options.unknownTasks === 0 || options.unknownBatches === 0) throw new ConfigError('--save-epsilon needs unknown tasks to measure: --unknown-tasks and --unknown-batches > 0');
     if (!options.methods.includes(serviceMethod) || !decideFrom.includes(DEFAULT_INFERENCE.decideFrom)) {
-      throw new Error(`--save-epsilon needs the service's decision rule in the run: --methods with one-shot-H and --decide with ${DEFAULT_INFERENCE.decideFrom}`);
+      throw new ConfigError(`--save-epsilon needs the service's decision rule in the run: --methods with one-shot-H and --decide with ${DEFAULT_INFERENCE.decideFrom}`);
     }
   }
 

@@ -97,7 +97,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   const workers = v.workers;
   if (v.noTaskIds) {
-    if (workers > 1 || config.transfer) throw new Error('--no-task-ids trains one stream in order: it takes neither --workers > 1 nor --transfer');
+    if (workers > 1 || config.transfer) throw new ConfigError('--no-task-ids trains one stream in order: it takes neither --workers > 1 nor --transfer');
     const batchesPerTask = v.streamBatches ?? config.steps;
     const log = (line: string) => {
       if (!v.quiet) process.stderr.write(`${line}\n`);
@@ -121,7 +121,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     );
     return;
   }
-  if (v.streamBatches !== undefined) throw new Error('--stream-batches goes with --no-task-ids');
+  if (v.streamBatches !== undefined) throw new ConfigError('--stream-batches goes with --no-task-ids');
   await runTraining({ modelDir, create, config, tasks, workers, reporter: createReporter(process.stderr, v.quiet) });
 }
 

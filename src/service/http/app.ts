@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServeConfig } from '../config.ts';
 import type { ServiceContext } from '../context.ts';
 import { apiTokenCheck } from '../bearer-token.ts';
+import { isPretty, prettyStream } from '../log-format.ts';
 import { requestId } from '../request-id.ts';
 import { PACKAGE_VERSION } from '../version.ts';
 import { classifyRoute } from './classify-route.ts';
@@ -16,13 +17,13 @@ import { requestTracingPlugin } from './request-tracing.ts';
 import { tasksRoutes } from './tasks-routes.ts';
 
 /**
- * The Fastify instance, created first so its pino logger (JSON, one request id per request, taken from
- * X-Request-Id when the client sends a sane one) serves the whole process.
+ * The Fastify instance, created first so its pino logger (JSON lines, or log-format.ts's on a terminal; one request
+ * id per request, taken from X-Request-Id when the client sends a sane one) serves the whole process.
  * Route schemas document the API (OpenAPI) but do not validate: decoding and the engine's validator do.
  */
 export function createHttpApp(config: ServeConfig): FastifyInstance {
   const app = Fastify({
-    logger: { level: config.logLevel },
+    logger: { level: config.logLevel, ...(isPretty(config.logFormat ?? 'auto') && { stream: prettyStream() }) },
     bodyLimit: config.bodyLimit,
     genReqId: (req) => requestId(req.headers['x-request-id']),
     return503OnClosing: true,
