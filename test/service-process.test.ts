@@ -46,10 +46,17 @@ describe('supsup serve process', () => {
 
   it('on SIGTERM: readiness false and gRPC NOT_SERVING at once, the request in flight completes, exit 0 within the timeout', async () => {
     // The request waits (max-wait-ms) for company, so it is in flight when SIGTERM arrives.
-    const server = await spawnServe([...PORTS, '--model', model, '--max-wait-ms', '1500', '--drain-delay-ms', '400', '--shutdown-timeout-ms', '4000', '--log-level', 'info']);
+    const server = await spawnServe([...PORTS, '--model', model, '--max-wait-ms', '1500', '--drain-delay-ms', '1000', '--shutdown-timeout-ms', '4000', '--log-level', 'info']);
     const health = healthClient(server.grpcPort);
     try {
       assert.equal((await http('GET', `${server.url}/readyz`)).status, 200);
+      // Connect the gRPC health client now: a first connection made after SIGTERM can land after the drain
+      // delay, when the listener is already closed (seen on loaded machines).
+      const check = () =>
+        new Promise<string>((resolve, reject) =>
+          health.Check({ service: 'supsup.v1.Classifier' }, (err: Error | null, res: any) => (err ? reject(err) : resolve(res.status))),
+        );
+      assert.equal(await check(), 'SERVING');
       const x = randomExamples(1, TINY.inputSize, 60);
       const inflight = http('POST', `${server.url}/classify`, { inputs: x.rows, task: 'random-0' });
       await sleep(200);
@@ -60,10 +67,7 @@ describe('supsup serve process', () => {
       assert.equal(ready.status, 503);
       assert.match(ready.body.reason, /draining/);
       assert.equal((await http('GET', `${server.url}/healthz`)).status, 200, 'still live while draining');
-      const status = await new Promise<string>((resolve, reject) =>
-        health.Check({ service: 'supsup.v1.Classifier' }, (err: Error | null, res: any) => (err ? reject(err) : resolve(res.status))),
-      );
-      assert.equal(status, 'NOT_SERVING');
+      assert.equal(await check(), 'NOT_SERVING');
       const done = await inflight;
       assert.equal(done.status, 200, JSON.stringify(done.body));
       assert.equal(done.body.predictions.length, 1);
@@ -93,8 +97,9 @@ describe('supsup serve process', () => {
       const { code, at } = await server.exited;
       assert.equal(code, 1, 'exit code 1 when the drain had to cut');
       assert.ok(at - sent >= 1000, `waited for the request before cutting (exited after ${Math.round(at - sent)} ms)`);
-      assert.ok(at - sent < 1500 + 1000, `exited ${Math.round(at - sent)} ms after SIGTERM, timeout 1500 ms`);
-      assert.ok((await closed) - sent < 1500 + 1000, 'the stalled connection was closed by the server');
+      // Bounded, not exact: the cut comes at the timeout, plus what a loaded machine adds to the exit.
+      assert.ok(at - sent < 1500 + 3000, `exited ${Math.round(at - sent)} ms after SIGTERM, timeout 1500 ms`);
+      assert.ok((await closed) - sent < 1500 + 3000, 'the stalled connection was closed by the server');
       assert.ok(server.logs.some((l) => /^shutdown timeout reached/.test(l.msg)), JSON.stringify(server.logs.map((l) => l.msg)));
       assert.ok(server.logs.some((l) => l.msg === 'stopped' && l.clean === false));
     } finally {
