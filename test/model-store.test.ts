@@ -347,7 +347,7 @@ test('manifest and masks file disagreeing about tasks is rejected', async () => 
   await rejectsWith(loadModel(dir), file, /record 1 \(task 'b'\) is not listed in manifest.json/);
   await restore();
   await rewriteManifest(dir, (m) => void ([m.tasks[0].record, m.tasks[1].record] = [1, 0]));
-  await rejectsWith(loadModel(dir), file, /task 'a' listed in manifest.json refers to record 1, which holds task 'b'/);
+  await rejectsWith(loadModel(dir), file, /task '(a' listed in manifest.json refers to record 1, which holds task 'b|b' listed in manifest.json refers to record 0, which holds task 'a)'/);
   await restore();
   await rewriteManifest(dir, (m) => void (m.tasks[1].id = 'a'));
   await rejectsWith(loadModel(dir), mfile, /duplicate task id 'a'/);

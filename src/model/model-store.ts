@@ -18,7 +18,7 @@
 // in-process queue keyed by the resolved path; no lock protects against a second writing process.
 // Readers (loadModel) take no lock and may run while a write is in progress: they see the old or new state.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalid, taskExists, taskNotFound } from '../contract/errors.ts';
 import type { ModelSpec } from '../contract/model.ts';
@@ -53,6 +53,8 @@ import { type ModelState, currentState, forgetState, keepAppended, keepRewritten
 import { LOG_HEADER_BYTES, type LogEntry, encodeLogHeader, encodeLogRecord } from './task-log.ts';
 import {
   MASKS_HEADER_BYTES,
+  MAX_ID_BYTES,
+  RECORD_FIXED_BYTES,
   checkHeader,
   encodeHeader,
   encodeRecord,
@@ -60,6 +62,7 @@ import {
   paddingProblem,
   readRecords,
   recordHeaderBytes,
+  wholeRecordsPrefix,
 } from './mask-file.ts';
 
 export interface ModelInit extends ModelSpec {
@@ -92,12 +95,28 @@ export function hasModel(dir: string): boolean {
 
 /** Reads and fully verifies a model: manifest, task log, masks header, every committed record, and their agreement. */
 export async function loadModel(dir: string): Promise<LoadedModel> {
+  let masks = new Map<string, Uint32Array>();
+  const manifest = await loadModelInto(dir, () => (masks = new Map()), (id, mask) => masks.set(id, mask));
+  return { manifest, masks };
+}
+
+/**
+ * loadModel for a loader with its own store of masks: `add` receives each live task's mask in manifest order as it
+ * is verified (the masks are never all in memory at once). `restart` gets the manifest before the first mask, and
+ * again whenever a concurrent compaction makes the load start over. Any failure throws, and what `add` got must then be dropped.
+ */
+export async function loadModelInto(
+  dir: string,
+  restart: (manifest: Manifest) => void,
+  add: (id: string, mask: Uint32Array) => void,
+): Promise<Manifest> {
   // A concurrent compaction may delete the masks file an older manifest names: if loading fails and the
   // manifest has changed meanwhile, load again from the new one.
   for (let attempt = 0; ; attempt++) {
     const state = await currentState(dir);
     try {
-      return await verifiedModel(dir, state);
+      restart(manifestCopy(state));
+      return await verifiedModel(dir, state, add);
     } catch (e) {
       const now = await currentState(dir).catch(() => undefined);
       if (attempt >= 3 || !now || now === state) throw e;
@@ -390,7 +409,8 @@ export async function compactModel(dir: string, options: StoreOptions = {}): Pro
 }
 
 async function compactUnlocked(dir: string, step: StepFn): Promise<Manifest> {
-  const { manifest: old, masks } = await verifiedModel(dir, await currentState(dir));
+  const masks = new Map<string, Uint32Array>();
+  const old = await verifiedModel(dir, await currentState(dir), (id, mask) => masks.set(id, mask));
   const file = nextMasksFile(old.masks.file);
   const fileId = newFileId();
   const parts = [encodeHeader({ ...old, fileId }), ...old.tasks.map((t) => encodeRecord(t.id, masks.get(t.id)!))];
@@ -421,57 +441,79 @@ async function removeFilesExcept(dir: string, pattern: RegExp, keep: string): Pr
   }
 }
 
-/** Reads the masks `state` commits and checks every record against it. */
-async function verifiedModel(dir: string, state: ModelState): Promise<LoadedModel> {
+/**
+ * Reads the masks `state` commits and checks every record against it, a window at a time, handing each live task's
+ * mask to `add` in record (= manifest) order: the file is never in memory whole, so a loader can put the masks
+ * straight into its bank.
+ */
+async function verifiedModel(dir: string, state: ModelState, add: (id: string, mask: Uint32Array) => void): Promise<Manifest> {
   const manifest = manifestCopy(state);
   const manifestFile = path.join(dir, MANIFEST_FILE);
   const file = path.join(dir, manifest.masks.file);
   const committed = manifest.masks.bytes;
-  const fh = await openMasks(file, 'r');
-  let buf: Buffer;
-  try {
-    const size = (await fh.stat()).size;
-    buf = Buffer.alloc(Math.min(size, committed));
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    buf = buf.subarray(0, got);
-  } finally {
-    await fh.close();
-  }
-  checkHeader(buf, file, { ...manifest, fileId: manifest.masks.fileId });
-  if (buf.length < committed) throw truncatedError(file, committed, buf.length);
-
   const p = weightCount(manifest.architecture);
-  const records = readRecords(buf, file, MASKS_HEADER_BYTES, committed, maskWords(manifest.architecture), p);
-  const expected = manifest.tasks.length + manifest.removed.length;
+  const words = maskWords(manifest.architecture);
   const bad = (problem: string): never => {
     throw new ModelFileError(file, problem);
   };
-  if (records.length > expected) {
-    const r = records[expected];
-    bad(`record ${r.index} (task '${r.id}') is not listed in ${MANIFEST_FILE}, which accounts for ${expected} records`);
-  }
-  const masks = new Map<string, Uint32Array>();
-  for (const t of manifest.tasks) {
-    const r = records[t.record];
-    if (!r) bad(`task '${t.id}' listed in ${MANIFEST_FILE} is missing: it refers to record ${t.record}, the file commits ${records.length}`);
-    if (r.id !== t.id) bad(`task '${t.id}' listed in ${MANIFEST_FILE} refers to record ${t.record}, which holds task '${r.id}'`);
-    const density = maskDensity(r.mask, p);
-    if (Math.abs(density - t.density) > 1e-9) {
-      throw new ModelFileError(manifestFile, `task '${t.id}': density ${t.density} does not match its mask (${density})`);
+  const owners: (TaskEntry | RemovedRecord)[] = [];
+  for (const t of manifest.tasks) owners[t.record] = t;
+  for (const d of manifest.removed) owners[d.record] = d;
+  const fh = await openMasks(file, 'r');
+  let seen = 0;
+  try {
+    const size = (await fh.stat()).size;
+    const head = await readAt(fh, 0, Math.min(size, committed, MASKS_HEADER_BYTES));
+    checkHeader(head, file, { ...manifest, fileId: manifest.masks.fileId });
+    if (size < committed) throw truncatedError(file, committed, size);
+    const window = Math.max(MASK_WINDOW_BYTES, 2 * (RECORD_FIXED_BYTES + MAX_ID_BYTES + 4 * words));
+    for (let pos = MASKS_HEADER_BYTES; pos < committed; ) {
+      const buf = await readAt(fh, pos, Math.min(window, committed - pos));
+      const whole = wholeRecordsPrefix(buf, words);
+      // No whole record left: the region ends inside one (readRecords says how).
+      const records = readRecords(buf, file, 0, whole > 0 ? whole : buf.length, words, p, { index: seen, offset: pos });
+      if (records.length === 0) bad(`damaged record at byte ${pos}`);
+      for (const r of records) {
+        const owner = owners[r.index];
+        if (!owner) bad(`record ${r.index} (task '${r.id}') is not listed in ${MANIFEST_FILE}, which accounts for ${owners.length} records`);
+        if ('removedAt' in owner) {
+          if (r.id !== owner.id) bad(`removed task '${owner.id}' in ${MANIFEST_FILE} refers to record ${r.index}, which holds task '${r.id}'`);
+          continue;
+        }
+        if (r.id !== owner.id) bad(`task '${owner.id}' listed in ${MANIFEST_FILE} refers to record ${r.index}, which holds task '${r.id}'`);
+        const density = maskDensity(r.mask, p);
+        if (Math.abs(density - owner.density) > 1e-9) {
+          throw new ModelFileError(manifestFile, `task '${owner.id}': density ${owner.density} does not match its mask (${density})`);
+        }
+        add(r.id, r.mask);
+      }
+      seen += records.length;
+      pos += whole > 0 ? whole : buf.length;
     }
-    masks.set(t.id, r.mask);
+  } finally {
+    await fh.close();
+  }
+  for (const t of manifest.tasks) {
+    if (t.record >= seen) bad(`task '${t.id}' listed in ${MANIFEST_FILE} is missing: it refers to record ${t.record}, the file commits ${seen}`);
   }
   for (const d of manifest.removed) {
-    const r = records[d.record];
-    if (!r) bad(`removed task '${d.id}' in ${MANIFEST_FILE} refers to record ${d.record}, the file commits ${records.length}`);
-    if (r.id !== d.id) bad(`removed task '${d.id}' in ${MANIFEST_FILE} refers to record ${d.record}, which holds task '${r.id}'`);
+    if (d.record >= seen) bad(`removed task '${d.id}' in ${MANIFEST_FILE} refers to record ${d.record}, the file commits ${seen}`);
   }
-  return { manifest, masks };
+  return manifest;
+}
+
+/** How much of the masks file a load holds at once. */
+const MASK_WINDOW_BYTES = 8 << 20;
+
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }
 
 /** Replaces manifest.json atomically; returns its size. */
