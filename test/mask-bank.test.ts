@@ -60,6 +60,21 @@ describe('MaskBank', () => {
     for (const [slot, m] of stored) assert.deepEqual(bank.get(slot), m);
   });
 
+  it('count stays exact over a thousand adds between reads, all-ones masks included (long carry chains)', () => {
+    const rand = rng(5);
+    const bank = new MaskBank(3);
+    const masks: Uint32Array[] = [];
+    for (let t = 0; t < 1500; t++) {
+      const m = t % 3 === 0 ? new Uint32Array(3).fill(0xffffffff) : randomMask(3, rand);
+      masks.push(m);
+      bank.add(m);
+      if (t === 1023 || t === 1499) assert.deepEqual(bank.count, bruteCount(3, masks), `after ${t + 1} adds`);
+    }
+    bank.remove(7);
+    masks.splice(7, 1);
+    assert.deepEqual(bank.count, bruteCount(3, masks));
+  });
+
   it('growth keeps earlier masks and their layout', () => {
     const rand = rng(3);
     const bank = new MaskBank(5); // expectedTasks 0: every block comes from grow()

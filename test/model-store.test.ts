@@ -16,6 +16,8 @@ import { encodeHeader, encodeRecord, fingerprintText } from '../src/model/mask-f
 import {
   appendTask,
   appendTasks,
+  checkpointModel,
+  checkpointsSettled,
   compactModel,
   createModel,
   loadModel,
@@ -107,7 +109,7 @@ function docManifest(value: unknown): Buffer {
 }
 
 async function rewriteManifest(dir: string, edit: (m: Manifest) => unknown): Promise<void> {
-  const m = structuredClone(await readManifest(dir));
+  const { log: _log, ...m } = structuredClone(await readManifest(dir)); // a manifest without a task log: all in one file
   const out = (edit(m) ?? m) as Manifest;
   await writeFile(path.join(dir, 'manifest.json'), serializeManifest(out));
 }
@@ -299,6 +301,7 @@ test('truncation at every point of either file is rejected', async () => {
 
 test('a flipped bit anywhere in manifest.json is rejected, naming the file', async () => {
   const { dir } = await modelWith(['a', 'b']);
+  await checkpointModel(dir); // the tasks in the manifest itself
   const mfile = path.join(dir, 'manifest.json');
   await everyFlipRejected(dir, mfile, [0x01, 0x20], /checksum/);
   const good = await readFile(mfile);
@@ -344,7 +347,7 @@ test('manifest and masks file disagreeing about tasks is rejected', async () => 
   await rejectsWith(loadModel(dir), file, /record 1 \(task 'b'\) is not listed in manifest.json/);
   await restore();
   await rewriteManifest(dir, (m) => void ([m.tasks[0].record, m.tasks[1].record] = [1, 0]));
-  await rejectsWith(loadModel(dir), file, /task 'a' listed in manifest.json refers to record 1, which holds task 'b'/);
+  await rejectsWith(loadModel(dir), file, /task '(a' listed in manifest.json refers to record 1, which holds task 'b|b' listed in manifest.json refers to record 0, which holds task 'a)'/);
   await restore();
   await rewriteManifest(dir, (m) => void (m.tasks[1].id = 'a'));
   await rejectsWith(loadModel(dir), mfile, /duplicate task id 'a'/);
@@ -454,7 +457,7 @@ test('a crash before each append step leaves the previous model (or the new one,
     const { dir, want } = await modelWith(['a', 'b']);
     const m = mask();
     await assert.rejects(appendTask(dir, task('c'), m, { faults: crashAt('append', step) }), Crash);
-    const committed = step === 'manifest:fsync-dir'; // the rename already happened
+    const committed = step === 'log:fsync'; // the whole log record is written (a crash may or may not keep it: never acknowledged)
     await assertHolds(dir, committed ? new Map([...want, ['c', m]]) : want);
     // Recovery: the next writer carries on, and the crashed task can be retried unless it made it.
     const d = mask();
@@ -479,7 +482,8 @@ test('a temp manifest left behind (crash while writing it) is ignored and replac
   const m = mask();
   await appendTask(dir, task('b'), m);
   await assertHolds(dir, new Map([...want, ['b', m]]));
-  assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', 'masks.bin']);
+  await checkpointModel(dir); // the next manifest rewrite replaces it
+  assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', 'masks.bin', 'tasks.1.log']);
 });
 
 test('a crash before each create step leaves no model or the empty one; create can be retried', async () => {
@@ -517,12 +521,13 @@ test("the model's own unknown-task threshold: set, kept by later writes, cleared
   for (const step of WRITE_STEPS.threshold) {
     await assert.rejects(setUnknownTaskThreshold(dir, t2, { faults: crashAt('threshold', step) }), Crash);
     const now = (await readManifest(dir)).unknownTask;
-    assert.deepEqual(now, step === 'manifest:fsync-dir' ? t2 : t, step);
+    assert.deepEqual(now, step === 'log:fsync' ? t2 : t, step);
     await assertHolds(dir, want);
     await setUnknownTaskThreshold(dir, t);
   }
   await setUnknownTaskThreshold(dir, undefined);
   assert.equal((await readManifest(dir)).unknownTask, undefined);
+  await checkpointModel(dir); // the log folded into the manifest
   assert.ok(!(await readFile(path.join(dir, 'manifest.json'), 'utf8')).includes('unknownTask'));
   await assertHolds(dir, want);
 });
@@ -553,7 +558,7 @@ test('removal, re-adding a removed id, and compaction when dead records pass hal
   assert.equal(manifest.masks.file, 'masks.1.bin');
   assert.deepEqual(manifest.removed, []);
   assert.deepEqual(manifest.tasks.map((t) => [t.id, t.record]), [['d', 0], ['b', 1]]);
-  assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', 'masks.1.bin']);
+  assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', 'masks.1.bin', 'tasks.1.log']);
   assert.equal((await stat(path.join(dir, 'masks.1.bin'))).size, 36 + 2 * (19 + 4 * WORDS));
 
   await assert.rejects(removeTask(dir, 'zz'), (e: SupsupError) => e instanceof SupsupError && e.code === 'not_found');
@@ -570,7 +575,7 @@ test('a crash before each remove step keeps the task or removes it, never anythi
   for (const step of WRITE_STEPS.remove) {
     const { dir, want } = await modelWith(['a', 'b', 'c']);
     await assert.rejects(removeTask(dir, 'b', { faults: crashAt('remove', step) }), Crash);
-    const done = step === 'manifest:fsync-dir';
+    const done = step === 'log:fsync';
     if (done) want.delete('b');
     await assertHolds(dir, want);
     if (!done) await removeTask(dir, 'b');
@@ -603,7 +608,8 @@ test('a crash before each compaction step leaves a loadable model with every tas
     want.set('e', e);
     await compactModel(dir);
     await assertHolds(dir, want);
-    assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', (await readManifest(dir)).masks.file]);
+    const { masks, log } = await readManifest(dir);
+    assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', masks.file, log!.file]);
   }
 });
 
@@ -694,4 +700,152 @@ test('a load that read the manifest just before a compaction deleted its masks f
   }
   assert.ok(raced);
   assert.equal((await readManifest(dir)).masks.file, 'masks.1.bin');
+});
+
+// ----- the task log (docs/model-format.md §4a) -----
+
+test('adding and removing tasks appends to the task log and leaves manifest.json untouched', async () => {
+  const { dir, want } = await modelWith(['a']);
+  const mfile = path.join(dir, 'manifest.json');
+  const before = await stat(mfile, { bigint: true });
+  const b = mask();
+  await appendTask(dir, task('b', { transform: { kind: 'permutation', seed: 3, permutation: [9, 8, 7, 6, 5, 4, 3, 2, 1, 0] } }), b);
+  await removeTask(dir, 'a');
+  await setUnknownTaskThreshold(dir, { epsilon: 0.3, calibration: 'test' });
+  const after = await stat(mfile, { bigint: true });
+  assert.equal(after.ino, before.ino, 'manifest.json was not replaced');
+  assert.equal(after.mtimeNs, before.mtimeNs, 'manifest.json was not written');
+  want.delete('a');
+  want.set('b', b);
+  await assertHolds(dir, want);
+  const { manifest } = await loadModel(dir);
+  assert.deepEqual(manifest.removed.map((r) => r.id), ['a']);
+  assert.equal(manifest.unknownTask?.epsilon, 0.3);
+  // Folding the log into the manifest changes nothing a reader sees.
+  const folded = await checkpointModel(dir);
+  assert.deepEqual({ ...folded, log: undefined }, { ...manifest, log: undefined });
+  assert.equal(folded.log!.file, 'tasks.1.log');
+  assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', 'masks.bin', 'tasks.1.log']);
+  await assertHolds(dir, want);
+});
+
+test('a torn task log record (cut anywhere, or with unwritten zero blocks) is dropped; the next write cuts it off', async () => {
+  const { dir, want } = await modelWith(['a', 'b']);
+  const file = path.join(dir, 'tasks.log');
+  const good = await readFile(file);
+  const c = mask();
+  await appendTask(dir, task('c'), c);
+  const withC = await readFile(file);
+  for (let n = good.length; n < withC.length; n++) {
+    await writeFile(file, withC.subarray(0, n));
+    await assertHolds(dir, want);
+  }
+  const zeroed = Buffer.from(withC);
+  zeroed.fill(0, good.length + 40, Math.min(withC.length, good.length + 80)); // a block the crash never wrote
+  await writeFile(file, zeroed);
+  await assertHolds(dir, want);
+  await appendTask(dir, task('c'), c); // acknowledged again, after the torn one
+  want.set('c', c);
+  await assertHolds(dir, want);
+  assert.equal((await readFile(file)).length, withC.length, 'the torn tail was cut off, the record written where it belongs');
+});
+
+test('a flipped bit in the task log: damage before the last record is rejected; the last record is rejected or dropped, never misread', async () => {
+  const { dir, want } = await modelWith(['a', 'b']);
+  const file = path.join(dir, 'tasks.log');
+  const good = await readFile(file); // a and b
+  await appendTask(dir, task('c'), mask());
+  const withC = await readFile(file);
+  for (let i = 0; i < withC.length; i++) {
+    const bad = Buffer.from(withC);
+    bad[i] ^= 0x10;
+    await writeFile(file, bad);
+    if (i < good.length) {
+      await rejectsWith(loadModel(dir), file, /checksum|damaged|bad magic|version|file id/).catch((e) => assert.fail(`byte ${i}: ${e.message}`));
+    } else {
+      // The last record: a flip that makes it look torn drops it (the one case a checksum cannot tell apart); else rejected.
+      const r = await loadModel(dir).then((m) => [...m.masks.keys()], (e: Error) => e);
+      if (Array.isArray(r)) assert.deepEqual(r, [...want.keys()], `byte ${i}`);
+      else assert.ok(r instanceof ModelFileError && /damaged/.test(r.message), `byte ${i}: ${r}`);
+    }
+  }
+  await writeFile(file, withC);
+  await loadModel(dir);
+});
+
+test('a crash before each step of a checkpoint leaves every acknowledged change; leftovers are cleaned later', async () => {
+  for (const step of WRITE_STEPS.checkpoint) {
+    const { dir, want } = await modelWith(['a', 'b', 'c']);
+    await removeTask(dir, 'b', { compactAbove: 1 });
+    want.delete('b');
+    await setUnknownTaskThreshold(dir, { epsilon: 0.4, calibration: 'kept' });
+    await assert.rejects(checkpointModel(dir, { faults: crashAt('checkpoint', step) }), Crash);
+    await assertHolds(dir, want);
+    assert.equal((await readManifest(dir)).unknownTask?.epsilon, 0.4, step);
+    const switched = step === 'manifest:fsync-dir' || step === 'checkpoint:remove-old';
+    assert.equal((await readManifest(dir)).log!.file, switched ? 'tasks.1.log' : 'tasks.log', step);
+    const d = mask(); // the model stays writable
+    await appendTask(dir, task('d'), d);
+    want.set('d', d);
+    await removeTask(dir, 'a', { compactAbove: 1 });
+    want.delete('a');
+    await checkpointModel(dir);
+    await assertHolds(dir, want);
+    const { masks, log } = await readManifest(dir);
+    assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', masks.file, log!.file], step);
+  }
+});
+
+test('writers checkpoint in the background once the log outgrows the manifest; readers see the same model throughout', async () => {
+  const { dir, want } = await modelWith(['a']);
+  for (const id of ['b', 'c', 'd']) {
+    const m = mask();
+    await appendTask(dir, task(id), m, { checkpointAbove: 0 });
+    want.set(id, m);
+    await assertHolds(dir, want);
+  }
+  await checkpointsSettled(dir);
+  const { log } = await readManifest(dir);
+  assert.notEqual(log!.file, 'tasks.log', 'a checkpoint ran');
+  assert.match(await readFile(path.join(dir, 'manifest.json'), 'utf8'), /"id": "b"/, 'the manifest itself now lists the logged tasks');
+  assert.deepEqual((await readdir(dir)).sort(), ['manifest.json', 'masks.bin', log!.file], 'the old log was deleted');
+  await assertHolds(dir, want);
+});
+
+test('a model written before the task log (manifest only) loads, and its first change creates the log; a crash then loses nothing', async () => {
+  const legacy = async () => {
+    const { dir, want } = await modelWith(['a', 'b']);
+    await rewriteManifest(dir, () => undefined); // the same model as one manifest without a log
+    await rm(path.join(dir, 'tasks.log'));
+    assert.equal((await readManifest(dir)).log, undefined);
+    await assertHolds(dir, want);
+    return { dir, want };
+  };
+  for (const step of WRITE_STEPS.checkpoint) {
+    const { dir, want } = await legacy();
+    const c = mask();
+    await assert.rejects(appendTask(dir, task('c'), c, { faults: crashAt('checkpoint', step) }), Crash);
+    await assertHolds(dir, want);
+    await appendTask(dir, task('c'), c);
+    want.set('c', c);
+    await assertHolds(dir, want);
+    assert.equal((await readManifest(dir)).log!.file, 'tasks.log');
+  }
+  const { dir } = await legacy();
+  await removeTask(dir, 'a', { compactAbove: 1 });
+  assert.deepEqual((await loadModel(dir)).manifest.tasks.map((t) => t.id), ['b']);
+});
+
+test('a task log that does not fit its manifest is rejected, naming the file', async () => {
+  const { dir } = await modelWith(['a']);
+  const file = path.join(dir, 'tasks.log');
+  const good = await readFile(file);
+  const other = freshDir();
+  await createModel(other, { architecture: ARCH, seed: 7, normalization: NORM });
+  await copyFile(path.join(other, 'tasks.log'), file);
+  await rejectsWith(loadModel(dir), file, /file id [0-9a-f]{16} does not match the manifest's log.fileId/);
+  await rm(file);
+  await rejectsWith(loadModel(dir), file, /missing: manifest.json names it/);
+  await writeFile(file, good);
+  await loadModel(dir);
 });

@@ -14,8 +14,14 @@ export const BLOCK_SLOTS = 8;
 
 export class MaskBank {
   readonly words: number;
-  /** Per weight (padded to words * 32): how many stored tasks keep it. Kept up to date on add/remove. */
-  readonly count: Uint16Array;
+  private readonly counts: Uint16Array;
+  /**
+   * Masks added since `counts` was last brought up to date, summed bit-sliced: word j's plane p holds bit p of the
+   * pending sum of each of its 32 weights. Adding a mask costs a short carry chain per word instead of a step per
+   * set bit, which is most of what loading thousands of tasks used to cost.
+   */
+  private readonly pending: Uint32Array;
+  private pendingMasks = 0;
   private data: Uint32Array;
   private occupied: boolean[] = [];
   private size = 0;
@@ -23,8 +29,15 @@ export class MaskBank {
   constructor(words: number, expectedTasks = 0) {
     if (!Number.isInteger(words) || words <= 0) throw new RangeError(`words must be a positive integer`);
     this.words = words;
-    this.count = new Uint16Array(words * 32);
+    this.counts = new Uint16Array(words * 32);
+    this.pending = new Uint32Array(words * PENDING_PLANES);
     this.data = new Uint32Array(blocksFor(expectedTasks) * words * BLOCK_SLOTS);
+  }
+
+  /** Per weight (padded to words * 32): how many stored tasks keep it. Up to date after every add/remove. */
+  get count(): Uint16Array {
+    this.flushPending();
+    return this.counts;
   }
 
   /** Number of stored masks (k). */
@@ -72,13 +85,14 @@ export class MaskBank {
     this.writeSlot(slot, mask);
     this.occupied[slot] = true;
     this.size++;
-    this.adjustCount(mask, 1);
+    this.addPending(mask);
     return slot;
   }
 
   /** Clears a slot; its bits are zeroed so it contributes nothing to any kernel. */
   remove(slot: number): void {
     if (!this.has(slot)) throw new RangeError(`slot ${slot} is empty`);
+    this.flushPending();
     this.adjustCount(this.get(slot), -1);
     this.writeSlot(slot, new Uint32Array(this.words));
     this.occupied[slot] = false;
@@ -96,14 +110,46 @@ export class MaskBank {
   }
 
   /** count[w] += delta for every weight w the mask keeps. */
-  private adjustCount(mask: Uint32Array, delta: 1 | -1): void {
+  private adjustCount(mask: Uint32Array, delta: number): void {
     for (let j = 0; j < this.words; j++) {
       let w = mask[j];
       while (w !== 0) {
-        this.count[j * 32 + 31 - Math.clz32(w & -w)] += delta;
+        this.counts[j * 32 + 31 - Math.clz32(w & -w)] += delta;
         w &= w - 1;
       }
     }
+  }
+
+  private addPending(mask: Uint32Array): void {
+    const planes = this.pending;
+    for (let j = 0; j < this.words; j++) {
+      let carry = mask[j];
+      for (let b = j * PENDING_PLANES; carry !== 0; b++) {
+        const next = planes[b] & carry;
+        planes[b] ^= carry;
+        carry = next;
+      }
+    }
+    if (++this.pendingMasks === 0xffff) this.flushPending(); // the planes hold sums below 2^16
+  }
+
+  private flushPending(): void {
+    if (this.pendingMasks === 0) return;
+    const used = 32 - Math.clz32(this.pendingMasks);
+    for (let j = 0; j < this.words; j++) {
+      for (let p = 0; p < used; p++) {
+        const b = j * PENDING_PLANES + p;
+        let w = this.pending[b];
+        if (w === 0) continue;
+        this.pending[b] = 0;
+        const weight = 1 << p;
+        while (w !== 0) {
+          this.counts[j * 32 + 31 - Math.clz32(w & -w)] += weight;
+          w &= w - 1;
+        }
+      }
+    }
+    this.pendingMasks = 0;
   }
 
   private writeSlot(slot: number, mask: Uint32Array): void {
@@ -149,6 +195,8 @@ export function popcount(mask: Uint32Array): number {
 export function maskDensity(mask: Uint32Array, weights: number): number {
   return popcount(mask) / weights;
 }
+
+const PENDING_PLANES = 16;
 
 function blocksFor(tasks: number): number {
   return Math.ceil(Math.max(0, tasks) / BLOCK_SLOTS);

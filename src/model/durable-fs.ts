@@ -5,23 +5,32 @@
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 
-export type WriteOp = 'create' | 'append' | 'remove' | 'compact' | 'threshold' | 'reservoir';
+export type WriteOp = 'create' | 'append' | 'remove' | 'compact' | 'threshold' | 'checkpoint' | 'reservoir';
 
 export const MANIFEST_STEPS = ['manifest:write-temp', 'manifest:fsync-temp', 'manifest:rename', 'manifest:fsync-dir'] as const;
+/** One task log record (task-log.ts), written in two halves so that a crash between them leaves a real torn record. */
+export const LOG_STEPS = ['log:truncate-tail', 'log:write-head', 'log:write-rest', 'log:fsync'] as const;
 
-/** Every step of every write operation, in order. remove = the manifest steps (then, maybe, a compaction); threshold = the manifest steps. */
+/**
+ * Every step of every write operation, in order. remove = one log record (then, maybe, a compaction); threshold =
+ * one log record. A model written before the task log gets a checkpoint (which creates the log) before its first change.
+ */
 export const WRITE_STEPS = {
-  create: ['create:write-masks', 'create:fsync-masks', 'create:fsync-dir', ...MANIFEST_STEPS],
-  append: [
-    'append:truncate-tail',
-    'append:write-record-header',
-    'append:write-record-payload',
-    'append:fsync-masks',
+  create: ['create:write-masks', 'create:fsync-masks', 'create:write-log', 'create:fsync-log', 'create:fsync-dir', ...MANIFEST_STEPS],
+  append: ['append:truncate-tail', 'append:write-record-header', 'append:write-record-payload', 'append:fsync-masks', ...LOG_STEPS],
+  remove: [...LOG_STEPS],
+  threshold: [...LOG_STEPS],
+  compact: [
+    'compact:write-masks',
+    'compact:fsync-masks',
+    'compact:write-log',
+    'compact:fsync-log',
+    'compact:fsync-dir',
     ...MANIFEST_STEPS,
+    'compact:remove-old',
   ],
-  remove: [...MANIFEST_STEPS],
-  threshold: [...MANIFEST_STEPS],
-  compact: ['compact:write-masks', 'compact:fsync-masks', 'compact:fsync-dir', ...MANIFEST_STEPS, 'compact:remove-old'],
+  /** Folds the task log into a new manifest and starts an empty log (run in the background when the log grows). */
+  checkpoint: ['checkpoint:write-log', 'checkpoint:fsync-log', 'checkpoint:fsync-dir', ...MANIFEST_STEPS, 'checkpoint:remove-old'],
   /** A HopSupSup model's whole reservoir file, replaced on every change (src/model/hopfield-model.ts). */
   reservoir: ['reservoir:write', 'reservoir:fsync', 'reservoir:fsync-dir', ...MANIFEST_STEPS, 'reservoir:remove-old'],
 } as const;

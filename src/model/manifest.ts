@@ -17,6 +17,8 @@ export const MANIFEST_FORMAT = 'supsup-model';
 export const MANIFEST_FORMAT_VERSION = 1;
 /** Names a masks file may have: masks.bin, then masks.1.bin, masks.2.bin, … after each compaction. */
 export const MASKS_FILE_PATTERN = /^masks(\.[1-9][0-9]{0,8})?\.bin$/;
+/** Names a task log may have: tasks.log, then tasks.1.log, tasks.2.log, … after each checkpoint (task-log.ts). */
+export const LOG_FILE_PATTERN = /^tasks(\.[1-9][0-9]{0,8})?\.log$/;
 const FILE_ID_PATTERN = /^[0-9a-f]{16}$/;
 const ISO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 const MAX_NAME = 256;
@@ -59,12 +61,20 @@ export interface UnknownTaskThreshold {
   oneExample?: OneExampleRule & { calibration: string };
 }
 
+/** The task log whose records apply on top of this manifest (task-log.ts). Absent in models written before the log. */
+export interface LogRef {
+  file: string;
+  /** The 8-byte file id of the log header, as 16 lowercase hex digits. */
+  fileId: string;
+}
+
 export interface Manifest extends ModelSpec {
   format: typeof MANIFEST_FORMAT;
   formatVersion: typeof MANIFEST_FORMAT_VERSION;
   prngVersion: number;
   unknownTask?: UnknownTaskThreshold;
   masks: MasksRef;
+  log?: LogRef;
   tasks: TaskEntry[];
   removed: RemovedRecord[];
 }
@@ -75,8 +85,8 @@ const CHECKSUM_LINE_BYTES = CHECKSUM_HEAD.length + 8 + CHECKSUM_TAIL.length;
 
 /** The exact bytes of manifest.json for `m` (arrays of plain values on one line, 2-space indent). */
 export function serializeManifest(m: Manifest): Buffer {
-  const { format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, tasks, removed } = m;
-  return sealJson({ format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, tasks, removed });
+  const { format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, log, tasks, removed } = m;
+  return sealJson({ format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, log, tasks, removed });
 }
 
 /** Checks the checksum line, parses and validates. `file` names the file in errors. */
@@ -128,7 +138,7 @@ export function validateManifest(value: unknown, file: string): Manifest {
     throw new ModelFileError(file, problem);
   };
   const o = object(value, 'the manifest', bad);
-  onlyKeys(o, ['format', 'formatVersion', 'architecture', 'seed', 'prngVersion', 'normalization', 'unknownTask', 'masks', 'tasks', 'removed'], 'the manifest', bad);
+  onlyKeys(o, ['format', 'formatVersion', 'architecture', 'seed', 'prngVersion', 'normalization', 'unknownTask', 'masks', 'log', 'tasks', 'removed'], 'the manifest', bad);
   if (o.format !== MANIFEST_FORMAT) bad(`format is ${JSON.stringify(o.format)}, expected "${MANIFEST_FORMAT}"`);
   if (o.formatVersion !== MANIFEST_FORMAT_VERSION) {
     bad(`unsupported formatVersion ${JSON.stringify(o.formatVersion)} (this reader knows ${MANIFEST_FORMAT_VERSION})`);
@@ -159,6 +169,15 @@ export function validateManifest(value: unknown, file: string): Manifest {
     bad(`masks.bytes must be an integer >= ${MASKS_HEADER_BYTES}, got ${JSON.stringify(masksRef.bytes)}`);
   }
 
+  let log: LogRef | undefined;
+  if (o.log !== undefined) {
+    const l = object(o.log, 'log', bad);
+    onlyKeys(l, ['file', 'fileId'], 'log', bad);
+    if (typeof l.file !== 'string' || !LOG_FILE_PATTERN.test(l.file)) bad(`log.file ${JSON.stringify(l.file)} is not a task log name (tasks.log or tasks.<n>.log)`);
+    if (typeof l.fileId !== 'string' || !FILE_ID_PATTERN.test(l.fileId)) bad(`log.fileId must be 16 lowercase hex digits, got ${JSON.stringify(l.fileId)}`);
+    log = { file: l.file as string, fileId: l.fileId as string };
+  }
+
   if (!Array.isArray(o.tasks)) bad('tasks must be an array');
   if (!Array.isArray(o.removed)) bad('removed must be an array');
   const recordCount = (o.tasks as unknown[]).length + (o.removed as unknown[]).length;
@@ -174,49 +193,17 @@ export function validateManifest(value: unknown, file: string): Manifest {
 
   const ids = new Set<string>();
   const tasks = (o.tasks as unknown[]).map((t, i): TaskEntry => {
-    const where = `tasks[${i}]`;
-    const e = object(t, where, bad);
-    onlyKeys(e, ['id', 'name', 'description', 'addedAt', 'density', 'record', 'transform'], where, bad);
-    const id = taskId(e.id, where, bad);
-    const what = `task '${id}'`;
-    if (ids.has(id)) bad(`duplicate task id '${id}' (${where})`);
-    ids.add(id);
-    if (typeof e.name !== 'string' || e.name.length === 0 || e.name.length > MAX_NAME) {
-      bad(`${what}: name must be a string of 1..${MAX_NAME} characters`);
-    }
-    if (e.description !== undefined && (typeof e.description !== 'string' || e.description.length > MAX_DESCRIPTION)) {
-      bad(`${what}: description must be a string of at most ${MAX_DESCRIPTION} characters`);
-    }
-    isoTime(e.addedAt, `${what}: addedAt`, bad);
-    if (!isFiniteNumber(e.density) || (e.density as number) < 0 || (e.density as number) > 1) {
-      bad(`${what}: density must be a number in [0, 1], got ${JSON.stringify(e.density)}`);
-    }
-    useRecord(e.record, what);
-    let transform: TaskTransform;
-    try {
-      transform = validateTransform(e.transform, architecture.inputSize);
-    } catch (err) {
-      return bad(`${what}: bad transform: ${(err as Error).message}`);
-    }
-    return {
-      id,
-      name: e.name as string,
-      ...(e.description !== undefined ? { description: e.description as string } : {}),
-      addedAt: e.addedAt as string,
-      density: e.density as number,
-      record: e.record as number,
-      transform,
-    };
+    const entry = validateTaskEntry(t, `tasks[${i}]`, architecture.inputSize, bad);
+    if (ids.has(entry.id)) bad(`duplicate task id '${entry.id}' (tasks[${i}])`);
+    ids.add(entry.id);
+    useRecord(entry.record, `task '${entry.id}'`);
+    return entry;
   });
 
   const removed = (o.removed as unknown[]).map((r, i): RemovedRecord => {
-    const where = `removed[${i}]`;
-    const e = object(r, where, bad);
-    onlyKeys(e, ['id', 'record', 'removedAt'], where, bad);
-    const id = taskId(e.id, where, bad);
-    isoTime(e.removedAt, `${where}: removedAt`, bad);
-    useRecord(e.record, `${where} (removed task '${id}')`);
-    return { id, record: e.record as number, removedAt: e.removedAt as string };
+    const entry = validateRemovedRecord(r, `removed[${i}]`, bad);
+    useRecord(entry.record, `removed[${i}] (removed task '${entry.id}')`);
+    return entry;
   });
 
   return {
@@ -228,9 +215,54 @@ export function validateManifest(value: unknown, file: string): Manifest {
     normalization: { mean: norm.mean as number, std: norm.std as number },
     ...(unknownTask ? { unknownTask } : {}),
     masks: { file: masksRef.file as string, fileId: masksRef.fileId as string, bytes: masksRef.bytes as number },
+    ...(log ? { log } : {}),
     tasks,
     removed,
   };
+}
+
+/** One task entry of untrusted data (a manifest's `tasks[i]`, a task log record's task), checked alone; `record` only as a non-negative integer. */
+export function validateTaskEntry(t: unknown, where: string, inputSize: number, bad: (p: string) => never): TaskEntry {
+  const e = object(t, where, bad);
+  onlyKeys(e, ['id', 'name', 'description', 'addedAt', 'density', 'record', 'transform'], where, bad);
+  const id = taskId(e.id, where, bad);
+  const what = `task '${id}'`;
+  if (typeof e.name !== 'string' || e.name.length === 0 || e.name.length > MAX_NAME) {
+    bad(`${what}: name must be a string of 1..${MAX_NAME} characters`);
+  }
+  if (e.description !== undefined && (typeof e.description !== 'string' || e.description.length > MAX_DESCRIPTION)) {
+    bad(`${what}: description must be a string of at most ${MAX_DESCRIPTION} characters`);
+  }
+  isoTime(e.addedAt, `${what}: addedAt`, bad);
+  if (!isFiniteNumber(e.density) || (e.density as number) < 0 || (e.density as number) > 1) {
+    bad(`${what}: density must be a number in [0, 1], got ${JSON.stringify(e.density)}`);
+  }
+  if (!Number.isSafeInteger(e.record) || (e.record as number) < 0) bad(`${what}: record must be a non-negative integer, got ${JSON.stringify(e.record)}`);
+  let transform: TaskTransform;
+  try {
+    transform = validateTransform(e.transform, inputSize);
+  } catch (err) {
+    return bad(`${what}: bad transform: ${(err as Error).message}`);
+  }
+  return {
+    id,
+    name: e.name as string,
+    ...(e.description !== undefined ? { description: e.description as string } : {}),
+    addedAt: e.addedAt as string,
+    density: e.density as number,
+    record: e.record as number,
+    transform,
+  };
+}
+
+/** One removed-record entry of untrusted data, checked alone. */
+export function validateRemovedRecord(r: unknown, where: string, bad: (p: string) => never): RemovedRecord {
+  const e = object(r, where, bad);
+  onlyKeys(e, ['id', 'record', 'removedAt'], where, bad);
+  const id = taskId(e.id, where, bad);
+  isoTime(e.removedAt, `${where}: removedAt`, bad);
+  if (!Number.isSafeInteger(e.record) || (e.record as number) < 0) bad(`${where}: record must be a non-negative integer, got ${JSON.stringify(e.record)}`);
+  return { id, record: e.record as number, removedAt: e.removedAt as string };
 }
 
 export function parseArchitecture(value: unknown, bad: (p: string) => never): Architecture {
@@ -252,7 +284,7 @@ export function parseArchitecture(value: unknown, bad: (p: string) => never): Ar
   return arch;
 }
 
-function parseUnknownTask(value: unknown, bad: (p: string) => never): UnknownTaskThreshold {
+export function parseUnknownTask(value: unknown, bad: (p: string) => never): UnknownTaskThreshold {
   const u = object(value, 'unknownTask', bad);
   onlyKeys(u, ['epsilon', 'calibration', 'oneExample'], 'unknownTask', bad);
   if (!isFiniteNumber(u.epsilon) || u.epsilon < 0) bad(`unknownTask.epsilon must be a finite number >= 0, got ${JSON.stringify(u.epsilon)}`);

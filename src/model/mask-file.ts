@@ -135,16 +135,25 @@ export function recordHeaderBytes(record: Buffer): number {
 }
 
 /**
- * Reads every record in buf[start, end) (the committed region). Each must be whole and intact, hold
- * exactly `words` payload words and no bits past P: any problem throws a ModelFileError naming `file`.
+ * Reads every record in buf[start, end) (the committed region, or a window of it that starts at record `base.index`,
+ * byte `base.offset` of the file). Each must be whole and intact, hold exactly `words` payload words and no bits
+ * past P: any problem throws a ModelFileError naming `file`.
  */
-export function readRecords(buf: Buffer, file: string, start: number, end: number, words: number, weights: number): MaskRecord[] {
+export function readRecords(
+  buf: Buffer,
+  file: string,
+  start: number,
+  end: number,
+  words: number,
+  weights: number,
+  base = { index: 0, offset: 0 },
+): MaskRecord[] {
   const records: MaskRecord[] = [];
   let off = start;
   while (off < end) {
-    const index = records.length;
+    const index = base.index + records.length;
     const bad = (problem: string): never => {
-      throw new ModelFileError(file, `record ${index} at byte ${off}: ${problem}`);
+      throw new ModelFileError(file, `record ${index} at byte ${base.offset + off}: ${problem}`);
     };
     const truncated = () => bad(`truncated: the committed length (${end} bytes) ends inside this record`);
     if (end - off < 6) truncated();
@@ -167,10 +176,21 @@ export function readRecords(buf: Buffer, file: string, start: number, end: numbe
     const mask = uint32FromLittleEndian(payload);
     const pad = paddingProblem(mask, weights);
     if (pad) bad(`${where}: ${pad}`);
-    records.push({ index, offset: off, id, mask });
+    records.push({ index, offset: base.offset + off, id, mask });
     off = p0 + 4 * w;
   }
   return records;
+}
+
+/** Bytes [0, n) of buf that are whole records by their length fields (not checked here: readRecords does). */
+export function wholeRecordsPrefix(buf: Buffer, words: number): number {
+  let off = 0;
+  while (buf.length - off >= 6) {
+    const next = off + RECORD_FIXED_BYTES + buf.readUInt16LE(off + 4) + 4 * words;
+    if (next > buf.length) break;
+    off = next;
+  }
+  return off;
 }
 
 /** Why a canonical mask is not valid for P weights, or null when it is. */

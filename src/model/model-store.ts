@@ -1,21 +1,24 @@
-// A model directory on disk: manifest.json + a masks file (docs/model-format.md). All file I/O of the
-// project's models lives here.
+// A model directory on disk: manifest.json + its task log + a masks file (docs/model-format.md). All file I/O
+// of the project's models lives here.
 //
 // Durability (details in docs/model-format.md, "Durability rules"):
-// - manifest.json is the source of truth; it is only ever replaced atomically (temp, fsync, rename, fsync dir).
+// - manifest.json and the task log it names are the source of truth; the manifest is only ever replaced
+//   atomically (temp, fsync, rename, fsync dir); a task change appends one checksummed log record and syncs it,
+//   so adding or removing a task costs O(1) in the task count. A checkpoint (in the background) folds the log
+//   into a new manifest with a new, empty log.
 // - The masks file is append-only. Its first `manifest.masks.bytes` bytes (the committed region) hold the
 //   header and exactly one record per listed or removed task; bytes past that are ignored (a torn or
 //   unacknowledged append) and are cut off by the next append.
-// - A record is fsynced before the manifest that commits it is renamed into place; an operation resolves
-//   only after the new manifest and its directory entry are durable.
+// - A mask record is fsynced before the task log record that commits it is written; an operation resolves
+//   only after its log record (or a new manifest and its directory entry) is durable.
 // - Compaction writes a new masks file under a new name (masks.<n>.bin), fsyncs it and the directory,
-//   then switches the manifest to it, then deletes the old file.
+//   then switches the manifest to it (with a new, empty task log), then deletes the old files.
 //
 // Concurrency: one writer per directory. Writes from this process to one directory are serialised by an
 // in-process queue keyed by the resolved path; no lock protects against a second writing process.
 // Readers (loadModel) take no lock and may run while a write is in progress: they see the old or new state.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalid, taskExists, taskNotFound } from '../contract/errors.ts';
 import type { ModelSpec } from '../contract/model.ts';
@@ -34,6 +37,7 @@ import {
 } from './durable-fs.ts';
 import { ModelFileError } from './errors.ts';
 import {
+  LOG_FILE_PATTERN,
   MASKS_FILE_PATTERN,
   MANIFEST_FILE,
   type Manifest,
@@ -43,9 +47,14 @@ import {
   parseManifest,
   serializeManifest,
   validateManifest,
+  validateTaskEntry,
 } from './manifest.ts';
+import { type ModelState, currentState, forgetState, keepAppended, keepRewritten, manifestCopy } from './model-state.ts';
+import { LOG_HEADER_BYTES, type LogEntry, encodeLogHeader, encodeLogRecord } from './task-log.ts';
 import {
   MASKS_HEADER_BYTES,
+  MAX_ID_BYTES,
+  RECORD_FIXED_BYTES,
   checkHeader,
   encodeHeader,
   encodeRecord,
@@ -53,6 +62,7 @@ import {
   paddingProblem,
   readRecords,
   recordHeaderBytes,
+  wholeRecordsPrefix,
 } from './mask-file.ts';
 
 export interface ModelInit extends ModelSpec {
@@ -71,38 +81,57 @@ export interface StoreOptions {
   faults?: FaultHook;
   /** removeTask compacts when removed records exceed this fraction of all records (default 0.5; >= 1 never). */
   compactAbove?: number;
+  /** A checkpoint (in the background) is due once the task log holds more than this many bytes and more than manifest.json (default 1 MiB). */
+  checkpointAbove?: number;
 }
 
 export const DEFAULT_COMPACT_ABOVE = 0.5;
+export const DEFAULT_CHECKPOINT_ABOVE = 1 << 20;
 
 /** Whether `dir` holds a model (its manifest exists; whether it is intact is loadModel's question). */
 export function hasModel(dir: string): boolean {
   return existsSync(path.join(dir, MANIFEST_FILE));
 }
 
-/** Reads and fully verifies a model: manifest, masks header, every committed record, and their agreement. */
+/** Reads and fully verifies a model: manifest, task log, masks header, every committed record, and their agreement. */
 export async function loadModel(dir: string): Promise<LoadedModel> {
+  let masks = new Map<string, Uint32Array>();
+  const manifest = await loadModelInto(dir, () => (masks = new Map()), (id, mask) => masks.set(id, mask));
+  return { manifest, masks };
+}
+
+/**
+ * loadModel for a loader with its own store of masks: `add` receives each live task's mask in manifest order as it
+ * is verified (the masks are never all in memory at once). `restart` gets the manifest before the first mask, and
+ * again whenever a concurrent compaction makes the load start over. Any failure throws, and what `add` got must then be dropped.
+ */
+export async function loadModelInto(
+  dir: string,
+  restart: (manifest: Manifest) => void,
+  add: (id: string, mask: Uint32Array) => void,
+): Promise<Manifest> {
   // A concurrent compaction may delete the masks file an older manifest names: if loading fails and the
   // manifest has changed meanwhile, load again from the new one.
   for (let attempt = 0; ; attempt++) {
-    const bytes = await readManifestBytes(dir);
+    const state = await currentState(dir);
     try {
-      return await loadFrom(dir, bytes);
+      restart(manifestCopy(state));
+      return await verifiedModel(dir, state, add);
     } catch (e) {
-      const now = await readFile(path.join(dir, MANIFEST_FILE)).catch(() => undefined);
-      if (attempt >= 3 || !now || now.equals(bytes)) throw e;
+      const now = await currentState(dir).catch(() => undefined);
+      if (attempt >= 3 || !now || now === state) throw e;
     }
   }
 }
 
-/** The verified manifest alone (cheap: does not read the masks). */
+/** The verified manifest with its task log applied (cheap: does not read the masks; kept in memory while the files are unchanged). */
 export async function readManifest(dir: string): Promise<Manifest> {
-  return parseManifest(await readManifestBytes(dir), path.join(dir, MANIFEST_FILE));
+  return manifestCopy(await currentState(dir));
 }
 
 /** Creates a model with no tasks. Refuses a directory that already holds a model or other files. */
 export async function createModel(dir: string, init: ModelInit, options: StoreOptions = {}): Promise<Manifest> {
-  return withWriteLock(dir, async () => {
+  return withModelWrite(dir, async () => {
     const step = stepper(options.faults, 'create');
     const manifest = checkedInput(() =>
       validateManifest(
@@ -114,6 +143,7 @@ export async function createModel(dir: string, init: ModelInit, options: StoreOp
           prngVersion: init.prngVersion ?? PRNG_VERSION,
           normalization: init.normalization,
           masks: { file: 'masks.bin', fileId: newFileId(), bytes: MASKS_HEADER_BYTES },
+          log: { file: nextLogFile(undefined), fileId: newFileId() },
           tasks: [],
           removed: [],
         },
@@ -128,15 +158,16 @@ export async function createModel(dir: string, init: ModelInit, options: StoreOp
         if (d === path.dirname(created) || d === path.dirname(d)) break;
       }
     }
-    const stray = (await readdir(dir)).filter((f) => !MASKS_FILE_PATTERN.test(f) && f !== `${MANIFEST_FILE}.tmp`);
+    const stray = (await readdir(dir)).filter((f) => !MASKS_FILE_PATTERN.test(f) && !LOG_FILE_PATTERN.test(f) && f !== `${MANIFEST_FILE}.tmp`);
     if (stray.includes(MANIFEST_FILE)) throw new Error(`${dir} already holds a model (${MANIFEST_FILE} exists)`);
     if (stray.length > 0) throw new Error(`${dir} is not empty (${stray.slice(0, 3).join(', ')}): a model needs a directory of its own`);
     const header = encodeHeader({ ...manifest, fileId: manifest.masks.fileId });
     await writeFileDurably(path.join(dir, manifest.masks.file), header, step, 'create:write-masks', 'create:fsync-masks');
+    await writeFileDurably(path.join(dir, manifest.log!.file), encodeLogHeader(manifest.log!.fileId), step, 'create:write-log', 'create:fsync-log');
     await step('create:fsync-dir');
     await fsyncDir(dir);
-    await writeManifest(dir, manifest, step);
-    return manifest;
+    await keepRewritten(dir, manifest, await writeManifest(dir, manifest, step));
+    return structuredClone(manifest);
   });
 }
 
@@ -145,16 +176,20 @@ export async function appendTask(dir: string, task: TaskSpec, mask: Uint32Array,
   return (await appendTasks(dir, [{ task, mask }], options))[0];
 }
 
-/** Appends several tasks with one fsync and one manifest rewrite; all or none become visible. */
+/**
+ * Appends several tasks: their records to the masks file (one fsync), then one task log record naming them all
+ * (one fsync), so all or none become visible. O(1) in the number of tasks already stored.
+ */
 export async function appendTasks(
   dir: string,
   items: { task: TaskSpec; mask: Uint32Array }[],
   options: StoreOptions = {},
 ): Promise<TaskEntry[]> {
-  return withWriteLock(dir, async () => {
+  return withModelWrite(dir, async () => {
     const step = stepper(options.faults, 'append');
-    const old = await readManifest(dir);
-    const next = checkNewTasks(old, items);
+    const state = await writableState(dir, options);
+    const old = state.manifest;
+    const added = newTaskEntries(old, state.live, items);
     const masks = items.map((i) => i.mask.slice()); // what was checked is what gets written, whatever the caller does meanwhile
 
     const file = path.join(dir, old.masks.file);
@@ -182,9 +217,8 @@ export async function appendTasks(
     } finally {
       await fh.close();
     }
-    next.masks.bytes = end;
-    await writeManifest(dir, next, step);
-    return next.tasks.slice(old.tasks.length);
+    await commitLogEntry(dir, state, { op: 'add', tasks: added, masksBytes: end }, step, options);
+    return structuredClone(added);
   });
 }
 
@@ -194,18 +228,26 @@ export async function appendTasks(
  * before it reaches any other store.
  */
 export function checkNewTasks(old: Manifest, items: { task: TaskSpec; mask: Uint32Array }[]): Manifest {
+  return { ...old, tasks: [...old.tasks, ...newTaskEntries(old, new Map(old.tasks.map((t) => [t.id, t])), items)] };
+}
+
+/** The entries `items` become after `old` (records numbered on), each checked alone: O(items), whatever the task count. */
+function newTaskEntries(old: Manifest, live: ReadonlyMap<string, TaskEntry>, items: { task: TaskSpec; mask: Uint32Array }[]): TaskEntry[] {
   const p = weightCount(old.architecture);
   const words = maskWords(old.architecture);
   const now = new Date().toISOString();
   let record = old.tasks.length + old.removed.length;
-  const added = items.map(({ task, mask }): TaskEntry => {
+  const ids = new Set<string>();
+  return items.map(({ task, mask }, i): TaskEntry => {
     if (!(mask instanceof Uint32Array) || mask.length !== words) {
       throw invalid(`task '${task.id}': a mask must be a Uint32Array of ${words} words (P = ${p})`);
     }
     const pad = paddingProblem(mask, p);
     if (pad) throw invalid(`task '${task.id}': mask has ${pad}`);
-    if (old.tasks.some((t) => t.id === task.id)) throw taskExists(task.id);
-    return {
+    if (live.has(task.id)) throw taskExists(task.id);
+    if (ids.has(task.id)) throw invalid(`duplicate task id '${task.id}' (new task ${i})`);
+    ids.add(task.id);
+    const entry = {
       id: task.id,
       name: task.name,
       ...(task.description !== undefined ? { description: task.description } : {}),
@@ -214,12 +256,16 @@ export function checkNewTasks(old: Manifest, items: { task: TaskSpec; mask: Uint
       record: record++,
       transform: task.transform,
     };
+    return checkedInput(() =>
+      validateTaskEntry(entry, `new task ${i}`, old.architecture.inputSize, (problem) => {
+        throw new ModelFileError('new task', problem);
+      }),
+    );
   });
-  return checkedInput(() => validateManifest({ ...old, tasks: [...old.tasks, ...added] }, 'new task'));
 }
 
 /**
- * Removes a task: durable (acknowledged) once the new manifest is in place; its record becomes dead.
+ * Removes a task: durable (acknowledged) once its task log record is synced; its mask record becomes dead.
  * Then, when dead records exceed `compactAbove` of all records, compacts; if that fails the task stays
  * removed and the error says so.
  */
@@ -228,13 +274,13 @@ export async function removeTask(
   taskId: string,
   options: StoreOptions = {},
 ): Promise<{ removed: RemovedRecord; compacted: boolean }> {
-  return withWriteLock(dir, async () => {
-    const old = await readManifest(dir);
-    const task = old.tasks.find((t) => t.id === taskId);
+  return withModelWrite(dir, async () => {
+    const state = await writableState(dir, options);
+    const task = state.live.get(taskId);
     if (!task) throw taskNotFound(taskId);
     const removed: RemovedRecord = { id: task.id, record: task.record, removedAt: new Date().toISOString() };
-    const next: Manifest = { ...old, tasks: old.tasks.filter((t) => t !== task), removed: [...old.removed, removed] };
-    await writeManifest(dir, next, stepper(options.faults, 'remove'));
+    await commitLogEntry(dir, state, { op: 'remove', removed }, stepper(options.faults, 'remove'), options);
+    const { manifest: next } = state;
     const dead = next.removed.length / (next.removed.length + next.tasks.length);
     if (!(dead > (options.compactAbove ?? DEFAULT_COMPACT_ABOVE))) return { removed, compacted: false };
     try {
@@ -246,18 +292,91 @@ export async function removeTask(
   });
 }
 
-/** Sets (or, with undefined, clears) the model's own unknown-task threshold: one atomic manifest replace. */
+/** Sets (or, with undefined, clears) the model's own unknown-task threshold: one task log record. */
 export async function setUnknownTaskThreshold(
   dir: string,
   threshold: UnknownTaskThreshold | undefined,
   options: StoreOptions = {},
 ): Promise<Manifest> {
-  return withWriteLock(dir, async () => {
-    const { unknownTask: _old, ...rest } = await readManifest(dir);
-    const next: Manifest = threshold ? { ...rest, unknownTask: { ...threshold } } : rest;
-    await writeManifest(dir, next, stepper(options.faults, 'threshold'));
-    return next;
+  return withModelWrite(dir, async () => {
+    const state = await writableState(dir, options);
+    await commitLogEntry(dir, state, { op: 'threshold', unknownTask: threshold ? { ...threshold } : null }, stepper(options.faults, 'threshold'), options);
+    return manifestCopy(state);
   });
+}
+
+/** The state to write to; a model written before the task log gets one first (a checkpoint: one manifest rewrite, once). */
+async function writableState(dir: string, options: StoreOptions): Promise<ModelState> {
+  const state = await currentState(dir);
+  if (state.manifest.log) return state;
+  await checkpointUnlocked(dir, stepper(options.faults, 'checkpoint'));
+  return currentState(dir);
+}
+
+/**
+ * Appends `entry` to the task log at the end of its valid prefix (cutting off a torn tail first) and syncs it:
+ * the operation is acknowledged then. Schedules a background checkpoint once the log has outgrown the manifest.
+ */
+async function commitLogEntry(dir: string, state: ModelState, entry: LogEntry, step: StepFn, options: StoreOptions): Promise<void> {
+  const rec = encodeLogRecord(entry);
+  const fh = await open(path.join(dir, state.manifest.log!.file), 'r+');
+  let synced;
+  try {
+    const half = rec.length >> 1;
+    await step('log:truncate-tail');
+    await fh.truncate(state.logEnd);
+    await step('log:write-head');
+    await writeAll(fh, rec.subarray(0, half), state.logEnd);
+    await step('log:write-rest');
+    await writeAll(fh, rec.subarray(half), state.logEnd + half);
+    await step('log:fsync');
+    await fh.sync();
+    synced = await fh.stat({ bigint: true });
+  } finally {
+    await fh.close();
+  }
+  keepAppended(dir, state, entry, rec.length, synced);
+  const logBytes = state.logEnd - LOG_HEADER_BYTES;
+  if (logBytes > (options.checkpointAbove ?? DEFAULT_CHECKPOINT_ABOVE) && logBytes > state.manifestBytes) scheduleCheckpoint(dir);
+}
+
+const checkpointsDue = new Map<string, Promise<void>>();
+
+/** A checkpoint after the writes queued now; a failure leaves the model as it was (the log still holds everything) and is reported as a process warning. */
+function scheduleCheckpoint(dir: string): void {
+  const key = path.resolve(dir);
+  if (checkpointsDue.has(key)) return;
+  const done = checkpointModel(dir).then(
+    () => undefined,
+    (e: Error) => process.emitWarning(`checkpointing the task log of ${dir} failed (nothing is lost: the log still holds every change): ${e.message}`),
+  );
+  checkpointsDue.set(key, done);
+  void done.finally(() => checkpointsDue.delete(key));
+}
+
+/** Resolves when the background checkpoint of `dir` (if one is due) has finished. */
+export async function checkpointsSettled(dir: string): Promise<void> {
+  await checkpointsDue.get(path.resolve(dir));
+}
+
+/** Folds the task log into a new manifest.json and starts an empty log: O(tasks); run in the background by writers. */
+export async function checkpointModel(dir: string, options: StoreOptions = {}): Promise<Manifest> {
+  return withModelWrite(dir, async () => {
+    await checkpointUnlocked(dir, stepper(options.faults, 'checkpoint'));
+    return readManifest(dir);
+  });
+}
+
+async function checkpointUnlocked(dir: string, step: StepFn): Promise<void> {
+  const { manifest: old } = await currentState(dir);
+  const log = { file: nextLogFile(old.log?.file), fileId: newFileId() };
+  await writeFileDurably(path.join(dir, log.file), encodeLogHeader(log.fileId), step, 'checkpoint:write-log', 'checkpoint:fsync-log');
+  await step('checkpoint:fsync-dir');
+  await fsyncDir(dir);
+  const next: Manifest = { ...old, log, tasks: [...old.tasks], removed: [...old.removed] };
+  await keepRewritten(dir, next, await writeManifest(dir, next, step));
+  await step('checkpoint:remove-old');
+  await removeFilesExcept(dir, LOG_FILE_PATTERN, log.file);
 }
 
 /**
@@ -284,100 +403,125 @@ export async function appendToSideFile(dir: string, name: string, text: string):
   });
 }
 
-/** Rewrites the masks file with only the listed tasks (records renumbered) and deletes stale masks files. */
+/** Rewrites the masks file with only the listed tasks (records renumbered), starts an empty task log, deletes stale files. */
 export async function compactModel(dir: string, options: StoreOptions = {}): Promise<Manifest> {
-  return withWriteLock(dir, () => compactUnlocked(dir, stepper(options.faults, 'compact')));
+  return withModelWrite(dir, () => compactUnlocked(dir, stepper(options.faults, 'compact')));
 }
 
 async function compactUnlocked(dir: string, step: StepFn): Promise<Manifest> {
-  const { manifest: old, masks } = await loadFrom(dir, await readManifestBytes(dir));
+  const masks = new Map<string, Uint32Array>();
+  const old = await verifiedModel(dir, await currentState(dir), (id, mask) => masks.set(id, mask));
   const file = nextMasksFile(old.masks.file);
   const fileId = newFileId();
   const parts = [encodeHeader({ ...old, fileId }), ...old.tasks.map((t) => encodeRecord(t.id, masks.get(t.id)!))];
   const data = Buffer.concat(parts);
   await writeFileDurably(path.join(dir, file), data, step, 'compact:write-masks', 'compact:fsync-masks');
+  const log = { file: nextLogFile(old.log?.file), fileId: newFileId() };
+  await writeFileDurably(path.join(dir, log.file), encodeLogHeader(log.fileId), step, 'compact:write-log', 'compact:fsync-log');
   await step('compact:fsync-dir');
   await fsyncDir(dir);
   const next: Manifest = {
     ...old,
     masks: { file, fileId, bytes: data.length },
+    log,
     tasks: old.tasks.map((t, i) => ({ ...t, record: i })),
     removed: [],
   };
-  await writeManifest(dir, next, step);
+  await keepRewritten(dir, next, await writeManifest(dir, next, step));
   await step('compact:remove-old');
-  for (const f of await readdir(dir)) {
-    if (MASKS_FILE_PATTERN.test(f) && f !== file) await unlink(path.join(dir, f)).catch(() => undefined);
-  }
-  return next;
+  await removeFilesExcept(dir, MASKS_FILE_PATTERN, file);
+  await removeFilesExcept(dir, LOG_FILE_PATTERN, log.file);
+  return structuredClone(next);
 }
 
-async function loadFrom(dir: string, manifestBytes: Buffer): Promise<LoadedModel> {
+/** Deletes the files of `dir` that match `pattern`, but `keep` (stale masks files or task logs after a switch). */
+async function removeFilesExcept(dir: string, pattern: RegExp, keep: string): Promise<void> {
+  for (const f of await readdir(dir)) {
+    if (pattern.test(f) && f !== keep) await unlink(path.join(dir, f)).catch(() => undefined);
+  }
+}
+
+/**
+ * Reads the masks `state` commits and checks every record against it, a window at a time, handing each live task's
+ * mask to `add` in record (= manifest) order: the file is never in memory whole, so a loader can put the masks
+ * straight into its bank.
+ */
+async function verifiedModel(dir: string, state: ModelState, add: (id: string, mask: Uint32Array) => void): Promise<Manifest> {
+  const manifest = manifestCopy(state);
   const manifestFile = path.join(dir, MANIFEST_FILE);
-  const manifest = parseManifest(manifestBytes, manifestFile);
   const file = path.join(dir, manifest.masks.file);
   const committed = manifest.masks.bytes;
-  const fh = await openMasks(file, 'r');
-  let buf: Buffer;
-  try {
-    const size = (await fh.stat()).size;
-    buf = Buffer.alloc(Math.min(size, committed));
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    buf = buf.subarray(0, got);
-  } finally {
-    await fh.close();
-  }
-  checkHeader(buf, file, { ...manifest, fileId: manifest.masks.fileId });
-  if (buf.length < committed) throw truncatedError(file, committed, buf.length);
-
   const p = weightCount(manifest.architecture);
-  const records = readRecords(buf, file, MASKS_HEADER_BYTES, committed, maskWords(manifest.architecture), p);
-  const expected = manifest.tasks.length + manifest.removed.length;
+  const words = maskWords(manifest.architecture);
   const bad = (problem: string): never => {
     throw new ModelFileError(file, problem);
   };
-  if (records.length > expected) {
-    const r = records[expected];
-    bad(`record ${r.index} (task '${r.id}') is not listed in ${MANIFEST_FILE}, which accounts for ${expected} records`);
-  }
-  const masks = new Map<string, Uint32Array>();
-  for (const t of manifest.tasks) {
-    const r = records[t.record];
-    if (!r) bad(`task '${t.id}' listed in ${MANIFEST_FILE} is missing: it refers to record ${t.record}, the file commits ${records.length}`);
-    if (r.id !== t.id) bad(`task '${t.id}' listed in ${MANIFEST_FILE} refers to record ${t.record}, which holds task '${r.id}'`);
-    const density = maskDensity(r.mask, p);
-    if (Math.abs(density - t.density) > 1e-9) {
-      throw new ModelFileError(manifestFile, `task '${t.id}': density ${t.density} does not match its mask (${density})`);
+  const owners: (TaskEntry | RemovedRecord)[] = [];
+  for (const t of manifest.tasks) owners[t.record] = t;
+  for (const d of manifest.removed) owners[d.record] = d;
+  const fh = await openMasks(file, 'r');
+  let seen = 0;
+  try {
+    const size = (await fh.stat()).size;
+    const head = await readAt(fh, 0, Math.min(size, committed, MASKS_HEADER_BYTES));
+    checkHeader(head, file, { ...manifest, fileId: manifest.masks.fileId });
+    if (size < committed) throw truncatedError(file, committed, size);
+    const window = Math.max(MASK_WINDOW_BYTES, 2 * (RECORD_FIXED_BYTES + MAX_ID_BYTES + 4 * words));
+    for (let pos = MASKS_HEADER_BYTES; pos < committed; ) {
+      const buf = await readAt(fh, pos, Math.min(window, committed - pos));
+      const whole = wholeRecordsPrefix(buf, words);
+      // No whole record left: the region ends inside one (readRecords says how).
+      const records = readRecords(buf, file, 0, whole > 0 ? whole : buf.length, words, p, { index: seen, offset: pos });
+      if (records.length === 0) bad(`damaged record at byte ${pos}`);
+      for (const r of records) {
+        const owner = owners[r.index];
+        if (!owner) bad(`record ${r.index} (task '${r.id}') is not listed in ${MANIFEST_FILE}, which accounts for ${owners.length} records`);
+        if ('removedAt' in owner) {
+          if (r.id !== owner.id) bad(`removed task '${owner.id}' in ${MANIFEST_FILE} refers to record ${r.index}, which holds task '${r.id}'`);
+          continue;
+        }
+        if (r.id !== owner.id) bad(`task '${owner.id}' listed in ${MANIFEST_FILE} refers to record ${r.index}, which holds task '${r.id}'`);
+        const density = maskDensity(r.mask, p);
+        if (Math.abs(density - owner.density) > 1e-9) {
+          throw new ModelFileError(manifestFile, `task '${owner.id}': density ${owner.density} does not match its mask (${density})`);
+        }
+        add(r.id, r.mask);
+      }
+      seen += records.length;
+      pos += whole > 0 ? whole : buf.length;
     }
-    masks.set(t.id, r.mask);
+  } finally {
+    await fh.close();
+  }
+  for (const t of manifest.tasks) {
+    if (t.record >= seen) bad(`task '${t.id}' listed in ${MANIFEST_FILE} is missing: it refers to record ${t.record}, the file commits ${seen}`);
   }
   for (const d of manifest.removed) {
-    const r = records[d.record];
-    if (!r) bad(`removed task '${d.id}' in ${MANIFEST_FILE} refers to record ${d.record}, the file commits ${records.length}`);
-    if (r.id !== d.id) bad(`removed task '${d.id}' in ${MANIFEST_FILE} refers to record ${d.record}, which holds task '${r.id}'`);
+    if (d.record >= seen) bad(`removed task '${d.id}' in ${MANIFEST_FILE} refers to record ${d.record}, the file commits ${seen}`);
   }
-  return { manifest, masks };
+  return manifest;
 }
 
-async function writeManifest(dir: string, manifest: Manifest, step: StepFn): Promise<void> {
+/** How much of the masks file a load holds at once. */
+const MASK_WINDOW_BYTES = 8 << 20;
+
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
+}
+
+/** Replaces manifest.json atomically; returns its size. */
+async function writeManifest(dir: string, manifest: Manifest, step: StepFn): Promise<number> {
   const data = serializeManifest(manifest);
   parseManifest(data, path.join(dir, MANIFEST_FILE)); // never write a manifest this reader would reject
   await replaceFileAtomically(dir, MANIFEST_FILE, data, step);
-}
-
-async function readManifestBytes(dir: string): Promise<Buffer> {
-  const file = path.join(dir, MANIFEST_FILE);
-  try {
-    return await readFile(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ModelFileError(file, 'missing: this directory holds no model');
-    throw new ModelFileError(file, `cannot be read: ${(e as Error).message}`, { cause: e });
-  }
+  return data.length;
 }
 
 async function openMasks(file: string, flags: 'r' | 'r+') {
@@ -401,6 +545,13 @@ function nextMasksFile(current: string): string {
   return `masks.${(m?.[1] ? Number(m[1]) : 0) + 1}.bin`;
 }
 
+/** (none) → tasks.log → tasks.1.log → tasks.2.log … */
+function nextLogFile(current: string | undefined): string {
+  if (current === undefined) return 'tasks.log';
+  const m = /^tasks(?:\.(\d+))?\.log$/.exec(current);
+  return `tasks.${(m?.[1] ? Number(m[1]) : 0) + 1}.log`;
+}
+
 /** Input problems found by the manifest validator are the caller's mistake (invalid_argument), not a damaged file. */
 function checkedInput<T>(fn: () => T): T {
   try {
@@ -412,6 +563,18 @@ function checkedInput<T>(fn: () => T): T {
 }
 
 const writeQueues = new Map<string, Promise<void>>();
+
+/** withWriteLock for the model's own files: a write that fails part-way leaves nothing kept in memory about the directory. */
+function withModelWrite<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  return withWriteLock(dir, async () => {
+    try {
+      return await fn();
+    } catch (e) {
+      forgetState(dir);
+      throw e;
+    }
+  });
+}
 
 /** Runs `fn` after every earlier write to the same directory (by resolved path) has settled. */
 export async function withWriteLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {

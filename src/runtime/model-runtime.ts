@@ -13,6 +13,7 @@ import { type BatchObserver, Batcher, queueFull } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
 import type { ModelInfo } from './worker-protocol.ts';
+import { sortedById } from '../core/task-page.ts';
 
 export interface RuntimeOptions {
   /** The model directory. */
@@ -55,6 +56,8 @@ export class ModelRuntime {
   private client: EngineClient;
   private model: ModelInfo | undefined;
   private readonly taskMap = new Map<string, TaskInfo>();
+  /** taskMap's tasks sorted by id (the order of task pages), rebuilt after a change. */
+  private sortedTasks: TaskInfo[] | undefined;
   private readonly batcher: Batcher;
   private engineState: EngineState = 'starting';
   private restartTimer: NodeJS.Timeout | undefined;
@@ -132,6 +135,12 @@ export class ModelRuntime {
     return [...this.taskMap.values()];
   }
 
+  /** Every task sorted by id (task-page.ts), kept until the next change. */
+  tasksById(): readonly TaskInfo[] {
+    this.sortedTasks ??= sortedById(this.taskMap.values());
+    return this.sortedTasks;
+  }
+
   findTask(id: string): TaskInfo | undefined {
     return this.taskMap.get(id);
   }
@@ -190,6 +199,7 @@ export class ModelRuntime {
     const mask = transferable(packedMask);
     const r = await this.client.request({ op: 'addTask', task, mask }, [mask.buffer as ArrayBuffer]);
     this.taskMap.set(r.task.id, r.task);
+    this.sortedTasks = undefined;
     this.info.maskBankBytes = r.maskBankBytes;
     this.log.info({ task: r.task.id, tasks: this.taskMap.size }, 'task added');
     return r.task;
@@ -198,6 +208,7 @@ export class ModelRuntime {
   async removeTask(id: string): Promise<void> {
     const r = await this.client.request({ op: 'removeTask', id });
     this.taskMap.delete(id);
+    this.sortedTasks = undefined;
     this.info.maskBankBytes = r.maskBankBytes;
     if (r.warning) this.log.warn({ task: id }, r.warning);
     this.log.info({ task: id, tasks: this.taskMap.size }, 'task removed');
@@ -225,6 +236,7 @@ export class ModelRuntime {
     const model = await this.client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon });
     this.model = model;
     this.taskMap.clear();
+    this.sortedTasks = undefined;
     for (const t of model.tasks) this.taskMap.set(t.id, t);
     await this.warmUp();
     if (this.engineState !== 'closed') this.setState('ready');

@@ -4,7 +4,7 @@
 import { Engine } from '../core/engine.ts';
 import { type KernelPreference, selectKernels } from '../platform/kernels.ts';
 import type { Manifest } from '../model/manifest.ts';
-import { loadModel } from '../model/model-store.ts';
+import { loadModelInto } from '../model/model-store.ts';
 import { cudaKernelsFor } from '../platform/cuda/cuda-backend.ts';
 import { type BackendChoice, type BackendPreference, selectBackend } from '../platform/backend.ts';
 
@@ -28,22 +28,36 @@ export interface OpenOptions {
 export async function openEngine(dir: string, options: OpenOptions = {}): Promise<OpenedEngine> {
   const backend = await selectBackend(options.backend ?? 'auto');
   const kernels = cudaKernelsFor(backend, options.kernels ?? 'auto') ?? selectKernels(options.kernels ?? 'auto');
-  const { manifest, masks } = await loadModel(dir);
-  const { architecture, seed, normalization } = manifest;
-  const engine = new Engine({
-    architecture,
-    seed,
-    normalization,
-    kernels: kernels.kernels,
-    expectedTasks: manifest.tasks.length,
-    maxBatch: options.maxBatch,
-    epsilon: options.epsilon ?? manifest.unknownTask?.epsilon,
-    oneExample: manifest.unknownTask?.oneExample,
-  });
-  for (const t of manifest.tasks) engine.addTask(t.id, masks.get(t.id)!);
+  // The masks go straight from the file into the engine's bank as they are verified: one copy in memory, not three.
+  const newEngine = (m: Manifest) =>
+    new Engine({
+      architecture: m.architecture,
+      seed: m.seed,
+      normalization: m.normalization,
+      kernels: kernels.kernels,
+      expectedTasks: m.tasks.length,
+      maxBatch: options.maxBatch,
+      epsilon: options.epsilon ?? m.unknownTask?.epsilon,
+      oneExample: m.unknownTask?.oneExample,
+    });
+  let engine: Engine | undefined;
+  let manifest: Manifest;
+  try {
+    manifest = await loadModelInto(
+      dir,
+      (m) => {
+        engine?.dispose();
+        engine = newEngine(m);
+      },
+      (id, mask) => engine!.addTask(id, mask),
+    );
+  } catch (e) {
+    engine?.dispose();
+    throw e;
+  }
   const one = manifest.unknownTask?.oneExample;
   const epsilonSource =
     (options.epsilon !== undefined ? 'set for this run' : manifest.unknownTask ? `the model's own: ${manifest.unknownTask.calibration}` : "the paper's 1/8") +
     (one ? `; from one example: unknown when the best ${one.score} fit of the top ${one.candidates} masks < ${one.threshold} (${one.calibration})` : '');
-  return { engine, manifest, epsilonSource, backend, kernels: { name: engine.kernelsName, reason: kernels.reason } };
+  return { engine: engine!, manifest, epsilonSource, backend, kernels: { name: engine!.kernelsName, reason: kernels.reason } };
 }

@@ -3,9 +3,16 @@
 // deadline when it is sooner than the server's --timeout-ms.
 import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { type Prediction, type RawClassifyCall, inferenceFromWire } from '../../contract/classify.ts';
+import { type TaskPage, inView, taskPage, taskView, wantsPage } from '../../core/task-page.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodePacked } from '../decode-inputs.ts';
 import { callTimeoutMs, observeCall } from './observe-call.ts';
+
+interface ListTasksRequest {
+  page_size?: number;
+  page_token?: string;
+  view?: string;
+}
 
 interface InferRequest {
   inputs?: Buffer;
@@ -33,15 +40,21 @@ export function classifierService(ctx: ServiceContext, inflight: { count: number
       const predictions = await ctx.runtime.classify(classify, callTimeoutMs(call, ctx.config.timeoutMs));
       return { predictions: predictions.map(encodePrediction) };
     }),
-    ListTasks: observe('/supsup.v1.Classifier/ListTasks', async () => ({
-      tasks: ctx.runtime.tasks().map((t) => ({
-        id: t.id,
-        name: t.name,
-        description: t.description ?? '',
-        added_at: t.addedAt,
-        density: t.density,
-        transform_json: JSON.stringify(t.transform),
-      })),
-    })),
+    ListTasks: observe('/supsup.v1.Classifier/ListTasks', async (call: ServerUnaryCall<ListTasksRequest, unknown>) => {
+      const { page_size, page_token, view } = call.request;
+      const r = { limit: page_size || undefined, pageToken: page_token || undefined, view: view || undefined };
+      const page: TaskPage = wantsPage(r) ? taskPage(ctx.runtime.tasksById(), r) : { tasks: ctx.runtime.tasks().map((t) => inView(t, taskView(r.view))) };
+      return {
+        tasks: page.tasks.map((t) => ({
+          id: t.id,
+          name: t.name,
+          description: t.description ?? '',
+          added_at: t.addedAt,
+          density: t.density,
+          transform_json: 'transform' in t ? JSON.stringify(t.transform) : '',
+        })),
+        next_page_token: page.nextPageToken ?? '',
+      };
+    }),
   };
 }

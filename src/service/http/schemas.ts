@@ -3,6 +3,7 @@
 // one validator, so REST and gRPC refuse exactly the same things with the same messages.
 import { DECIDE_FROM, DEFAULT_INFERENCE, INFERENCE_METHODS, OBJECTIVES } from '../../contract/classify.ts';
 import { TASK_ID_PATTERN } from '../../contract/task.ts';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TASK_VIEWS } from '../../core/task-page.ts';
 const error = {
   type: 'object',
   properties: {
@@ -114,6 +115,33 @@ export const task = {
     density: { type: 'number', description: 'Fraction of the mask bits that are 1' },
     transform,
   },
+} as const;
+
+export const taskListQuery = {
+  type: 'object',
+  properties: {
+    limit: {
+      type: 'integer',
+      minimum: 1,
+      maximum: MAX_PAGE_SIZE,
+      description: `Tasks per page (default ${DEFAULT_PAGE_SIZE} once paging). With limit or pageToken the answer is one page, in task-id order; with neither, every task in the order they were added.`,
+    },
+    pageToken: {
+      type: 'string',
+      description:
+        'nextPageToken of the previous page, unchanged (opaque). It names a position in id order, not a snapshot: a task that exists during the whole listing appears exactly once; one added or removed meanwhile may or may not; none twice. Tokens stay valid across restarts and replicas.',
+    },
+    view: { type: 'string', enum: TASK_VIEWS, default: 'full', description: '"basic" leaves out each task\'s transform (784 numbers for a permutation task)' },
+  },
+} as const;
+
+export const taskList = {
+  type: 'object',
+  properties: {
+    tasks: { type: 'array', items: task },
+    nextPageToken: { type: 'string', description: 'Present while more tasks follow: pass it as pageToken for the next page' },
+  },
+  required: ['tasks'],
 } as const;
 
 export const taskIdParams = {

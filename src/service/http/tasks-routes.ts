@@ -4,7 +4,8 @@ import type { TaskSpec, TaskTransform } from '../../contract/task.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeWords } from '../decode-inputs.ts';
 import { adminAuth } from './admin-auth.ts';
-import { bearer, errorResponses, putTaskBody, task, taskIdParams } from './schemas.ts';
+import { type PageRequest, inView, taskPage, taskView, wantsPage } from '../../core/task-page.ts';
+import { bearer, errorResponses, putTaskBody, task, taskIdParams, taskList, taskListQuery } from './schemas.ts';
 
 // Task management: list and read freely; PUT (add) and DELETE only with the admin token. A PUT answers
 // 201 only once the mask is durable in the model directory and live in the engine; a task id is never
@@ -33,9 +34,23 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
   const admin = adminAuth(ctx.config.adminToken);
   const params = taskIdParams;
 
-  app.get('/tasks', { schema: { summary: 'List the tasks', tags: ['tasks'], response: { 200: { type: 'object', properties: { tasks: { type: 'array', items: task } } } } } }, async () => ({
-    tasks: ctx.runtime.tasks(),
-  }));
+  app.get<{ Querystring: PageRequest }>(
+    '/tasks',
+    {
+      schema: {
+        summary: 'List the tasks: all of them, or a page at a time with limit/pageToken (docs/service.md, "Listing tasks")',
+        tags: ['tasks'],
+        querystring: taskListQuery,
+        response: { 200: taskList, ...errorResponses(400) },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      if (wantsPage(q)) return taskPage(ctx.runtime.tasksById(), q);
+      const view = taskView(q.view);
+      return { tasks: ctx.runtime.tasks().map((t) => inView(t, view)) };
+    },
+  );
 
   app.get<{ Params: { id: string } }>(
     '/tasks/:id',
