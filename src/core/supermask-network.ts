@@ -10,6 +10,7 @@ import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
 import { batchWeightGradient, type DenseLayers, disposeDenseLayers, forward, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
+import { superposedV } from './superposed-pass.ts';
 
 /** Tasks whose masked dense weights stay cached for the given-task path. */
 const MASKED_CACHE_SIZE = 16;
@@ -38,6 +39,9 @@ export class SupermaskNetwork {
   private readonly baseTensors: tf.Tensor2D[];
   private readonly maskedCache: LruCache<number, DenseLayers>;
   private fullSuperposition: DenseLayers | null = null;
+  /** V of scoresFromCounts (zero past P) and the counts of subtractCounts: reused, P floats each. */
+  private readonly vScratch: Float32Array;
+  private readonly countScratch: Float32Array;
   /** The bank and base network on the kernels' device, when they have one: the passes below then run there. */
   private readonly device: DeviceNetwork | null;
 
@@ -55,6 +59,8 @@ export class SupermaskNetwork {
     this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
     this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
+    this.vScratch = new Float32Array(this.words * 32);
+    this.countScratch = new Float32Array(this.words * 32);
   }
 
   addMask(mask: Uint32Array): number {
@@ -101,6 +107,23 @@ export class SupermaskNetwork {
       }),
     );
     return makeDenseLayers(weights);
+  }
+
+  /**
+   * ∂obj/∂α_i for every slot of `bank` over the superposition W ⊙ counts / n, for one example, without tfjs
+   * (superposed-pass.ts). `counts` is Σ M^i over the n superposed masks (the bank's own count for all of them).
+   */
+  scoresFromCounts(counts: ArrayLike<number>, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
+    superposedV(this.base.layers, this.shapes, counts, n, x, objective, this.architecture.classes, this.vScratch);
+    const out = new Float32Array(bank.blocks * BLOCK_SLOTS);
+    this.kernels.scores(bank.raw, this.words, bank.blocks, this.vScratch, 1, out);
+    return out;
+  }
+
+  /** counts[w] −= the number of masks among `slots` of `bank` (packed layout) that keep w. */
+  subtractCounts(counts: Float32Array, bank: Uint32Array, slots: Int32Array): void {
+    this.kernels.subsetCount(bank, this.words, slots, this.countScratch);
+    for (let w = 0; w < counts.length; w++) counts[w] -= this.countScratch[w];
   }
 
   /** Whether the bank and base network live on the kernels' device (the passes then run there). */

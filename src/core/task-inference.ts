@@ -34,34 +34,64 @@ export function inferTasks(net: SupermaskNetwork, x: tf.Tensor2D, options: Infer
 }
 
 function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, perExample: boolean): TaskDecision[] {
-  const grads = net.gradientsOver(x, o.objective, perExample);
+  const one = perExample ? null : singleExample(net, x);
+  const grads = one ? net.scoresFromCounts(net.bank.count, slots.length, one, o.objective) : net.gradientsOver(x, o.objective, perExample);
   const width = net.bank.slotCapacity;
   return range(grads.length / width).map((r) => decideFromGradients(grads.subarray(r * width, (r + 1) * width), slots, o.epsilon));
 }
 
+/** The one example of `x` as plain floats, where the pass runs on the CPU without tfjs (superposed-pass.ts). */
+function singleExample(net: SupermaskNetwork, x: tf.Tensor2D): Float32Array | null {
+  return x.shape[0] === 1 && !net.onDevice ? (x.dataSync() as Float32Array) : null;
+}
+
 function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions): TaskDecision {
-  const first = net.gradientsOver(x, o.objective, false);
-  const verdict = decideFromGradients(first, slots, o.epsilon);
-  // Round 1 (k/2 candidates, spread over nearly every block) is scored in the bank itself; later rounds in
-  // packed candidate banks, or on the device when the network lives on one.
-  let half = keepLowerHalf(slots, first);
-  if (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
-  if (net.onDevice) {
-    while (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
-    return { slot: half[0], confidence: nu(first, slots)[slots.indexOf(half[0])], unknown: verdict.unknown };
-  }
-  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, half);
-  while (candidates.slots.length > 1) {
-    const layers = net.countsSuperposition(candidates.counts, candidates.slots.length);
+  if (net.onDevice) return deviceBinarySearch(net, slots, x, o);
+  // Each round scores only its candidates (packed into a candidate bank) over their superposition, whose
+  // per-weight count is the last round's minus the masks it dropped: k/2 + k/4 + … masks counted in all.
+  const one = singleExample(net, x);
+  const gradients = (counts: ArrayLike<number>, n: number, bank?: CandidateBank): Float32Array => {
+    if (one) return net.scoresFromCounts(counts, n, one, o.objective, bank);
+    const layers = net.countsSuperposition(Float32Array.from(counts), n);
     try {
-      const grads = net.slotGradients(layers, x, o.objective, false, candidates);
-      candidates = candidates.narrow(keepLowerHalf(Int32Array.from(candidates.slots.keys()), grads));
+      return net.slotGradients(layers, x, o.objective, false, bank);
     } finally {
       disposeDenseLayers(layers);
     }
+  };
+  const first = one ? gradients(net.bank.count, slots.length) : net.gradientsOver(x, o.objective, false);
+  const verdict = decideFromGradients(first, slots, o.epsilon);
+  const counts = Float32Array.from(net.bank.count);
+  const kept = keepLowerHalf(slots, first);
+  net.subtractCounts(counts, net.bank.raw, without(slots, kept));
+  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, kept);
+  while (candidates.slots.length > 1) {
+    const positions = Int32Array.from(candidates.slots.keys());
+    const keep = keepLowerHalf(positions, gradients(counts, positions.length, candidates));
+    net.subtractCounts(counts, candidates.raw, without(positions, keep));
+    candidates = candidates.narrow(keep);
   }
   const slot = candidates.slots[0];
   return { slot, confidence: nu(first, slots)[slots.indexOf(slot)], unknown: verdict.unknown };
+}
+
+/** On a device the bank stays there: every round superposes its candidates and scores them in place. */
+function deviceBinarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions): TaskDecision {
+  const first = net.gradientsOver(x, o.objective, false);
+  const verdict = decideFromGradients(first, slots, o.epsilon);
+  let half = keepLowerHalf(slots, first);
+  while (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
+  return { slot: half[0], confidence: nu(first, slots)[slots.indexOf(half[0])], unknown: verdict.unknown };
+}
+
+/** The members of `all` (ascending) that are not in `kept` (ascending). */
+function without(all: Int32Array, kept: Int32Array): Int32Array {
+  const out = new Int32Array(all.length - kept.length);
+  for (let i = 0, j = 0, n = 0; i < all.length; i++) {
+    if (j < kept.length && kept[j] === all[i]) j++;
+    else out[n++] = all[i];
+  }
+  return out;
 }
 
 /** ν = softmax(-g) over the stored slots; the winner, its ν, and the unknown test. */
