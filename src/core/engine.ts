@@ -150,7 +150,7 @@ export class Engine {
       const slot = this.requireTask(call.task).slot;
       return new Array(call.batch).fill({ slot, confidence: 1, unknown: false });
     }
-    return inferTasks(this.net, x(), call.inference);
+    return inferTasks(this.net, x(), call.inference, call.segments);
   }
 
   /** Softmax over the l real classes for the given rows under one slot's mask. */

@@ -16,20 +16,24 @@ export interface TaskDecision {
   unknown: boolean;
 }
 
-/** One decision per example of `x` (already normalised). Throws when no task is stored. */
-export function inferTasks(net: SupermaskNetwork, x: tf.Tensor2D, options: InferenceOptions): TaskDecision[] {
+/**
+ * One decision per example of `x` (already normalised). Throws when no task is stored. `segments` (merged
+ * calls, runtime/merge.ts): one-shot decisions per segment of rows, as if each segment were its own call.
+ */
+export function inferTasks(net: SupermaskNetwork, x: tf.Tensor2D, options: InferenceOptions, segments?: number[]): TaskDecision[] {
   const slots = net.bank.occupiedSlots();
   if (slots.length === 0) throw noTasks();
   const batch = x.shape[0];
   if (slots.length === 1) return new Array(batch).fill({ slot: slots[0], confidence: 1, unknown: false });
+  if (segments && segments.length > 1) return oneShotPerSegment(net, slots, x, options, segments);
 
   if (options.decideFrom === 'each') {
     if (options.method === 'one-shot') return oneShot(net, slots, x, options, true);
-    return range(batch).map((e) => withRow(x, e, (row) => binarySearch(net, slots, row, options)));
+    return range(batch).map((e) => withRows(x, e, 1, (row) => binarySearch(net, slots, row, options)));
   }
   const decide = (data: tf.Tensor2D) =>
     options.method === 'one-shot' ? oneShot(net, slots, data, options, false)[0] : binarySearch(net, slots, data, options);
-  const decision = options.decideFrom === 'first' ? withRow(x, 0, decide) : decide(x);
+  const decision = options.decideFrom === 'first' ? withRows(x, 0, 1, decide) : decide(x);
   return new Array(batch).fill(decision);
 }
 
@@ -38,6 +42,19 @@ function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: In
   const grads = one ? net.scoresFromCounts(net.bank.count, slots.length, one, o.objective) : net.gradientsOver(x, o.objective, perExample);
   const width = net.bank.slotCapacity;
   return range(grads.length / width).map((r) => decideFromGradients(grads.subarray(r * width, (r + 1) * width), slots, o.epsilon));
+}
+
+/** One V row per segment (its first example or all of it), then one bank pass for all the rows. */
+function oneShotPerSegment(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, segments: number[]): TaskDecision[] {
+  const starts = segments.map((_, r) => segments.slice(0, r).reduce((a, b) => a + b, 0));
+  const own = (r: number) => (o.decideFrom === 'first' ? 1 : segments[r]);
+  if (net.onDevice) return segments.flatMap((n, r) => withRows(x, starts[r], n, (part) => inferTasks(net, part, o)));
+  const padded = net.words * 32;
+  const vectors = new Float32Array(segments.length * padded);
+  segments.forEach((_, r) => withRows(x, starts[r], own(r), (part) => vectors.set(net.superpositionV(part, o.objective), r * padded)));
+  const grads = net.scoresOfVectors(vectors, segments.length);
+  const width = net.bank.slotCapacity;
+  return segments.flatMap((n, r) => new Array(n).fill(decideFromGradients(grads.subarray(r * width, (r + 1) * width), slots, o.epsilon)));
 }
 
 /** The one example of `x` as plain floats, where the pass runs on the CPU without tfjs (superposed-pass.ts). */
@@ -121,8 +138,8 @@ function keepLowerHalf(candidates: Int32Array, grads: Float32Array): Int32Array 
   return Int32Array.from(order.slice(0, Math.ceil(candidates.length / 2))).sort();
 }
 
-function withRow<T>(x: tf.Tensor2D, row: number, fn: (row: tf.Tensor2D) => T): T {
-  const slice = tf.slice(x, [row, 0], [1, -1]);
+function withRows<T>(x: tf.Tensor2D, row: number, count: number, fn: (rows: tf.Tensor2D) => T): T {
+  const slice = tf.slice(x, [row, 0], [count, -1]);
   try {
     return fn(slice);
   } finally {
