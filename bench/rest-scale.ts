@@ -201,3 +201,4 @@ previous[String(k)] = { date: new Date().toISOString(), cpuFlags: simdFlags, sim
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify(previous, null, 2) + '\n');
 console.log(`wrote ${out}`);
+process.exit(0); // the server child keeps the event loop alive; the exit handler stops it
