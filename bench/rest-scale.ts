@@ -31,7 +31,7 @@ import { MNIST_NORMALIZATION } from '../src/contract/model.ts';
 import { appendTasks, createModel } from '../src/model/model-store.ts';
 import { loadNativeAddon } from '../src/platform/native-addon.ts';
 import { median, startPeer } from './peer-client.ts';
-import { renderScalePlot, type ScaleRuns } from './scale-plot.ts';
+import { renderScalePlot, scaleTable, type ScaleRuns } from './scale-plot.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PIXELS = 784;
@@ -53,6 +53,7 @@ const previous: ScaleRuns = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8
 if (values.plot) {
   mkdirSync(dirname(values.svg!), { recursive: true });
   writeFileSync(values.svg!, renderScalePlot(previous));
+  console.log(scaleTable(previous));
   console.log(`wrote ${values.svg}`);
   process.exit(0);
 }

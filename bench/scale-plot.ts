@@ -60,3 +60,16 @@ export function renderScalePlot(runs: ScaleRuns): string {
   lines.push('</svg>');
   return lines.join('\n') + '\n';
 }
+
+/** The same runs as a markdown table: per k, each path's p50 (PyTorch's median beside it where it ran). */
+export function scaleTable(runs: ScaleRuns): string {
+  const ks = Object.keys(runs).map(Number).sort((a, b) => a - b);
+  const cell = (k: number, name: string) => {
+    const ours = runs[k].ours[name], peer = runs[k].peerMs[name];
+    const o = name === 'inferred-b1-c8' ? `${ours.p50Ms.toFixed(1)} (${ours.rps.toFixed(0)} req/s)` : ours.p50Ms.toFixed(ours.p50Ms < 10 ? 2 : 1);
+    return typeof peer === 'number' ? `${o} / ${peer.toFixed(peer < 10 ? 2 : 0)}` : o;
+  };
+  const head = `| k | load | ${SERIES.map((s) => s.label).join(' | ')} |`;
+  const rows = ks.map((k) => `| ${k} | ${runs[k].load.toFixed(1)} | ${SERIES.map((s) => cell(k, s.name)).join(' | ')} |`);
+  return [head, `|${'---|'.repeat(SERIES.length + 2)}`, ...rows].join('\n') + '\n';
+}
