@@ -11,12 +11,9 @@
  *   each-b16               per-example decisions for a mixed batch of 16     (ours only; target ≤ 5× oneshot-b1)
  *   binary-b1              binary search from 1 example                      (ours only; target ≤ 3× oneshot-b1)
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { maskWords, presetArchitecture, weightCount } from '../src/core/architecture.ts';
 import { Engine } from '../src/core/engine.ts';
@@ -24,6 +21,7 @@ import { loadNativeAddon } from '../src/platform/native-addon.ts';
 import { selectKernels } from '../src/platform/kernels.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { selectBackend } from '../src/platform/backend.ts';
+import { median, startPeer } from './peer-client.ts';
 
 const CASES = ['given-b1', 'given-b128', 'oneshot-b1', 'each-b16', 'binary-b1'] as const;
 type CaseName = (typeof CASES)[number];
@@ -87,36 +85,8 @@ function timeOurs(name: CaseName, n: number): number[] {
   return ms;
 }
 
-// ----- the peer -----------------------------------------------------------------------------------------------
-interface Peer {
-  run(name: CaseName, n: number): Promise<number[]>;
-  close(): void;
-  info: Record<string, unknown>;
-}
-
-async function startPeer(): Promise<Peer> {
-  const script = fileURLToPath(new URL('./pytorch_peer.py', import.meta.url));
-  const child = spawn('/usr/bin/python3', [script, '--k', String(k), '--threads', values.threads!], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async () => {
-    const { value, done } = await lines.next();
-    if (done) throw new Error('the PyTorch peer exited (is python3-torch installed? see bench/pytorch_peer.py)');
-    return JSON.parse(value) as Record<string, unknown>;
-  };
-  const info = await next();
-  return {
-    info,
-    async run(name, n) {
-      child.stdin.write(JSON.stringify({ case: name, runs: n }) + '\n');
-      return (await next()).ms as number[];
-    },
-    close() {
-      child.stdin.end(JSON.stringify({ quit: true }) + '\n');
-    },
-  };
-}
-
-const peer = values['no-peer'] ? null : await startPeer();
+// ----- the peer (bench/peer-client.ts) -------------------------------------------------------------------------
+const peer = values['no-peer'] ? null : await startPeer(k, values.threads!);
 if (peer) console.log(`peer: PyTorch ${peer.info.torch}, ${peer.info.threads} threads, k = ${peer.info.k} float masks`);
 
 // warm-up, then alternating rounds: every case, ours then the peer's
@@ -133,11 +103,6 @@ for (let round = 0; round < rounds; round++) {
 peer?.close();
 engine.dispose();
 
-const median = (xs: number[] | undefined) => {
-  if (!xs || xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const fmt = (x: number | null, d = 3) => (x === null ? '-' : x.toFixed(d));
 const rows = CASES.map((name) => {
   const o = median(samples.ours[name]), p = median(samples.peer[name]);

@@ -6,11 +6,12 @@
 //   readFloor(buffer) -> checksum                   streams a buffer with the same threads: the memory-read floor
 //   rmspropStep(S, V, G, W, lr, alpha, eps)         training: RMSProp on supermask scores
 //   maskBySign(S, W, out)                           training: effective weights W * (S >= 0)
-//   cpuPath() / setCpuPath('auto'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
+//   cpuPath() / setCpuPath('auto'|'avx512'|'avx2'|'scalar')  which code path runs (setCpuPath is for tests)
 //   matmul                                          training's matrix products: native/train_gemm.cc (path: simdLevel)
 //
 // Built with generic flags; the AVX2 functions carry their own target attribute and are picked at run time
-// with __builtin_cpu_supports. These kernels have no AVX-512 path (they were written on Zen 3); the newer
+// with __builtin_cpu_supports. Of these kernels `scores` and `subsetCount` have an AVX-512 path (the rest
+// were written on Zen 3 and run their AVX2 code on the avx512 path); the newer
 // ones in their own files do, under their own switch (simd_level.cc): forwardBits (forward_bits.cc),
 // scoresMulti / scoresOuter (scores_multi.cc), gatherSlots (gather_slots.cc).
 //
@@ -38,6 +39,7 @@
 #define SUPSUP_X86 1
 #include <immintrin.h>
 #define AVX2_FN __attribute__((target("avx2,fma")))
+#define SUPSUP_AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 #else
 #define SUPSUP_X86 0
 #endif
@@ -278,10 +280,67 @@ AVX2_FN void TilePairAvx2(const uint32_t* c0, const uint32_t* c1, const uint32_t
   _mm256_storeu_ps(acc0, _mm256_add_ps(_mm256_loadu_ps(acc0), total0));
   _mm256_storeu_ps(acc1, _mm256_add_ps(_mm256_loadu_ps(acc1), total1));
 }
+
+// AVX-512 (16 lanes = the 16 slots of two blocks): 4-bit groups, each a table of 16 partial sums in one
+// register, looked up with one vpermps (which reads only the low 4 bits of each index, so a shift suffices).
+// 8 lookups per word for 16 slots, where AVX2 needs 12 per 8 slots. Four blocks at a time (two registers of
+// 16 slots) share each table row load; the 8 lookups of a word are summed as a tree so the only loop-carried
+// chain is one add per word and register.
+constexpr int kGroups4 = 8, kTable512Floats = kGroups4 * 16;
+
+SUPSUP_AVX512_FN void BuildTables512(const float* v, size_t n, float* t) {
+  for (size_t jj = 0; jj < n; jj++, v += 32, t += kTable512Floats) {
+    for (int g = 0; g < kGroups4; g++) {
+      const __m512 a = _mm512_maskz_mov_ps(0xAAAA, _mm512_set1_ps(v[4 * g]));
+      const __m512 b = _mm512_maskz_mov_ps(0xCCCC, _mm512_set1_ps(v[4 * g + 1]));
+      const __m512 c = _mm512_maskz_mov_ps(0xF0F0, _mm512_set1_ps(v[4 * g + 2]));
+      const __m512 d = _mm512_maskz_mov_ps(0xFF00, _mm512_set1_ps(v[4 * g + 3]));
+      _mm512_store_ps(t + 16 * g, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), c), d));
+    }
+  }
+}
+
+// Slots of blocks c[0], c[1] in one register, c[2], c[3] in another: acc[q][l] += Σ_jj lookups of lane l's word
+// in chunk c[q]. Prefetches the chunks next[q] one line per two words.
+SUPSUP_AVX512_FN void TileQuad512(const uint32_t* const* c, const uint32_t* const* next, size_t n, const float* tables,
+                                  float* const* acc) {
+  __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
+  for (size_t jj = 0; jj < n; jj++) {
+    if (!(jj & 1))
+      for (int q = 0; q < 4; q++) _mm_prefetch(reinterpret_cast<const char*>(next[q] + jj * kLanes), _MM_HINT_T0);
+#define SUPSUP_CHUNK(q) _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[q] + jj * kLanes))
+    const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(SUPSUP_CHUNK(0)), SUPSUP_CHUNK(1), 1);
+    const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(SUPSUP_CHUNK(2)), SUPSUP_CHUNK(3), 1);
+#undef SUPSUP_CHUNK
+    const float* t = tables + jj * kTable512Floats;
+    __m512 px[kGroups4], py[kGroups4];
+    for (int g = 0; g < kGroups4; g++) {
+      const __m512 row = _mm512_load_ps(t + 16 * g);
+      px[g] = _mm512_permutexvar_ps(_mm512_srli_epi32(x, 4 * g), row);
+      py[g] = _mm512_permutexvar_ps(_mm512_srli_epi32(y, 4 * g), row);
+    }
+#define SUPSUP_TREE(p) _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3])), \
+                                     _mm512_add_ps(_mm512_add_ps(p[4], p[5]), _mm512_add_ps(p[6], p[7])))
+    total0 = _mm512_add_ps(total0, SUPSUP_TREE(px));
+    total1 = _mm512_add_ps(total1, SUPSUP_TREE(py));
+#undef SUPSUP_TREE
+  }
+  alignas(64) float s0[16], s1[16];
+  _mm512_store_ps(s0, total0);
+  _mm512_store_ps(s1, total1);
+  for (int l = 0; l < kLanes; l++) {
+    acc[0][l] += s0[l];
+    acc[1][l] += s0[kLanes + l];
+    acc[2][l] += s1[l];
+    acc[3][l] += s1[kLanes + l];
+  }
+}
 #endif
 
-bool g_has_avx2 = false;               // CPU supports it (set at load)
-std::atomic<bool> g_use_avx2{false};  // path in use (process-wide; worker threads share it)
+bool g_has_avx2 = false, g_has_avx512 = false;  // CPU supports it (set at load)
+// Path in use (process-wide; worker threads share it). AVX-512 implies the AVX2 code for the kernels that
+// have no AVX-512 form (only `scores` has one).
+std::atomic<bool> g_use_avx2{false}, g_use_avx512{false};
 
 void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, size_t examples, float* out) {
   const size_t slots = blocks * kLanes, n_out = examples * slots;
@@ -293,19 +352,21 @@ void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, s
   // bits), and 16 groups still balance 2 threads when one starts late.
   const size_t groups = std::min<size_t>(tiles, 16), per_group = (tiles + groups - 1) / groups;
   std::vector<float> partial(groups * n_out, 0.0f);
-  const bool avx2 = g_use_avx2;
+  const bool avx512 = SUPSUP_X86 && g_use_avx512, avx2 = !avx512 && g_use_avx2;
+  const size_t table_floats = avx512 ? kTable512Floats : kTableFloats;
   const size_t work = words * examples * (blocks + 4);  // ~ word-visits, tables counted as 4 blocks
   ForTiles(groups, work < 2048, [&](int, size_t group) {
     thread_local std::vector<float> table_store;
-    table_store.resize(examples * tw * kTableFloats + 16);
+    table_store.resize(examples * tw * table_floats + 16);
     float* tables = Align64(table_store.data());  // 32-byte table loads must not straddle cache lines
     float* acc = &partial[group * n_out];
     for (size_t tile = group * per_group; tile < std::min(tiles, (group + 1) * per_group); tile++) {
       const size_t j0 = tile * tw, n = std::min(tw, words - j0);
       for (size_t e = 0; e < examples; e++) {
         const float* ve = v + (e * words + j0) * 32;
-        float* te = tables + e * tw * kTableFloats;
+        float* te = tables + e * tw * table_floats;
 #if SUPSUP_X86
+        if (avx512) { BuildTables512(ve, n, te); continue; }
         if (avx2) { BuildTablesAvx2(ve, n, te); continue; }
 #endif
         BuildTables(ve, n, te);
@@ -313,6 +374,25 @@ void Scores(const uint32_t* bank, size_t words, size_t blocks, const float* v, s
       // AVX2 takes the blocks two at a time (TilePairAvx2; an odd last block is paired with itself and the
       // copy's sums dropped, so every block's sums come from the same code); the scalar path one at a time.
       for (size_t b = 0; b < blocks;) {
+#if SUPSUP_X86
+        if (avx512) {  // four blocks at a time; past the last block, block b stands in and its sums are dropped
+          for (size_t e = 0; e < examples; e++) {
+            const uint32_t* c[4];
+            const uint32_t* next[4];
+            float dropped[kLanes] = {};
+            float* a[4];
+            for (size_t q = 0; q < 4; q++) {
+              const size_t bq = b + q < blocks ? b + q : b;
+              c[q] = bank + (bq * words + j0) * kLanes;
+              next[q] = b + q + 4 < blocks ? bank + ((b + q + 4) * words + j0) * kLanes : c[q];
+              a[q] = b + q < blocks ? acc + e * slots + (b + q) * kLanes : dropped;
+            }
+            TileQuad512(c, next, n, tables + e * tw * table_floats, a);
+          }
+          b += 4;
+          continue;
+        }
+#endif
         const size_t take = avx2 ? 2 : 1;
         const uint32_t* chunk = bank + (b * words + j0) * kLanes;
         // Software prefetch of the chunks 2 blocks ahead: each chunk is a short run the hardware prefetcher
@@ -395,6 +475,26 @@ AVX2_FN void CountAvx2(const uint32_t* const* rows, size_t nrows, size_t j0, siz
 }
 #endif
 
+// AVX-512: two words of a slot (64 weights) become a 64-bit mask, vpmovm2b turns it into 64 bytes of 0 / −1,
+// and a byte subtract counts them: 3 vector ops per 64 weights, the byte counters of 8 words held in registers
+// across all the rows (AVX2 above: 7 ops and a load and a store per 32 weights).
+SUPSUP_AVX512_FN void CountAvx512(const uint32_t* const* rows, size_t nrows, size_t j0, size_t n, uint32_t* wide) {
+  for (size_t jj = 0; jj < n; jj += 8) {
+    const size_t m = std::min<size_t>(8, n - jj);
+    __m512i c[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    for (size_t i = 0; i < nrows; i++) {
+      const uint32_t* p = rows[i] + (j0 + jj) * kLanes;
+      uint64_t w[8];
+      for (size_t q = 0; q < 8; q++) w[q] = q < m ? p[q * kLanes] : 0;
+      for (int r = 0; r < 4; r++)
+        c[r] = _mm512_sub_epi8(c[r], _mm512_movm_epi8(_cvtu64_mask64(w[2 * r] | w[2 * r + 1] << 32)));
+    }
+    alignas(64) uint8_t bytes[256];
+    for (int r = 0; r < 4; r++) _mm512_store_si512(bytes + 64 * r, c[r]);
+    for (size_t k = 0; k < m * 32; k++) wide[jj * 32 + k] += bytes[k];
+  }
+}
+
 void SubsetCount(const uint32_t* bank, size_t words, const int32_t* slots_in, size_t nslots, float* out) {
   std::vector<int32_t> slots(slots_in, slots_in + nslots);
   std::sort(slots.begin(), slots.end());
@@ -404,16 +504,18 @@ void SubsetCount(const uint32_t* bank, size_t words, const int32_t* slots_in, si
     rows[i] = bank + (s / kLanes) * words * kLanes + s % kLanes;
   }
   const size_t tiles = (words + kCountTile - 1) / kCountTile;
-  const bool avx2 = g_use_avx2;
+  const bool avx2 = g_use_avx2, avx512 = g_use_avx512;
   ForTiles(tiles, words * (nslots + 4) < 2048, [&](int, size_t tile) {
     const size_t j0 = tile * kCountTile, n = std::min(kCountTile, words - j0);
     uint32_t wide[kCountTile * 32] = {};
     for (size_t done = 0; done < nslots; done += 255) {  // byte counters hold up to 255
       const size_t batch = std::min<size_t>(255, nslots - done);
 #if SUPSUP_X86
+      if (avx512) { CountAvx512(&rows[done], batch, j0, n, wide); continue; }
       if (avx2) { CountAvx2(&rows[done], batch, j0, n, wide); continue; }
 #endif
       (void)avx2;
+      (void)avx512;
       CountScalar(&rows[done], batch, j0, n, wide);
     }
     for (size_t k = 0; k < n * 32; k++) out[j0 * 32 + k] = float(wide[k]);
@@ -632,17 +734,18 @@ Napi::Value JsMaskBySign(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-const char* PathName() { return g_use_avx2 ? "avx2" : "scalar"; }
+const char* PathName() { return g_use_avx512 ? "avx512" : g_use_avx2 ? "avx2" : "scalar"; }
 
 Napi::Value JsCpuPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), PathName()); }
 
 Napi::Value JsSetCpuPath(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string want = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  if (want == "auto") g_use_avx2 = g_has_avx2;
-  else if (want == "scalar") g_use_avx2 = false;
-  else if (want == "avx2" && g_has_avx2) g_use_avx2 = true;
-  else Fail(env, want == "avx2" ? "this CPU has no AVX2" : "path must be 'auto', 'avx2' or 'scalar'");
+  if (want == "auto") { g_use_avx2 = g_has_avx2; g_use_avx512 = g_has_avx512; }
+  else if (want == "scalar") { g_use_avx2 = false; g_use_avx512 = false; }
+  else if (want == "avx2" && g_has_avx2) { g_use_avx2 = true; g_use_avx512 = false; }
+  else if (want == "avx512" && g_has_avx512) { g_use_avx2 = true; g_use_avx512 = true; }
+  else Fail(env, want == "avx2" || want == "avx512" ? "this CPU has no such SIMD path" : "path must be 'auto', 'avx512', 'avx2' or 'scalar'");
   return Napi::String::New(env, PathName());
 }
 
@@ -652,8 +755,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #if SUPSUP_X86
     __builtin_cpu_init();
     g_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    g_has_avx512 = g_has_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 #endif
     g_use_avx2 = g_has_avx2;
+    g_use_avx512 = g_has_avx512;
   });
   exports.Set("scores", Napi::Function::New(env, JsScores, "scores"));
   exports.Set("subsetCount", Napi::Function::New(env, JsSubsetCount, "subsetCount"));

@@ -84,6 +84,38 @@ describe('binary search over packed candidates', () => {
       }
     });
 
+    it(`${name}: the plain-array pass (scoresFromCounts) gives the tfjs pass's scores, both objectives, full and subset superpositions`, { skip }, () => {
+      const rng = new Xoshiro128(29);
+      const net = network(kernels!, 19, [2], rng);
+      try {
+        const subset = Int32Array.from([0, 3, 4, 9, 17]);
+        const counts = new Float32Array(net.words * 32);
+        kernels!.subsetCount(net.bank.raw, net.words, subset, counts);
+        for (const objective of ['entropy', 'superfluous'] as const) {
+          for (let trial = 0; trial < 4; trial++) {
+            const data = Float32Array.from({ length: ARCH.inputSize }, () => rng.nextFloat() * 2 - 1);
+            const x = tf.tensor2d(data, [1, ARCH.inputSize]);
+            const layers = net.subsetSuperposition(subset);
+            try {
+              for (const [got, want] of [
+                [net.scoresFromCounts(net.bank.count, net.bank.taskCount, data, objective), net.slotGradients(net.superposed(), x, objective, false)],
+                [net.scoresFromCounts(counts, subset.length, data, objective), net.slotGradients(layers, x, objective, false)],
+              ]) {
+                const scale = Math.max(...want.map(Math.abs));
+                assert.ok(scale > 0, 'the scores are not all zero');
+                for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * scale, `${objective} slot ${i}: ${got[i]} vs ${want[i]}`);
+              }
+            } finally {
+              disposeDenseLayers(layers);
+              x.dispose();
+            }
+          }
+        }
+      } finally {
+        net.dispose();
+      }
+    });
+
     it(`${name}: gatherSlots packs the chosen masks in order, zero past them`, { skip }, () => {
       const rng = new Xoshiro128(3);
       const net = network(kernels!, 21, [6], rng);

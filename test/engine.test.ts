@@ -177,6 +177,33 @@ describe('engine', () => {
     engine.dispose();
   });
 
+  it('merged inferred calls (segments) decide each call from its own examples, as separate calls do', () => {
+    const rng = new Xoshiro128(41);
+    const masks = Array.from({ length: 11 }, () => randomMask(maskWords(TINY), weightCount(TINY), 0.5, () => rng.nextFloat()));
+    const engine = makeEngine(TINY, masks);
+    try {
+      for (const decideFrom of ['batch', 'first'] as const) {
+        for (const objective of ['entropy', 'superfluous'] as const) {
+          const segments = [1, 3, 1, 2, 1, 1];
+          const parts = segments.map((n) => randomInputs(n, TINY.inputSize, rng));
+          const inference = { decideFrom, objective };
+          const separate = parts.flatMap((x) => call(engine, x, { inference }));
+          const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+          parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+          const merged = engine.classify({ ...engine.validate({ inputs: all, batch: all.length / TINY.inputSize, inference }), segments });
+          assert.deepEqual(merged.map((p) => p.task?.id), separate.map((p) => p.task?.id), `${decideFrom} ${objective}: the tasks`);
+          merged.forEach((p, i) => {
+            assert.ok(Math.abs(p.task!.confidence - separate[i].task!.confidence) < 1e-5, `${decideFrom} ${objective} row ${i}: confidence`);
+            assert.equal(p.label, separate[i].label);
+          });
+          assert.ok(new Set(separate.map((p) => p.task?.id)).size > 1, 'the segments do not all pick one task');
+        }
+      }
+    } finally {
+      engine.dispose();
+    }
+  });
+
   it('rejects malformed calls with a message that says what is wrong', () => {
     const engine = makeEngine(TINY, disjointMasks(TINY, 2));
     const v = (inputs: Float32Array, batch: number, more: object = {}) => () => engine.validate({ inputs, batch, ...more });

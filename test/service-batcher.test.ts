@@ -4,7 +4,7 @@ import type { ClassifyCall, Prediction } from '../src/contract/classify.ts';
 import { SupsupError } from '../src/contract/errors.ts';
 import { DEFAULT_INFERENCE } from '../src/contract/classify.ts';
 import { Batcher } from '../src/runtime/batcher.ts';
-import { mergeKey } from '../src/runtime/merge.ts';
+import { mergeCalls, mergeKey } from '../src/runtime/merge.ts';
 
 /** The queue in front of the engine, with a fake engine that records each pass. */
 function call(batch: number, first: number, extra: Partial<ClassifyCall> = {}): ClassifyCall {
@@ -49,9 +49,13 @@ describe('batcher', () => {
     assert.deepEqual(answers[3].map((p) => p.topK), [undefined, undefined], 'topK trimmed to what each call asked');
   });
 
-  it('never merges calls that infer their task from the first example or the batch', () => {
-    assert.equal(mergeKey(call(1, 0)), null);
-    assert.equal(mergeKey(call(1, 0, { inference: { ...DEFAULT_INFERENCE, decideFrom: 'batch' } })), null);
+  it('merges one-shot calls that decide from their first example or batch as segments; never binary search from a batch', () => {
+    const first = { inference: { ...DEFAULT_INFERENCE, decideFrom: 'first' as const } };
+    assert.equal(mergeKey(call(1, 0)), mergeKey(call(3, 0)));
+    assert.notEqual(mergeKey(call(1, 0)), mergeKey(call(1, 0, first)));
+    assert.equal(mergeKey(call(1, 0, { inference: { ...DEFAULT_INFERENCE, method: 'binary' } })), null);
+    assert.deepEqual(mergeCalls([call(1, 0), call(3, 1), call(2, 5)]).segments, [1, 3, 2]);
+    assert.equal(mergeCalls([call(1, 0, { task: 'a' }), call(2, 1, { task: 'a' })]).segments, undefined);
     assert.equal(mergeKey(call(1, 0, { inference: { ...DEFAULT_INFERENCE, decideFrom: 'each' } })), mergeKey(call(3, 0, { inference: { ...DEFAULT_INFERENCE, decideFrom: 'each' } })));
     assert.notEqual(mergeKey(call(1, 0, { inference: { ...DEFAULT_INFERENCE, decideFrom: 'each' } })), mergeKey(call(1, 0, { inference: { ...DEFAULT_INFERENCE, decideFrom: 'each', method: 'binary' } })));
   });

@@ -49,6 +49,11 @@ export interface ClassifyCall {
   task?: string;
   inference: InferenceOptions;
   topK: number;
+  /**
+   * Set only by the batcher when it merges inferred-task calls (runtime/merge.ts): the batch sizes of the merged
+   * calls, in order. The task is then decided per segment, each from its own examples, in one pass over the bank.
+   */
+  segments?: number[];
 }
 
 export interface ClassifyLimits {

@@ -3,15 +3,13 @@ import { BLOCK_SLOTS } from './mask-bank.ts';
 import { type PackedSlots } from './supermask-network.ts';
 
 /**
- * Binary search's remaining candidates, gathered into a bank of their own (slot i = slots[i]) with their
- * per-weight count Σ_i M^i. A round scores and counts only these, and the next round's candidates are gathered
- * from this bank, so the rounds cost k/4 + k/8 + … after the first two, not k each.
+ * Binary search's remaining candidates, gathered into a bank of their own (slot i = slots[i]). A round scores
+ * only these, and the next round's candidates are gathered from this bank, so the rounds cost k/2 + k/4 + …
+ * after the first, not k each. (The search keeps their per-weight count itself, subtracting what it drops.)
  */
 export class CandidateBank implements PackedSlots {
   readonly raw: Uint32Array;
   readonly blocks: number;
-  /** Per weight (words · 32): how many of the candidates keep it. */
-  readonly counts: Float32Array;
 
   private constructor(
     private readonly kernels: MaskKernels,
@@ -26,8 +24,6 @@ export class CandidateBank implements PackedSlots {
     this.blocks = Math.ceil(slots.length / BLOCK_SLOTS);
     this.raw = scratch.take(this.blocks * BLOCK_SLOTS * words);
     kernels.gatherSlots(from.raw, words, positions, this.raw);
-    this.counts = new Float32Array(words * 32);
-    kernels.subsetCount(this.raw, words, Int32Array.from(slots.keys()), this.counts);
   }
 
   static of(kernels: MaskKernels, words: number, scratch: CandidateScratch, bank: PackedSlots, slots: Int32Array): CandidateBank {
@@ -43,7 +39,7 @@ export class CandidateBank implements PackedSlots {
 /**
  * Two buffers the rounds of a search alternate between (each round reads the last one's and writes the other),
  * kept between searches: fresh ones cost more in page faults than the whole search (measured ~0.7 s for 50 MB
- * on our VMs). Scratch, not a cache: nothing in them is read by a later search. Holds at most k/4 + k/8 masks.
+ * on our VMs). Scratch, not a cache: nothing in them is read by a later search. Holds at most k/2 + k/4 masks.
  */
 export class CandidateScratch {
   private buffers = [new Uint32Array(0), new Uint32Array(0)];

@@ -174,7 +174,7 @@ export class Engine {
       const slot = this.requireTask(call.task).slot;
       return new Array(call.batch).fill({ slot, confidence: 1, unknown: false });
     }
-    return inferTasks(this.net, x(), call.inference, this.oneExample && this.fitCheck(this.oneExample, data));
+    return inferTasks(this.net, x(), call.inference, this.oneExample && this.fitCheck(this.oneExample, data), call.segments);
   }
 
   /** Normalised in float32 as tfjs would: (x − mean) / std, each step rounded. */

@@ -10,6 +10,10 @@ import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
 import { batchWeightGradient, type DenseLayers, disposeDenseLayers, forward, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
+import { superposedV } from './superposed-pass.ts';
+
+/** Most V rows one `scores` pass takes in scoresOfVectors (see there). */
+const SCORE_ROWS_PER_PASS = 4;
 
 /** Tasks whose masked dense weights stay cached for the given-task path. */
 const MASKED_CACHE_SIZE = 16;
@@ -38,6 +42,9 @@ export class SupermaskNetwork {
   private readonly baseTensors: tf.Tensor2D[];
   private readonly maskedCache: LruCache<number, DenseLayers>;
   private fullSuperposition: DenseLayers | null = null;
+  /** V of scoresFromCounts (zero past P) and the counts of subtractCounts: reused, P floats each. */
+  private readonly vScratch: Float32Array;
+  private readonly countScratch: Float32Array;
   /** The bank and base network on the kernels' device, when they have one: the passes below then run there. */
   private readonly device: DeviceNetwork | null;
 
@@ -55,6 +62,8 @@ export class SupermaskNetwork {
     this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
     this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
+    this.vScratch = new Float32Array(this.words * 32);
+    this.countScratch = new Float32Array(this.words * 32);
   }
 
   addMask(mask: Uint32Array): number {
@@ -103,6 +112,21 @@ export class SupermaskNetwork {
     return makeDenseLayers(weights);
   }
 
+  /**
+   * ∂obj/∂α_i for every slot of `bank` over the superposition W ⊙ counts / n, for one example, without tfjs
+   * (superposed-pass.ts). `counts` is Σ M^i over the n superposed masks (the bank's own count for all of them).
+   */
+  scoresFromCounts(counts: ArrayLike<number>, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
+    superposedV(this.base.layers, this.shapes, counts, n, x, objective, this.architecture.classes, this.vScratch);
+    return this.scoresOfVectors(this.vScratch, 1, bank);
+  }
+
+  /** counts[w] −= the number of masks among `slots` of `bank` (packed layout) that keep w. */
+  subtractCounts(counts: Float32Array, bank: Uint32Array, slots: Int32Array): void {
+    this.kernels.subsetCount(bank, this.words, slots, this.countScratch);
+    for (let w = 0; w < counts.length; w++) counts[w] -= this.countScratch[w];
+  }
+
   /** Whether the bank and base network live on the kernels' device (the passes then run there). */
   get onDevice(): boolean {
     return this.device !== null;
@@ -143,28 +167,67 @@ export class SupermaskNetwork {
     });
     try {
       if (perExample && this.kernels.scoresOuter) return this.outerScores(inputs, deltas, bank);
-      const padded = this.words * 32;
       const rows = perExample ? batch : 1;
-      const v = new Float32Array(rows * padded);
-      this.shapes.forEach((shape, l) => {
-        // V = ∂obj/∂W_eff ⊙ W: the mask-independent factor of every ∂obj/∂α_i.
-        const values = tf.tidy(() => {
-          const w = this.baseTensors[l];
-          if (!perExample) return tf.mul(batchWeightGradient(inputs[l], deltas[l]), w);
-          const outer = tf.mul(tf.expandDims(inputs[l], 2), tf.expandDims(deltas[l], 1));
-          return tf.mul(outer, tf.expandDims(w, 0));
-        });
-        const data = values.dataSync() as Float32Array;
-        values.dispose();
-        const size = shape.in * shape.out;
-        for (let r = 0; r < rows; r++) v.set(data.subarray(r * size, (r + 1) * size), r * padded + shape.offset);
-      });
-      const out = new Float32Array(rows * bank.blocks * BLOCK_SLOTS);
-      this.kernels.scores(bank.raw, this.words, bank.blocks, v, rows, out);
-      return out;
+      return this.scoresOfVectors(this.vFromTrace(inputs, deltas, perExample), rows, bank);
     } finally {
       tf.dispose([...inputs, ...deltas]);
     }
+  }
+
+  /**
+   * V of the superposition of every stored mask for x (the objective averaged over its rows): one row of
+   * words · 32 floats, zero past P. One example in plain arrays (superposed-pass.ts), more through tfjs. CPU only.
+   */
+  superpositionV(x: tf.Tensor2D, objective: Objective): Float32Array {
+    const batch = x.shape[0];
+    if (batch === 1) {
+      const v = new Float32Array(this.words * 32);
+      superposedV(this.base.layers, this.shapes, this.bank.count, this.bank.taskCount, x.dataSync() as Float32Array, objective, this.architecture.classes, v);
+      return v;
+    }
+    const classes = this.architecture.classes;
+    const { inputs, deltas } = gradientTrace(this.superposed(), x, (logits) => tf.div(objectiveGradient(objective, logits, classes), batch));
+    try {
+      return this.vFromTrace(inputs, deltas, false);
+    } finally {
+      tf.dispose([...inputs, ...deltas]);
+    }
+  }
+
+  /**
+   * `scores` of `rows` V rows over `bank`, at most SCORE_ROWS_PER_PASS rows per pass: the single-vector kernel
+   * reuses each bank chunk from L1 for up to 4 rows (measured at k = 2500: 4 rows cost 2.35 × one), where more
+   * rows' tables spill out of L1 and the multi-row kernel is slower still for so few rows.
+   */
+  scoresOfVectors(v: Float32Array, rows: number, bank: PackedSlots = this.bank): Float32Array {
+    const padded = this.words * 32, width = bank.blocks * BLOCK_SLOTS;
+    const out = new Float32Array(rows * width);
+    for (let r = 0; r < rows; r += SCORE_ROWS_PER_PASS) {
+      const n = Math.min(SCORE_ROWS_PER_PASS, rows - r);
+      this.kernels.scores(bank.raw, this.words, bank.blocks, v.subarray(r * padded, (r + n) * padded), n, out.subarray(r * width, (r + n) * width));
+    }
+    return out;
+  }
+
+  /** V rows from a trace: the batch's sum (deltas already scaled by the caller), or one row per example. */
+  private vFromTrace(inputs: tf.Tensor2D[], deltas: tf.Tensor2D[], perExample: boolean): Float32Array {
+    const padded = this.words * 32;
+    const rows = perExample ? inputs[0].shape[0] : 1;
+    const v = new Float32Array(rows * padded);
+    this.shapes.forEach((shape, l) => {
+      // V = ∂obj/∂W_eff ⊙ W: the mask-independent factor of every ∂obj/∂α_i.
+      const values = tf.tidy(() => {
+        const w = this.baseTensors[l];
+        if (!perExample) return tf.mul(batchWeightGradient(inputs[l], deltas[l]), w);
+        const outer = tf.mul(tf.expandDims(inputs[l], 2), tf.expandDims(deltas[l], 1));
+        return tf.mul(outer, tf.expandDims(w, 0));
+      });
+      const data = values.dataSync() as Float32Array;
+      values.dispose();
+      const size = shape.in * shape.out;
+      for (let r = 0; r < rows; r++) v.set(data.subarray(r * size, (r + 1) * size), r * padded + shape.offset);
+    });
+    return v;
   }
 
   /** Per-example scores fused from the layer inputs and deltas: no examples × P matrix of V is built. */

@@ -31,28 +31,40 @@ export interface OneExampleCheck {
 /** Applies the one-example rule to a decision made from row `row`, given the gradients it was made from. */
 type RowCheck = (d: TaskDecision, grads: Float32Array, row: number) => TaskDecision;
 
-/** One decision per example of `x` (already normalised). Throws when no task is stored. */
-export function inferTasks(net: SupermaskNetwork, x: tf.Tensor2D, options: InferenceOptions, oneExample?: OneExampleCheck): TaskDecision[] {
+/**
+ * One decision per example of `x` (already normalised). Throws when no task is stored. `oneExample`: the
+ * model's calibrated unknown-task rule, applied to decisions made from one example. `segments` (merged
+ * calls, runtime/merge.ts): one-shot decisions per segment of rows, as if each segment were its own call.
+ */
+export function inferTasks(
+  net: SupermaskNetwork,
+  x: tf.Tensor2D,
+  options: InferenceOptions,
+  oneExample?: OneExampleCheck,
+  segments?: number[],
+): TaskDecision[] {
   const slots = net.bank.occupiedSlots();
   if (slots.length === 0) throw noTasks();
   const batch = x.shape[0];
   if (slots.length === 1) return new Array(batch).fill({ slot: slots[0], confidence: 1, unknown: false });
+  const rowCheck: RowCheck | undefined = oneExample && ((d, grads, row) => checkOne(d, grads, slots, row, oneExample));
+  if (segments && segments.length > 1) return oneShotPerSegment(net, slots, x, options, segments, oneExample, rowCheck);
 
-  const fromOne = options.decideFrom !== 'batch' || batch === 1;
-  const check: RowCheck | undefined = oneExample && fromOne ? (d, grads, row) => checkOne(d, grads, slots, row, oneExample) : undefined;
+  const check = options.decideFrom !== 'batch' || batch === 1 ? rowCheck : undefined;
   if (options.decideFrom === 'each') {
     if (options.method === 'one-shot') return oneShot(net, slots, x, options, true, check);
-    return range(batch).map((e) => withRow(x, e, (row) => binarySearch(net, slots, row, options, check && ((d, g) => check(d, g, e)))));
+    return range(batch).map((e) => withRows(x, e, 1, (row) => binarySearch(net, slots, row, options, check && ((d, g) => check(d, g, e)))));
   }
   // Deciding from the first example or from a batch of one: the row that decides is row 0.
   const decide = (data: tf.Tensor2D) =>
     options.method === 'one-shot' ? oneShot(net, slots, data, options, false, check)[0] : binarySearch(net, slots, data, options, check && ((d, g) => check(d, g, 0)));
-  const decision = options.decideFrom === 'first' ? withRow(x, 0, decide) : decide(x);
+  const decision = options.decideFrom === 'first' ? withRows(x, 0, 1, decide) : decide(x);
   return new Array(batch).fill(decision);
 }
 
 function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, perExample: boolean, check?: RowCheck): TaskDecision[] {
-  const grads = net.gradientsOver(x, o.objective, perExample);
+  const one = perExample ? null : singleExample(net, x);
+  const grads = one ? net.scoresFromCounts(net.bank.count, slots.length, one, o.objective) : net.gradientsOver(x, o.objective, perExample);
   const width = net.bank.slotCapacity;
   return range(grads.length / width).map((r) => {
     const g = grads.subarray(r * width, (r + 1) * width);
@@ -66,30 +78,90 @@ function checkOne(d: TaskDecision, grads: Float32Array, slots: Int32Array, row: 
   return { ...d, fit, unknown: isUnknownByFit(fit, one.rule) };
 }
 
-function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, check?: (d: TaskDecision, grads: Float32Array) => TaskDecision): TaskDecision {
-  const first = net.gradientsOver(x, o.objective, false);
-  const decided = (d: TaskDecision) => (check ? check(d, first) : d);
-  const verdict = decideFromGradients(first, slots, o.epsilon);
-  // Round 1 (k/2 candidates, spread over nearly every block) is scored in the bank itself; later rounds in
-  // packed candidate banks, or on the device when the network lives on one.
-  let half = keepLowerHalf(slots, first);
-  if (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
+/** One V row per segment (its first example or all of it), then one bank pass for all the rows. */
+function oneShotPerSegment(
+  net: SupermaskNetwork,
+  slots: Int32Array,
+  x: tf.Tensor2D,
+  o: InferenceOptions,
+  segments: number[],
+  oneExample?: OneExampleCheck,
+  check?: RowCheck,
+): TaskDecision[] {
+  const starts = segments.map((_, r) => segments.slice(0, r).reduce((a, b) => a + b, 0));
+  const own = (r: number) => (o.decideFrom === 'first' ? 1 : segments[r]);
   if (net.onDevice) {
-    while (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
-    return decided({ slot: half[0], confidence: nu(first, slots)[slots.indexOf(half[0])], unknown: verdict.unknown });
+    // Each segment alone; its rows are numbered from its start in the one-example rule's view of the call.
+    const shifted = (start: number): OneExampleCheck | undefined => oneExample && { rule: oneExample.rule, fit: (s, row) => oneExample.fit(s, start + row) };
+    return segments.flatMap((n, r) => withRows(x, starts[r], n, (part) => inferTasks(net, part, o, shifted(starts[r]))));
   }
-  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, half);
-  while (candidates.slots.length > 1) {
-    const layers = net.countsSuperposition(candidates.counts, candidates.slots.length);
+  const padded = net.words * 32;
+  const vectors = new Float32Array(segments.length * padded);
+  segments.forEach((_, r) => withRows(x, starts[r], own(r), (part) => vectors.set(net.superpositionV(part, o.objective), r * padded)));
+  const grads = net.scoresOfVectors(vectors, segments.length);
+  const width = net.bank.slotCapacity;
+  return segments.flatMap((n, r) => {
+    const g = grads.subarray(r * width, (r + 1) * width);
+    const d = decideFromGradients(g, slots, o.epsilon);
+    // A segment decided from one example gets the one-example rule, as the call alone would have.
+    return new Array(n).fill(check && own(r) === 1 ? check(d, g, starts[r]) : d);
+  });
+}
+
+/** The one example of `x` as plain floats, where the pass runs on the CPU without tfjs (superposed-pass.ts). */
+function singleExample(net: SupermaskNetwork, x: tf.Tensor2D): Float32Array | null {
+  return x.shape[0] === 1 && !net.onDevice ? (x.dataSync() as Float32Array) : null;
+}
+
+function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, check?: (d: TaskDecision, grads: Float32Array) => TaskDecision): TaskDecision {
+  if (net.onDevice) return deviceBinarySearch(net, slots, x, o, check);
+  // Each round scores only its candidates (packed into a candidate bank) over their superposition, whose
+  // per-weight count is the last round's minus the masks it dropped: k/2 + k/4 + … masks counted in all.
+  const one = singleExample(net, x);
+  const gradients = (counts: ArrayLike<number>, n: number, bank?: CandidateBank): Float32Array => {
+    if (one) return net.scoresFromCounts(counts, n, one, o.objective, bank);
+    const layers = net.countsSuperposition(Float32Array.from(counts), n);
     try {
-      const grads = net.slotGradients(layers, x, o.objective, false, candidates);
-      candidates = candidates.narrow(keepLowerHalf(Int32Array.from(candidates.slots.keys()), grads));
+      return net.slotGradients(layers, x, o.objective, false, bank);
     } finally {
       disposeDenseLayers(layers);
     }
+  };
+  const first = one ? gradients(net.bank.count, slots.length) : net.gradientsOver(x, o.objective, false);
+  const verdict = decideFromGradients(first, slots, o.epsilon);
+  const counts = Float32Array.from(net.bank.count);
+  const kept = keepLowerHalf(slots, first);
+  net.subtractCounts(counts, net.bank.raw, without(slots, kept));
+  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, kept);
+  while (candidates.slots.length > 1) {
+    const positions = Int32Array.from(candidates.slots.keys());
+    const keep = keepLowerHalf(positions, gradients(counts, positions.length, candidates));
+    net.subtractCounts(counts, candidates.raw, without(positions, keep));
+    candidates = candidates.narrow(keep);
   }
   const slot = candidates.slots[0];
-  return decided({ slot, confidence: nu(first, slots)[slots.indexOf(slot)], unknown: verdict.unknown });
+  const d = { slot, confidence: nu(first, slots)[slots.indexOf(slot)], unknown: verdict.unknown };
+  return check ? check(d, first) : d;
+}
+
+/** On a device the bank stays there: every round superposes its candidates and scores them in place. */
+function deviceBinarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, check?: (d: TaskDecision, grads: Float32Array) => TaskDecision): TaskDecision {
+  const first = net.gradientsOver(x, o.objective, false);
+  const verdict = decideFromGradients(first, slots, o.epsilon);
+  let half = keepLowerHalf(slots, first);
+  while (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
+  const d = { slot: half[0], confidence: nu(first, slots)[slots.indexOf(half[0])], unknown: verdict.unknown };
+  return check ? check(d, first) : d;
+}
+
+/** The members of `all` (ascending) that are not in `kept` (ascending). */
+function without(all: Int32Array, kept: Int32Array): Int32Array {
+  const out = new Int32Array(all.length - kept.length);
+  for (let i = 0, j = 0, n = 0; i < all.length; i++) {
+    if (j < kept.length && kept[j] === all[i]) j++;
+    else out[n++] = all[i];
+  }
+  return out;
 }
 
 /** ν = softmax(-g) over the stored slots; the winner, its ν, and the unknown test. */
@@ -119,8 +191,8 @@ function keepLowerHalf(candidates: Int32Array, grads: Float32Array): Int32Array 
   return Int32Array.from(order.slice(0, Math.ceil(candidates.length / 2))).sort();
 }
 
-function withRow<T>(x: tf.Tensor2D, row: number, fn: (row: tf.Tensor2D) => T): T {
-  const slice = tf.slice(x, [row, 0], [1, -1]);
+function withRows<T>(x: tf.Tensor2D, row: number, count: number, fn: (rows: tf.Tensor2D) => T): T {
+  const slice = tf.slice(x, [row, 0], [count, -1]);
   try {
     return fn(slice);
   } finally {

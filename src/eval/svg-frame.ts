@@ -8,8 +8,9 @@ export interface SvgFrame {
   /** Plot area inside the margins. */
   margin: { left: number; right: number; top: number; bottom: number };
   title: string;
-  /** Fractions 0..1, ticked as percentages. */
+  /** Fractions 0..1, ticked as percentages unless `yTickLabel` says otherwise. */
   yTicks: number[];
+  yTickLabel?: (v: number) => string;
   xTicks: number[];
   X: (n: number) => number;
   Y: (v: number) => number;
@@ -31,7 +32,7 @@ export function svgFrame(f: SvgFrame): string[] {
   for (const v of f.yTicks) {
     const y = Y(v).toFixed(1);
     out.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${y}" y2="${y}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${(v * 100).toFixed(0)}%</text>`);
+    out.push(`<text x="${m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${f.yTickLabel?.(v) ?? `${(v * 100).toFixed(0)}%`}</text>`);
   }
   for (const n of f.xTicks) {
     const x = X(n).toFixed(1);

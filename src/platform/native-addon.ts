@@ -25,10 +25,10 @@ export interface NativeAddon {
    * builds older than native/train_gemm.cc.
    */
   matmul?(A: Float32Array, B: Float32Array, C: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, relu: boolean, gate: Float32Array | null): void;
-  /** "avx2" or "scalar": the code path in use. */
+  /** "avx512" (`scores` and `subsetCount` have AVX-512 code; the rest run AVX2 there), "avx2" or "scalar": the code path in use. */
   cpuPath(): string;
   /** Forces a path (for tests and benchmarks); returns the path now in use. Process-wide. */
-  setCpuPath(path: 'auto' | 'avx2' | 'scalar'): string;
+  setCpuPath(path: 'auto' | 'avx512' | 'avx2' | 'scalar'): string;
   /** Given-task forward from the packed bits (contract: forward-bits.ts). */
   forwardBits: ForwardBits;
   /** The path of the newer kernels (forwardBits, multi-row scores, gatherSlots, matmul): "avx512", "avx2" or "scalar". */

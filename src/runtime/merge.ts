@@ -1,13 +1,15 @@
 // Which calls may share one forward pass, and how. Calls with the same given task are independent example
-// by example, and so are inferred-task calls that decide per example with the same options. A call that
-// infers its task from its first example or from its whole batch must run alone: merging would change
-// the data the decision is made from.
+// by example, and so are inferred-task calls that decide per example with the same options. Calls that infer
+// their task one-shot from their first example or their whole batch merge as segments: each keeps a decision
+// of its own, made from its own examples (one score row per call, all rows in one pass over the bank).
+// Binary search from a batch still runs alone (its rounds depend on the data).
 import type { ClassifyCall, Prediction } from '../contract/classify.ts';
 
 export function mergeKey(call: ClassifyCall): string | null {
   if (call.task !== undefined) return `task:${call.task}`;
   const o = call.inference;
   if (o.decideFrom === 'each') return `each:${o.method}:${o.objective}:${o.epsilon}`;
+  if (o.method === 'one-shot') return `segments:${o.decideFrom}:${o.objective}:${o.epsilon}`;
   return null;
 }
 
@@ -22,7 +24,8 @@ export function mergeCalls(calls: ClassifyCall[]): ClassifyCall {
     at += c.inputs.length;
   }
   const topK = Math.max(...calls.map((c) => c.topK));
-  return { ...calls[0], inputs, batch, topK };
+  const perCall = calls[0].task === undefined && calls[0].inference.decideFrom !== 'each';
+  return { ...calls[0], inputs, batch, topK, ...(perCall ? { segments: calls.flatMap((c) => c.segments ?? [c.batch]) } : {}) };
 }
 
 /** Splits a merged pass's predictions back per call, trimming topK to what each call asked. */

@@ -1,0 +1,205 @@
+/**
+ * Every request path through the real server (`supsup serve`, REST on 127.0.0.1) at k tasks, measured with
+ * wrk (one connection unless said), beside the PyTorch peer (bench/pytorch_peer.py, in process, 2 threads)
+ * run in the same minutes, case after case. One k per run (each a few minutes at most); results merge into
+ * one JSON file by k, and --plot draws latency against k from it.
+ *
+ *   node --import tsx bench/rest-scale.ts --k 2500 [--duration 5] [--peer-max-k 2500] [--out .bench/rest-scale.json]
+ *   node --import tsx bench/rest-scale.ts --plot [--out .bench/rest-scale.json] [--svg docs/results/scale-latency.svg]
+ *
+ * Model: LeNet 300-100, s = 500, k random masks of density 0.5 (random words, as bench/scale.ts), written to a
+ * temporary model directory. Bodies: random inputs in [0, 1), float32 base64; given-task bodies name a random
+ * task each (256 bodies cycled). Cases:
+ *   given-b1, given-b128   given task, batch 1 / 128                       (peer: W ⊙ M[t] per call, matmuls)
+ *   oneshot-b1             task inferred from 1 example, one-shot H       (peer: autograd + k×P matrix-vector)
+ *   each-b16               per-example decisions, mixed batch of 16
+ *   binary-b1              binary search from 1 example
+ *   inferred-b1-c8         one-shot batch 1 from 8 connections at once (throughput against oneshot-b1's)
+ * The peer needs k float masks in memory (k · P · 4 bytes: 12.6 GB at k = 10,000), so it runs only up to
+ * --peer-max-k. Needs Debian `wrk`, and python3-torch + libopenblas0-pthread for the peer.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { maskWords, presetArchitecture, weightCount } from '../src/core/architecture.ts';
+import { Xoshiro128 } from '../src/core/prng.ts';
+import { MNIST_NORMALIZATION } from '../src/contract/model.ts';
+import { appendTasks, createModel } from '../src/model/model-store.ts';
+import { loadNativeAddon } from '../src/platform/native-addon.ts';
+import { median, startPeer } from './peer-client.ts';
+import { renderScalePlot, scaleTable, type ScaleRuns } from './scale-plot.ts';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const PIXELS = 784;
+
+const { values } = parseArgs({
+  options: {
+    k: { type: 'string', default: '2500' },
+    duration: { type: 'string', default: '5' },
+    'peer-max-k': { type: 'string', default: '2500' },
+    threads: { type: 'string', default: '2' },
+    out: { type: 'string', default: '.bench/rest-scale.json' },
+    plot: { type: 'boolean', default: false },
+    svg: { type: 'string', default: 'docs/results/scale-latency.svg' },
+  },
+});
+const out = values.out!;
+const previous: ScaleRuns = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {};
+
+if (values.plot) {
+  mkdirSync(dirname(values.svg!), { recursive: true });
+  writeFileSync(values.svg!, renderScalePlot(previous));
+  console.log(scaleTable(previous));
+  console.log(`wrote ${values.svg}`);
+  process.exit(0);
+}
+
+const k = Number(values.k), duration = Number(values.duration);
+const architecture = presetArchitecture('lenet-300-100', 500);
+const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? [];
+const simdFlags = flags.filter((f) => /^(avx2|fma|avx512\w*|avx_vnni)$/.test(f)).join(' ');
+const addon = loadNativeAddon().addon;
+const simd = addon ? `scores ${addon.cpuPath()}, newer kernels ${addon.simdLevel()}` : 'no native addon';
+console.log(`k = ${k}; cpu flags: ${simdFlags}; ${simd}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+
+// ----- the model and the server ------------------------------------------------------------------------------
+const dir = mkdtempSync(join(tmpdir(), 'supsup-rest-scale-'));
+const rng = new Xoshiro128(k);
+const words = maskWords(architecture), pad = words * 32 - weightCount(architecture);
+await createModel(dir, { architecture, seed: 1, normalization: MNIST_NORMALIZATION });
+for (let t0 = 0; t0 < k; t0 += 500) {
+  const items = [];
+  for (let t = t0; t < Math.min(k, t0 + 500); t++) {
+    const mask = new Uint32Array(words);
+    for (let j = 0; j < words; j++) mask[j] = rng.nextUint32();
+    if (pad > 0) mask[words - 1] &= 0xffffffff >>> pad;
+    items.push({ task: { id: `t${t}`, name: `random ${t}`, transform: { kind: 'identity' as const } }, mask });
+  }
+  await appendTasks(dir, items);
+}
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+const httpPort = await freePort(), grpcPort = await freePort();
+const base = `http://127.0.0.1:${httpPort}`;
+const server: ChildProcess = spawn(
+  process.execPath,
+  [join(ROOT, 'bin/supsup.js'), 'serve', '--model', dir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--grpc-port', String(grpcPort), '--log-level', 'warn'],
+  { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, SUPSUP_ADMIN_TOKEN: '' } },
+);
+const cleanup = () => {
+  server.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+};
+process.on('exit', cleanup);
+const started = performance.now();
+for (;;) {
+  if (server.exitCode !== null) throw new Error(`the server exited (${server.exitCode}) before it was ready`);
+  if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) break;
+  if (performance.now() - started > 180_000) throw new Error('the server was not ready within 180 s');
+  await new Promise((r) => setTimeout(r, 200));
+}
+console.log(`server ready after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+// ----- bodies and wrk ----------------------------------------------------------------------------------------
+function body(batch: number, extra: Record<string, unknown>): string {
+  const x = new Float32Array(batch * PIXELS);
+  for (let i = 0; i < x.length; i++) x[i] = rng.nextFloat();
+  return JSON.stringify({ inputsBase64: Buffer.from(x.buffer).toString('base64'), dtype: 'float32', shape: [batch, PIXELS], ...extra });
+}
+const bodies = (n: number, batch: number, extra: () => Record<string, unknown>) => Array.from({ length: n }, () => body(batch, extra()));
+const randomTask = () => ({ task: `t${rng.nextInt(k)}` });
+const cases: { name: string; connections: number; bodies: string[]; peer?: { case: string; runs: number } }[] = [
+  { name: 'given-b1', connections: 1, bodies: bodies(256, 1, randomTask), peer: { case: 'given-b1', runs: 400 } },
+  { name: 'given-b128', connections: 1, bodies: bodies(16, 128, randomTask), peer: { case: 'given-b128', runs: 60 } },
+  { name: 'oneshot-b1', connections: 1, bodies: bodies(64, 1, () => ({})), peer: { case: 'oneshot-b1', runs: k > 1000 ? 8 : 20 } },
+  { name: 'each-b16', connections: 1, bodies: bodies(16, 16, () => ({ inference: { decideFrom: 'each' } })) },
+  { name: 'binary-b1', connections: 1, bodies: bodies(64, 1, () => ({ inference: { method: 'binary' } })) },
+  { name: 'inferred-b1-c8', connections: 8, bodies: bodies(64, 1, () => ({})) },
+];
+
+interface WrkResult {
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  requests: number;
+  errors: number;
+  rps: number;
+  connections: number;
+}
+
+const scriptDir = mkdtempSync(join(tmpdir(), 'supsup-wrk-'));
+function wrk(name: string, payloads: string[], connections: number, seconds: number): WrkResult {
+  const script = join(scriptDir, `${name}.lua`);
+  const lua = [
+    'local bodies = {',
+    ...payloads.map((b) => `[==[${b}]==],`),
+    '}',
+    'local i = 0',
+    'wrk.method = "POST"',
+    'wrk.headers["Content-Type"] = "application/json"',
+    'request = function() i = i % #bodies + 1; return wrk.format(nil, "/classify", nil, bodies[i]) end',
+    'done = function(s, latency, r)',
+    '  local e = s.errors.connect + s.errors.read + s.errors.write + s.errors.timeout + s.errors.status',
+    '  io.write(string.format("RESULT %d %d %d %d %d %d\\n", latency:percentile(50), latency:percentile(90), latency:percentile(99), s.requests, e, s.duration))',
+    'end',
+  ].join('\n');
+  writeFileSync(script, lua);
+  const text = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', script, `${base}/classify`], { encoding: 'utf8' });
+  const m = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(text);
+  if (!m) throw new Error(`wrk printed no result:\n${text}`);
+  const [p50, p90, p99, requests, errors, us] = m.slice(1).map(Number);
+  return { p50Ms: p50 / 1000, p90Ms: p90 / 1000, p99Ms: p99 / 1000, requests, errors, rps: requests / (us / 1e6), connections };
+}
+
+const peerMaxK = Number(values['peer-max-k']);
+const peer = k <= peerMaxK ? await startPeer(k, values.threads!) : null;
+if (peer) console.log(`peer: PyTorch ${peer.info.torch}, ${peer.info.threads} threads, k = ${peer.info.k} float masks`);
+else console.log(`peer: not run at k = ${k} (> --peer-max-k ${peerMaxK}: its float masks would take ${((k * weightCount(architecture) * 4) / 2 ** 30).toFixed(1)} GiB)`);
+
+const ours: Record<string, WrkResult> = {};
+const peerMs: Record<string, number | null> = {};
+for (const c of cases) {
+  wrk(`${c.name}-warm`, c.bodies, c.connections, 1);
+  ours[c.name] = wrk(c.name, c.bodies, c.connections, duration);
+  if (ours[c.name].errors > 0) throw new Error(`${c.name}: ${ours[c.name].errors} requests failed`);
+  if (peer && c.peer) {
+    await peer.run(c.peer.case, 2);
+    peerMs[c.name] = median(await peer.run(c.peer.case, c.peer.runs));
+  }
+  const p = peerMs[c.name];
+  const r = ours[c.name];
+  console.log(
+    `${c.name.padEnd(15)} c=${c.connections} p50 ${r.p50Ms.toFixed(3)} ms  p99 ${r.p99Ms.toFixed(3)} ms  ${r.rps.toFixed(1)} req/s` +
+      (p ? `   PyTorch ${p.toFixed(3)} ms (PyTorch / ours ${(p / r.p50Ms).toFixed(2)})` : ''),
+  );
+}
+peer?.close();
+rmSync(scriptDir, { recursive: true, force: true });
+
+const oneShot = ours['oneshot-b1'].p50Ms;
+const derived = {
+  eachB16OverOneShot: ours['each-b16'].p50Ms / oneShot,
+  binaryOverOneShot: ours['binary-b1'].p50Ms / oneShot,
+  c8ThroughputOverOne: ours['inferred-b1-c8'].rps / ours['oneshot-b1'].rps,
+};
+console.log(
+  `each-b16 / oneshot-b1 = ${derived.eachB16OverOneShot.toFixed(2)} (target ≤ 5); binary-b1 / oneshot-b1 = ${derived.binaryOverOneShot.toFixed(2)} (target ≤ 3); ` +
+    `8 clients / 1 client throughput = ${derived.c8ThroughputOverOne.toFixed(2)} (target ≥ 3)`,
+);
+console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+previous[String(k)] = { date: new Date().toISOString(), cpuFlags: simdFlags, simd, load: loadavg()[0], ours, peerMs, derived };
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify(previous, null, 2) + '\n');
+console.log(`wrote ${out}`);
+process.exit(0); // the server child keeps the event loop alive; the exit handler stops it

@@ -1,0 +1,76 @@
+// V for one example through a superposition given by its per-weight count, in plain arrays (no tfjs, no dense
+// copy of the weights): the forward pass through W ⊙ counts / n, the objective's gradient at the logits, the
+// backward pass to each layer's output delta δ_l, and V(w) = a_l[i] · δ_l[j] · W_l[i][j] for w = (l, i, j),
+// the mask-independent factor of every ∂obj/∂α_i (masked-mlp.ts). Batch 1 only: the commonest inferred
+// request and every round of binary search, where a tfjs pass and a tfjs V cost more than the bank pass over
+// the remaining candidates (measured ~6 ms per V through tfjs wasm at P = 315,200).
+import type { Objective } from '../contract/classify.ts';
+import type { LayerShape } from './architecture.ts';
+
+/**
+ * Writes V into v[0 .. P) (v's padding past P is left as is). `counts` is Σ_i M^i over the n masks of the
+ * superposition (n ≥ 1), `layers` the frozen base weights, [in][out] per layer, `x` one normalised example.
+ */
+export function superposedV(
+  layers: Float32Array[],
+  shapes: LayerShape[],
+  counts: ArrayLike<number>,
+  n: number,
+  x: Float32Array,
+  objective: Objective,
+  classes: number,
+  v: Float32Array,
+): void {
+  const inputs: Float64Array[] = [Float64Array.from(x)];
+  let z = new Float64Array(0);
+  shapes.forEach((shape, l) => {
+    const w = layers[l], a = inputs[l];
+    z = new Float64Array(shape.out);
+    for (let i = 0; i < shape.in; i++) {
+      const ai = a[i];
+      if (ai === 0) continue;
+      const row = i * shape.out, c = shape.offset + row;
+      for (let j = 0; j < shape.out; j++) z[j] += ai * w[row + j] * counts[c + j];
+    }
+    for (let j = 0; j < shape.out; j++) z[j] /= n;
+    if (l + 1 < shapes.length) inputs.push(z.map((zj) => (zj > 0 ? zj : 0)));
+  });
+  let delta = logitGradient(z, objective, classes);
+  for (let l = shapes.length - 1; l >= 0; l--) {
+    const shape = shapes[l], w = layers[l], a = inputs[l];
+    for (let i = 0; i < shape.in; i++) {
+      const row = i * shape.out, ai = a[i];
+      for (let j = 0; j < shape.out; j++) v[shape.offset + row + j] = ai * delta[j] * w[row + j];
+    }
+    if (l === 0) break;
+    // δ_{l-1}[i] = Σ_j (W_l ⊙ counts / n)[i][j] δ_l[j], gated by ReLU'(z) = 1[a > 0].
+    const back = new Float64Array(shape.in);
+    for (let i = 0; i < shape.in; i++) {
+      if (!(a[i] > 0)) continue;
+      const row = i * shape.out, c = shape.offset + row;
+      let s = 0;
+      for (let j = 0; j < shape.out; j++) s += w[row + j] * counts[c + j] * delta[j];
+      back[i] = s / n;
+    }
+    delta = back;
+  }
+}
+
+/** ∂obj/∂logits for one example (objectives.ts has the same rule on tensors). */
+function logitGradient(logits: Float64Array, objective: Objective, classes: number): Float64Array {
+  let max = -Infinity;
+  for (const z of logits) max = Math.max(max, z);
+  let sum = 0;
+  for (const z of logits) sum += Math.exp(z - max);
+  const logSum = max + Math.log(sum);
+  const logp = logits.map((z) => z - logSum);
+  const g = new Float64Array(logits.length);
+  if (objective === 'entropy') {
+    let h = 0;
+    for (const lp of logp) h -= Math.exp(lp) * lp;
+    for (let j = 0; j < g.length; j++) g[j] = -Math.exp(logp[j]) * (logp[j] + h);
+  } else {
+    for (let j = classes; j < g.length; j++) g[j] = Math.exp(logp[j]);
+  }
+  return g;
+}
