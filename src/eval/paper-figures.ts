@@ -21,7 +21,7 @@ export const PAPER_FIGURES: FigureSpec[] = [
     file: 'fig3-left-permuted-lenet.svg',
     title: 'PermutedMNIST, LeNet 300-100, s = 100 (paper Fig. 3 left)',
     runs: [
-      { report: 'permuted-mnist60k-lenet-lr1e-3.json', label: 'ours, RMSProp lr 1e-3', color: '#d62728' },
+      { report: 'permuted-mnist60k-lenet-lr3e-4.json', label: 'ours, RMSProp lr 3e-4', color: '#d62728' },
       { report: 'permuted-mnist60k-lenet.json', label: "ours, lr 1e-4 (the authors' script)", color: '#1f77b4' },
     ],
     paper: [PAPER_LENET_250],
@@ -29,19 +29,19 @@ export const PAPER_FIGURES: FigureSpec[] = [
   {
     file: 'fig3-right-permuted-fc.svg',
     title: 'PermutedMNIST, FC 1024-1024, s = 500 (paper Fig. 3 right)',
-    runs: [{ report: 'permuted-mnist60k-fc.json', label: 'ours, lr 1e-3', color: '#d62728' }],
+    runs: [{ report: 'permuted-mnist60k-fc.json', label: 'ours, lr 3e-4', color: '#d62728' }],
     paper: [],
   },
   {
     file: 'fig4-permuted-lenet2500.svg',
     title: 'PermutedMNIST, LeNet 300-100, s = 500, 2500 tasks (paper Fig. 4)',
-    runs: [{ report: 'permuted-mnist60k-lenet2500.json', label: 'ours, lr 1e-3', color: '#d62728' }],
+    runs: [{ report: 'permuted-mnist60k-lenet2500.json', label: 'ours, lr 3e-4', color: '#d62728' }],
     paper: [],
   },
   {
     file: 'fig5-left-rotated-fc.svg',
     title: 'RotatedMNIST, FC 1024-1024, s = 200, 36 tasks of 10° (paper Fig. 5 left)',
-    runs: [{ report: 'rotated-mnist60k-fc.json', label: 'ours, lr 1e-3', color: '#d62728' }],
+    runs: [{ report: 'rotated-mnist60k-fc.json', label: 'ours, lr 3e-4', color: '#d62728' }],
     paper: [],
   },
   {
@@ -49,7 +49,7 @@ export const PAPER_FIGURES: FigureSpec[] = [
     title: 'NN scenario (no task ids at training), PermutedMNIST, LeNet 300-100, s = 100',
     runs: [
       { report: 'permuted-mnist60k-lenet-nn.json', label: 'ours, NN', color: '#9467bd' },
-      { report: 'permuted-mnist60k-lenet-lr1e-3.json', label: 'ours, task ids given at training', color: '#d62728' },
+      { report: 'permuted-mnist60k-lenet-lr3e-4.json', label: 'ours, task ids given at training', color: '#d62728' },
     ],
     paper: [PAPER_LENET_250],
   },
