@@ -136,6 +136,31 @@ describe('eval', () => {
     assert.ok(o.unknownFlagged - o.knownFlagged >= 2 / 3 - 1 / 4 - 1e-9);
   });
 
+  it('draws the GN batches of a split task from that task\'s own examples, not the whole test split', async () => {
+    const split = path.join(root, 'split');
+    await runTraining({
+      modelDir: split,
+      create: { architecture: { ...TINY, outputs: 4, classes: 2 }, seed: 3, normalization: { mean: 0.1307, std: 0.3081 } },
+      config: { data: 'mnist', family: 'split', steps: 60, batch: 64, lr: 1e-3, mask: 'gn', density: 0.5, trainSeed: 1, transfer: false, backend: 'wasm' },
+      tasks: 2,
+      workers: 1,
+    });
+    const { engine, manifest } = await openEngine(split, { backend: 'wasm', kernels: 'typescript' });
+    const test = loadDataset('mnist').test;
+    const tasks = orderTasks(manifest.tasks).map((t) => ({ id: t.id, transform: t.transform }));
+    const r = evaluateModel(engine, tasks, test, {
+      batches: 4, batchSize: 128, eachExamples: 4, unknownTasks: 0, unknownFrom: 1_000_000, unknownBatches: 1,
+      curve: [1], curveTasks: 2, seed: 1, methods: [METHODS[0]], decideFrom: ['batch'],
+    });
+    engine.dispose();
+    // Digits 0/1 and 2/3 only: about a fifth of the test split each, all of them used for GG.
+    assert.ok(r.gg.examples < test.count / 2, `${r.gg.examples} examples`);
+    assert.ok(r.gg.accuracy > 0.8, `GG ${r.gg.accuracy}`);
+    // Batches of the task's own digits score like the whole task (past its examples they would read blanks).
+    assert.ok(Math.abs(r.gg.accuracyOnBatches - r.gg.accuracy) < 0.05, `${r.gg.accuracyOnBatches} on batches vs ${r.gg.accuracy}`);
+    assert.equal(r.gn[`${METHODS[0].name} / batch`].decisions, 2 * 4);
+  });
+
   it('spaces curve tasks evenly, first and last included', () => {
     assert.deepEqual(evenlySpaced(3, 5), [0, 1, 2]);
     assert.deepEqual(evenlySpaced(250, 3), [0, 125, 249]);

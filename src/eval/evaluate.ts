@@ -186,7 +186,7 @@ class EvalRun {
   readonly batches: number;
   readonly eachExamples: number;
   readonly log: (message: string) => void;
-  private readonly orders = new Map<number, Uint32Array>();
+  private readonly orders = new Map<string, Uint32Array>();
 
   constructor(
     readonly engine: Engine,
@@ -207,9 +207,11 @@ class EvalRun {
    * Stream `stream`'s own shuffle of the test split: with one shared order, the "first example" of batch b
    * would be the same image for every task, and a few hard images would decide the score.
    */
-  order(stream: number): Uint32Array {
-    let o = this.orders.get(stream);
-    if (!o) this.orders.set(stream, (o = shuffledIndices(this.test.count, deriveSeed(this.options.seed, stream, 7))));
+  order(stream: number, count = this.test.count): Uint32Array {
+    // A split task holds only its classes' examples: its order runs over those, not the whole test split.
+    const key = `${stream}/${count}`;
+    let o = this.orders.get(key);
+    if (!o) this.orders.set(key, (o = shuffledIndices(count, deriveSeed(this.options.seed, stream, 7))));
     return o;
   }
 
@@ -230,6 +232,7 @@ class EvalRun {
     const inputs = new Float32Array(idx.length * pixels);
     const labels = new Uint8Array(idx.length);
     for (let i = 0; i < idx.length; i++) {
+      if (idx[i] >= ds.count) throw new RangeError(`example ${idx[i]} is past the ${ds.count} of ${ds.name}`);
       inputs.set(ds.images.subarray(idx[i] * pixels, (idx[i] + 1) * pixels), i * pixels);
       labels[i] = ds.labels[idx[i]];
     }
@@ -252,11 +255,12 @@ class EvalRun {
   /** GN on one known task: scores per method / decideFrom, and GG on the same batches. */
   gnOnTask(task: EvalTask, position: number, ds: Dataset, specs: MethodSpec[], decideFrom: DecideFrom[]) {
     const k = this.engine.taskCount;
-    const order = this.order(position);
+    const order = this.order(position, ds.count);
+    const batches = Math.min(this.batches, Math.floor(ds.count / this.batchSize));
     const scores: Record<string, Score> = {};
     let ggCorrect = 0;
     let ggExamples = 0;
-    for (let b = 0; b < this.batches; b++) {
+    for (let b = 0; b < batches; b++) {
       const { inputs, labels } = this.pick(ds, this.batchIndices(order, b));
       const { predictions } = this.call(inputs, labels.length, { task: task.id });
       predictions.forEach((p, i) => (ggCorrect += p.label === labels[i] ? 1 : 0));
@@ -279,7 +283,7 @@ class EvalRun {
           });
           continue;
         }
-        for (let b = 0; b < this.batches; b++) {
+        for (let b = 0; b < batches; b++) {
           const { inputs, labels } = this.pick(ds, this.batchIndices(order, b));
           const { predictions, ms } = this.call(inputs, labels.length, { method: m, decideFrom: d });
           s.ms += ms;
