@@ -58,6 +58,7 @@ describe('admission before the body is read', () => {
     assert.match(answer, /^HTTP\/1\.1 503 /);
     assert.match(answer, /\r\nretry-after: 1\r\n/i);
     assert.match(answer, /"code":"resource_exhausted"/);
+    assert.match(answer, /\r\nconnection: close\r\n/i, 'the unread body is not drained: the connection closes');
     const bad = await http('POST', `${service.url}/classify`, '{"inputs": [[not json');
     assert.equal(bad.status, 503, 'refused before parsing, so not a 400');
     const oip = await http('POST', `${service.url}/v2/models/supsup/infer`, '{"inputs": [');

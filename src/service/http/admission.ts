@@ -9,7 +9,15 @@ import type { ServiceContext } from '../context.ts';
  */
 export function admission(ctx: ServiceContext): onRequestAsyncHookHandler {
   return async (_request, reply) => {
-    const release = ctx.runtime.admit();
+    let release: () => void;
+    try {
+      release = ctx.runtime.admit();
+    } catch (e) {
+      // Close the connection with the refusal: keeping it alive would make Node read and discard the whole
+      // unread body (megabytes a second under a flood), which costs more main-thread time than the refusal.
+      reply.header('connection', 'close');
+      throw e;
+    }
     reply.raw.once('close', release);
   };
 }
