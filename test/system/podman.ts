@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadModel } from '../../src/model/model-store.ts';
 import { pythonGrpcChecks } from './grpc-client.ts';
 import { assert, CheckFailure, fetchJson, freePort, run, Suite, waitUntil } from './harness.ts';
 
@@ -247,8 +248,9 @@ async function main(): Promise<void> {
       body: JSON.stringify({ mask: randomMask(manifest), name: 'Added in a container' }),
     });
     assert(put.status === 201, `PUT: ${put.status} ${JSON.stringify(put.body).slice(0, 300)}`);
-    const onHost = JSON.parse(readFileSync(join(models, MOUNTED_MODEL, 'manifest.json'), 'utf8'));
-    assert(onHost.tasks.some((t: { id: string }) => t.id === NEW_TASK), 'the task is not in the manifest on the host side of the mount');
+    // Read back on the host with the model store's own loader: a PUT appends to the task log, not the manifest.
+    const onHost = await loadModel(join(models, MOUNTED_MODEL));
+    assert(onHost.manifest.tasks.some((t) => t.id === NEW_TASK), 'the task is not in the model on the host side of the mount');
     return classify(first, NEW_TASK);
   });
 
