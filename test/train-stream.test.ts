@@ -7,7 +7,9 @@ import { type Architecture } from '../src/core/architecture.ts';
 import { typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 import { type DatasetSplits, loadDataset } from '../src/data/datasets.ts';
 import { permutedTask } from '../src/data/transforms.ts';
-import { loadModel } from '../src/model/model-store.ts';
+import { appendTask, createModel, loadModel } from '../src/model/model-store.ts';
+import { randomMask } from '../src/model/random-model.ts';
+import { Xoshiro128 } from '../src/core/prng.ts';
 import { type StreamEvent, runStream } from '../src/train/stream.ts';
 import { type TrainConfig } from '../src/train/task-plan.ts';
 
@@ -38,6 +40,17 @@ describe('training without task ids (NN)', () => {
     const again = await runStream({ modelDir: dir, config: config(60), tasks: 3, batchesPerTask: 80, data, kernels: typescriptKernels });
     assert.equal(again.allocated.length, 0);
     assert.equal(again.skipped, 240);
+  });
+
+  it('does not skip a new task that a stored mask wins the batch test on but cannot classify', async () => {
+    // A dense untrained mask stands in for what lr 3e-4 masks did on unseen permutations: it wins the one-shot
+    // test on any data and passes k · max ν ≥ 1 + ε, yet classifies the batch at chance.
+    const dir = path.join(root, 'impostor');
+    await createModel(dir, create);
+    await appendTask(dir, { id: 'impostor', name: 'dense untrained mask', transform: permutedTask(0) }, randomMask(TINY, 0.95, new Xoshiro128(3)));
+    const s = await runStream({ modelDir: dir, config: config(30), tasks: 1, batchesPerTask: 40, data, kernels: typescriptKernels });
+    assert.deepEqual(s.allocated.map((a) => a.allocatedAt), [0]);
+    assert.equal(s.skipped, 10);
   });
 
   it('notices a task boundary while a mask is still training', async () => {
