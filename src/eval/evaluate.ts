@@ -39,8 +39,8 @@ export function withReranking(methods: MethodSpec[], rerank: number[]): MethodSp
   );
 }
 
-/** Re-ranking only changes decisions made from one example: a whole batch's decision is the plain method's. */
-function decidesFromBatch(m: MethodSpec, d: DecideFrom): boolean {
+/** Whether `m` is evaluated deciding from `d`: re-ranking only changes decisions made from one example, so a whole batch's is the plain method's. */
+function evaluatedFrom(m: MethodSpec, d: DecideFrom): boolean {
   return !(d === 'batch' && m.rerank > 1);
 }
 
@@ -288,7 +288,7 @@ class EvalRun {
       ggExamples += labels.length;
     }
     for (const m of specs) {
-      for (const d of decideFrom.filter((d) => decidesFromBatch(m, d))) {
+      for (const d of decideFrom.filter((d) => evaluatedFrom(m, d))) {
         const s = (scores[methodKey(m, d)] = emptyScore());
         if (d === 'each') {
           const { inputs, labels } = this.pick(ds, order.subarray(0, this.eachExamples));
@@ -364,7 +364,7 @@ function unknownTasks(run: EvalRun, tasks: EvalTask[], knownTotals: Record<strin
     const ds = taskDataset(transform, run.test);
     const order = run.order(tasks.length + u);
     for (const m of methods) {
-      for (const d of unknownDecide.filter((d) => decidesFromBatch(m, d))) {
+      for (const d of unknownDecide.filter((d) => evaluatedFrom(m, d))) {
         const c = (counts[methodKey(m, d)] ??= { flagged: 0, n: 0, margins: [] });
         for (let b = 0; b < Math.min(options.unknownBatches, run.batches || 1); b++) {
           const { inputs, labels } = run.pick(ds, run.batchIndices(order, b));
