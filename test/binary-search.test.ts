@@ -22,7 +22,7 @@ import { selectBackend } from '../src/platform/backend.ts';
 import { randomMask } from './support/reference-mlp.ts';
 
 const ARCH: Architecture = { inputSize: 30, hidden: [24, 16], outputs: 12, classes: 6 };
-const OPTIONS: InferenceOptions = { method: 'binary', objective: 'entropy', decideFrom: 'batch', epsilon: 1 / 8 };
+const OPTIONS: InferenceOptions = { method: 'binary', objective: 'entropy', decideFrom: 'batch', epsilon: 1 / 8, rerank: 1 };
 
 /** The previous binary search: every round superposes its candidates from the whole bank and scores every slot. */
 function previousBinarySearch(net: SupermaskNetwork, x: tf.Tensor2D): number {

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Architecture } from '../src/core/architecture.ts';
 import { loadDataset } from '../src/data/datasets.ts';
 import { evalCommand, markdownSummary, orderTasks } from '../src/cli/commands/eval.ts';
-import { type EvalReport, METHODS, calibrate, evaluateModel, evenlySpaced } from '../src/eval/evaluate.ts';
+import { type EvalReport, METHODS, calibrate, evaluateModel, evenlySpaced, withReranking } from '../src/eval/evaluate.ts';
 import { curveSvg } from '../src/eval/plot.ts';
 import { readManifest } from '../src/model/model-store.ts';
 import { openEngine } from '../src/runtime/open-engine.ts';
@@ -85,7 +85,9 @@ describe('eval', () => {
     }
     const report = JSON.parse(readFileSync(out, 'utf8'));
     assert.equal(report.data, 'mnist/test');
-    assert.deepEqual(Object.keys(report.gn).sort(), ['one-shot H / each', 'one-shot H / first']);
+    // By default each one-shot method twice: re-ranked as served, and as the paper has it.
+    assert.deepEqual(Object.keys(report.gn).sort(), ['one-shot H / each', 'one-shot H / first', 'one-shot H, top 4 re-ranked / each', 'one-shot H, top 4 re-ranked / first']);
+    assert.deepEqual(report.options.methods, ['one-shot H, top 4 re-ranked', 'one-shot H']);
     assert.match(readFileSync(svg, 'utf8'), /<svg/);
     assert.match(printed, /Task given \(GG\)/);
   });
@@ -118,10 +120,40 @@ describe('eval', () => {
     engine.dispose();
   });
 
+  it('evaluates each one-shot method per --rerank value, re-ranked calls with their m, batch decisions once', async () => {
+    const { engine, manifest } = await openEngine(model, { backend: 'wasm', kernels: 'typescript' });
+    const seen = new Map<string, Set<number>>();
+    const classify = engine.classify.bind(engine);
+    engine.classify = (call) => {
+      const key = call.task === undefined ? `${call.inference.method} ${call.inference.objective} ${call.inference.decideFrom}` : 'given';
+      (seen.get(key) ?? seen.set(key, new Set()).get(key)!).add(call.inference.rerank);
+      return classify(call);
+    };
+    const tasks = orderTasks(manifest.tasks).map((t) => ({ id: t.id, transform: t.transform }));
+    const methods = withReranking(METHODS, [2, 1]);
+    assert.deepEqual(methods.map((m) => [m.name, m.rerank]), [
+      ['one-shot H, top 2 re-ranked', 2], ['one-shot H', 1], ['one-shot G, top 2 re-ranked', 2], ['one-shot G', 1], ['binary H', 1],
+    ]);
+    const r = evaluateModel(engine, tasks, loadDataset('mnist').test, {
+      batches: 1, batchSize: 16, eachExamples: 2, unknownTasks: 1, unknownFrom: 1_000_000, unknownBatches: 1,
+      curve: [2], curveTasks: 2, seed: 1, methods, decideFrom: ['first', 'batch', 'each'],
+    });
+    engine.dispose();
+    assert.ok(!('one-shot H, top 2 re-ranked / batch' in r.gn) && !('one-shot H, top 2 re-ranked / batch' in r.unknown.flagged), 'a whole batch is not re-ranked');
+    assert.equal(Object.keys(r.gn).length, 5 * 3 - 2);
+    assert.ok('one-shot G, top 2 re-ranked / first' in r.unknown.flagged);
+    assert.deepEqual([...seen.get('one-shot entropy first')!].sort(), [1, 2]);
+    assert.deepEqual([...seen.get('one-shot superfluous each')!].sort(), [1, 2]);
+    assert.deepEqual([...seen.get('one-shot entropy batch')!], [1]);
+    assert.deepEqual([...seen.get('binary entropy first')!], [1]);
+    assert.equal(r.options.methods[0], 'one-shot H, top 2 re-ranked', 'the curve follows the first method');
+  });
+
   it('refuses bad flags', async () => {
     await assert.rejects(evalCommand([]), /--model DIR is required/);
     await assert.rejects(evalCommand(['--model', model, '--methods', 'one-shot-X']), /--methods: must be a comma-separated list/);
     await assert.rejects(evalCommand(['--model', model, '--decide', 'all']), /--decide: must be a comma-separated list/);
+    await assert.rejects(evalCommand(['--model', model, '--rerank', '4,0']), /--rerank: must be a comma-separated list of whole numbers of at least 1/);
     await assert.rejects(evalCommand(['--model', model, '--batches', '-2']), /argument is ambiguous|--batches: must be/);
   });
 

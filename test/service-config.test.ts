@@ -16,6 +16,7 @@ describe('serve configuration', () => {
       backend: 'auto',
       kernels: 'auto',
       maxBatch: 1024,
+      rerank: 4,
       maxQueue: 256,
       maxWaitMs: 0,
       maxEngineRestarts: 5,

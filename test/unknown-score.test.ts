@@ -8,7 +8,7 @@ import { generateBaseNetwork } from '../src/core/base-network.ts';
 import { Engine } from '../src/core/engine.ts';
 import { typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
-import { bestFit, fitCandidates, fitOf, fitScoreFor, isUnknownByFit, type OneExampleRule } from '../src/core/unknown-score.ts';
+import { fitCandidates, fitOf, fitsOf, fitScoreFor, isUnknownByFit, type OneExampleRule } from '../src/core/unknown-score.ts';
 import { chooseThreshold, flaggedBelow, rocAuc } from '../src/eval/score-separation.ts';
 import { readManifest, setUnknownTaskThreshold } from '../src/model/model-store.ts';
 import { validateManifest } from '../src/model/manifest.ts';
@@ -45,13 +45,13 @@ describe('one-example fit score', () => {
     assert.ok(fitOf(known, 4, 'real-vs-superfluous') > fitOf(loud, 4, 'real-vs-superfluous') + 5);
   });
 
-  it('takes the best fit over the candidate rows, and refuses partial rows', () => {
+  it('scores each candidate row, and refuses partial rows', () => {
     const rows = Float32Array.from([0, 0, 0, 0, 5, 5, 5, 5, /* row 2 */ 6, 0, 0, 0, -2, -2, -2, -2]);
-    const expected = Math.max(fitOf(rows.subarray(0, 8), 4, 'real-vs-superfluous'), fitOf(rows.subarray(8), 4, 'real-vs-superfluous'));
-    assert.equal(bestFit(rows, 8, 4, 'real-vs-superfluous'), expected);
-    assert.equal(expected, fitOf(rows.subarray(8), 4, 'real-vs-superfluous'));
-    assert.throws(() => bestFit(rows.subarray(0, 7), 8, 4, 'real-vs-superfluous'), /whole rows of 8/);
-    assert.throws(() => bestFit(new Float32Array(0), 8, 4, 'real-vs-superfluous'), /whole rows of 8/);
+    const fits = fitsOf(rows, 8, 4, 'real-vs-superfluous');
+    assert.deepEqual(Array.from(fits), [fitOf(rows.subarray(0, 8), 4, 'real-vs-superfluous'), fitOf(rows.subarray(8), 4, 'real-vs-superfluous')]);
+    assert.ok(fits[1] > fits[0]);
+    assert.throws(() => fitsOf(rows.subarray(0, 7), 8, 4, 'real-vs-superfluous'), /whole rows of 8/);
+    assert.throws(() => fitsOf(new Float32Array(0), 8, 4, 'real-vs-superfluous'), /whole rows of 8/);
   });
 
   it('ranks candidates by lowest gradient among the stored slots, then adds the chosen slot', () => {

@@ -1,7 +1,7 @@
 // The engine: one frozen base network, the mask bank, and the classify API that REST, gRPC and the CLI
 // all call. Tasks are named by string ids; the bank only knows slots.
 import * as tf from '@tensorflow/tfjs-core';
-import { type ClassifyCall, type ClassifyLimits, DEFAULT_EPSILON, DEFAULT_MAX_BATCH, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
+import { type ClassifyCall, type ClassifyLimits, DEFAULT_EPSILON, DEFAULT_MAX_BATCH, DEFAULT_RERANK, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
 import { invalid, taskExists, taskNotFound } from '../contract/errors.ts';
 import type { Architecture, ModelSpec, Normalization } from '../contract/model.ts';
 import { checkTaskId } from '../contract/task.ts';
@@ -11,8 +11,9 @@ import { type ForwardBits, probabilitiesFromBits, type SignedBase } from './kern
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
-import { inferTasks, type OneExampleCheck, type TaskDecision } from './task-inference.ts';
-import { bestFit, fitScoreFor, ONE_EXAMPLE_CANDIDATES, type OneExampleRule } from './unknown-score.ts';
+import type { OneExampleCheck } from './one-example.ts';
+import { inferTasks, type TaskDecision } from './task-inference.ts';
+import { fitScoreFor, fitsOf, ONE_EXAMPLE_CANDIDATES, type OneExampleRule } from './unknown-score.ts';
 
 export interface EngineConfig extends ModelSpec {
   kernels: MaskKernels;
@@ -22,6 +23,8 @@ export interface EngineConfig extends ModelSpec {
   epsilon?: number;
   /** The model's calibrated rule for a task decided from one example; without it, k · max ν < 1 + ε there too. */
   oneExample?: OneExampleRule;
+  /** Masks re-ranked by exact forwards for a one-shot decision from one example (InferenceOptions.rerank). */
+  rerank?: number;
 }
 
 /** Where a task's mask sits in the bank. */
@@ -56,7 +59,9 @@ export class Engine {
       maxBatch: config.maxBatch ?? DEFAULT_MAX_BATCH,
       hasSuperfluous: config.architecture.outputs > config.architecture.classes,
       epsilon: config.epsilon ?? DEFAULT_EPSILON,
+      rerank: config.rerank ?? DEFAULT_RERANK,
     };
+    if (!Number.isInteger(this.limits.rerank) || this.limits.rerank < 1) throw invalid(`rerank must be a whole number >= 1, got ${this.limits.rerank}`);
     if (config.oneExample && config.oneExample.score !== fitScoreFor(config.architecture.outputs, config.architecture.classes)) {
       throw invalid(`the one-example unknown rule scores by ${config.oneExample.score}, which this architecture does not use`);
     }
@@ -158,7 +163,7 @@ export class Engine {
     const x = tf.tensor2d(data, [call.batch, this.limits.inputSize]);
     try {
       const rule = { score: fitScoreFor(this.architecture.outputs, this.architecture.classes), candidates, threshold: -Infinity };
-      const decisions = inferTasks(this.net, x, { ...call.inference, decideFrom: 'each' }, this.fitCheck(rule, data));
+      const decisions = inferTasks(this.net, x, { ...call.inference, decideFrom: 'each' }, this.oneExampleCheck(data, rule));
       return decisions.map((d) => ({ taskId: this.idBySlot[d.slot], confidence: d.confidence, fit: d.fit! }));
     } finally {
       x.dispose();
@@ -174,7 +179,7 @@ export class Engine {
       const slot = this.requireTask(call.task).slot;
       return new Array(call.batch).fill({ slot, confidence: 1, unknown: false });
     }
-    return inferTasks(this.net, x(), call.inference, this.oneExample && this.fitCheck(this.oneExample, data), call.segments);
+    return inferTasks(this.net, x(), call.inference, this.oneExampleCheck(data, this.oneExample), call.segments);
   }
 
   /** Normalised in float32 as tfjs would: (x − mean) / std, each step rounded. */
@@ -183,9 +188,11 @@ export class Engine {
     return inputs.map((v) => Math.fround(v - mean) / std);
   }
 
-  private fitCheck(rule: OneExampleRule, data: Float32Array): OneExampleCheck {
+  /** Exact fits of the call's examples (`data`, normalised), scored as the model's one-example rule scores them. */
+  private oneExampleCheck(data: Float32Array, rule?: OneExampleRule): OneExampleCheck {
     const { inputSize, outputs, classes } = this.architecture;
-    return { rule, fit: (slots, row) => bestFit(this.slotLogits(slots, data.subarray(row * inputSize, (row + 1) * inputSize)), outputs, classes, rule.score) };
+    const score = fitScoreFor(outputs, classes);
+    return { rule, fits: (slots, row) => fitsOf(this.slotLogits(slots, data.subarray(row * inputSize, (row + 1) * inputSize)), outputs, classes, score) };
   }
 
   /** Logits of one normalised example under each of `slots` (slots × outputs): exact forwards, from the bits where possible. */

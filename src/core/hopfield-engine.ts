@@ -42,6 +42,7 @@ export class HopfieldEngine {
       maxBatch: config.maxBatch ?? 1024,
       hasSuperfluous: false,
       epsilon: 0,
+      rerank: 1,
     };
     for (const t of config.tasks) this.taskCues.set(t.id, t.cues);
     this.recallEveryTask();

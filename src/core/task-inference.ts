@@ -7,7 +7,7 @@ import { noTasks } from '../contract/errors.ts';
 import { type SupermaskNetwork } from './supermask-network.ts';
 import { CandidateBank } from './candidate-bank.ts';
 import { disposeDenseLayers } from './masked-mlp.ts';
-import { fitCandidates, isUnknownByFit, type OneExampleRule } from './unknown-score.ts';
+import { type OneExampleCheck, refineOneExample } from './one-example.ts';
 
 export interface TaskDecision {
   slot: number;
@@ -22,18 +22,13 @@ export interface TaskDecision {
   fit?: number;
 }
 
-/** The model's one-example rule and how to score an example (row of the call's inputs) under some slots. */
-export interface OneExampleCheck {
-  rule: OneExampleRule;
-  fit: (slots: Int32Array, row: number) => number;
-}
-
-/** Applies the one-example rule to a decision made from row `row`, given the gradients it was made from. */
+/** Refines a decision made from row `row` alone (one-example.ts), given the gradients it was made from. */
 type RowCheck = (d: TaskDecision, grads: Float32Array, row: number) => TaskDecision;
 
 /**
- * One decision per example of `x` (already normalised). Throws when no task is stored. `oneExample`: the
- * model's calibrated unknown-task rule, applied to decisions made from one example. `segments` (merged
+ * One decision per example of `x` (already normalised). Throws when no task is stored. `oneExample`: exact
+ * fits, for decisions made from one example (re-ranked by them per `options.rerank` when one-shot, and judged
+ * by the model's calibrated unknown-task rule when it has one). `segments` (merged
  * calls, runtime/merge.ts): one-shot decisions per segment of rows, as if each segment were its own call.
  */
 export function inferTasks(
@@ -47,7 +42,10 @@ export function inferTasks(
   if (slots.length === 0) throw noTasks();
   const batch = x.shape[0];
   if (slots.length === 1) return new Array(batch).fill({ slot: slots[0], confidence: 1, unknown: false });
-  const rowCheck: RowCheck | undefined = oneExample && ((d, grads, row) => checkOne(d, grads, slots, row, oneExample));
+  // Binary search's choice is not the gradient's top: only one-shot decisions are re-ranked.
+  const rerank = options.method === 'one-shot' ? options.rerank : 1;
+  const rowCheck: RowCheck | undefined =
+    oneExample && (rerank > 1 || oneExample.rule) ? (d, grads, row) => refineOneExample(d, grads, slots, row, oneExample, rerank) : undefined;
   if (segments && segments.length > 1) return oneShotPerSegment(net, slots, x, options, segments, oneExample, rowCheck);
 
   const check = options.decideFrom !== 'batch' || batch === 1 ? rowCheck : undefined;
@@ -73,11 +71,6 @@ function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: In
   });
 }
 
-function checkOne(d: TaskDecision, grads: Float32Array, slots: Int32Array, row: number, one: OneExampleCheck): TaskDecision {
-  const fit = one.fit(fitCandidates(grads, slots, one.rule.candidates, d.slot), row);
-  return { ...d, fit, unknown: isUnknownByFit(fit, one.rule) };
-}
-
 /** One V row per segment (its first example or all of it), then one bank pass for all the rows. */
 function oneShotPerSegment(
   net: SupermaskNetwork,
@@ -92,7 +85,7 @@ function oneShotPerSegment(
   const own = (r: number) => (o.decideFrom === 'first' ? 1 : segments[r]);
   if (net.onDevice) {
     // Each segment alone; its rows are numbered from its start in the one-example rule's view of the call.
-    const shifted = (start: number): OneExampleCheck | undefined => oneExample && { rule: oneExample.rule, fit: (s, row) => oneExample.fit(s, start + row) };
+    const shifted = (start: number): OneExampleCheck | undefined => oneExample && { rule: oneExample.rule, fits: (s, row) => oneExample.fits(s, start + row) };
     return segments.flatMap((n, r) => withRows(x, starts[r], n, (part) => inferTasks(net, part, o, shifted(starts[r]))));
   }
   const padded = net.words * 32;

@@ -36,12 +36,12 @@ export function fitOf(z: ArrayLike<number>, classes: number, score: FitScore): n
   return real - logSumExp(z, classes, z.length);
 }
 
-/** The best fit over candidate rows of `logits` (rows × outputs, row-major). */
-export function bestFit(logits: Float32Array, outputs: number, classes: number, score: FitScore): number {
+/** The fit of each candidate row of `logits` (rows × outputs, row-major). */
+export function fitsOf(logits: Float32Array, outputs: number, classes: number, score: FitScore): Float64Array {
   if (logits.length === 0 || logits.length % outputs !== 0) throw new RangeError(`logits must be whole rows of ${outputs}`);
-  let best = -Infinity;
-  for (let r = 0; r < logits.length; r += outputs) best = Math.max(best, fitOf(logits.subarray(r, r + outputs), classes, score));
-  return best;
+  const fits = new Float64Array(logits.length / outputs);
+  for (let r = 0; r < fits.length; r++) fits[r] = fitOf(logits.subarray(r * outputs, (r + 1) * outputs), classes, score);
+  return fits;
 }
 
 /**

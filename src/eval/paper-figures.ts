@@ -22,6 +22,7 @@ export const PAPER_FIGURES: FigureSpec[] = [
     title: 'PermutedMNIST, LeNet 300-100, s = 100 (paper Fig. 3 left)',
     runs: [
       { report: 'permuted-mnist60k-lenet-lr3e-4.json', label: 'ours, RMSProp lr 3e-4', color: '#d62728' },
+      { report: 'permuted-mnist60k-lenet-lr3e-4-rerank.json', label: 'ours, lr 3e-4, top 4 of the gradient re-ranked by exact forwards', color: '#2ca02c' },
       { report: 'permuted-mnist60k-lenet.json', label: "ours, lr 1e-4 (the authors' script)", color: '#1f77b4' },
     ],
     paper: [PAPER_LENET_250],

@@ -26,7 +26,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
       hopfield = opened;
       return info;
     }
-    const opened = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon });
+    const opened = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon, rerank: r.rerank });
     const { architecture, seed, normalization, tasks } = opened.manifest;
     engine?.dispose();
     engine = opened.engine;

@@ -8,8 +8,8 @@ import type { ClassifyCall, Prediction } from '../contract/classify.ts';
 export function mergeKey(call: ClassifyCall): string | null {
   if (call.task !== undefined) return `task:${call.task}`;
   const o = call.inference;
-  if (o.decideFrom === 'each') return `each:${o.method}:${o.objective}:${o.epsilon}`;
-  if (o.method === 'one-shot') return `segments:${o.decideFrom}:${o.objective}:${o.epsilon}`;
+  if (o.decideFrom === 'each') return `each:${o.method}:${o.objective}:${o.epsilon}:${o.rerank}`;
+  if (o.method === 'one-shot') return `segments:${o.decideFrom}:${o.objective}:${o.epsilon}:${o.rerank}`;
   return null;
 }
 

@@ -24,6 +24,8 @@ export interface RuntimeOptions {
   maxBatch: number;
   /** Unknown-task threshold ε: a batch is flagged unknown when k · max ν < 1 + ε. Unset: the model's own, else 1/8. */
   epsilon?: number;
+  /** Masks re-ranked by exact forwards for a one-shot decision from one example (InferenceOptions.rerank). Unset: DEFAULT_RERANK. */
+  rerank?: number;
   /** Most requests waiting for the engine; past it: 503 / RESOURCE_EXHAUSTED. */
   maxQueue: number;
   /** How long the first request of a mergeable group waits for company before its pass starts. */
@@ -232,8 +234,8 @@ export class ModelRuntime {
 
   /** Loads the model directory in the worker, then runs the warm-up pass; ready after that. */
   async load(): Promise<void> {
-    const { dir, backend, kernels, maxBatch, epsilon } = this.options;
-    const model = await this.client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon });
+    const { dir, backend, kernels, maxBatch, epsilon, rerank } = this.options;
+    const model = await this.client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon, rerank });
     this.model = model;
     this.taskMap.clear();
     this.sortedTasks = undefined;

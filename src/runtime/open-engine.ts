@@ -23,6 +23,8 @@ export interface OpenOptions {
   maxBatch?: number;
   /** Overrides the model's own ε (manifest `unknownTask`); without either, the paper's 1/8. */
   epsilon?: number;
+  /** Masks re-ranked by exact forwards from one example (InferenceOptions.rerank); unset: DEFAULT_RERANK. */
+  rerank?: number;
 }
 
 export async function openEngine(dir: string, options: OpenOptions = {}): Promise<OpenedEngine> {
@@ -39,6 +41,7 @@ export async function openEngine(dir: string, options: OpenOptions = {}): Promis
       maxBatch: options.maxBatch,
       epsilon: options.epsilon ?? m.unknownTask?.epsilon,
       oneExample: m.unknownTask?.oneExample,
+      rerank: options.rerank,
     });
   let engine: Engine | undefined;
   let manifest: Manifest;

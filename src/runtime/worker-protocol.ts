@@ -19,7 +19,7 @@ export interface ModelInfo extends ModelSpec {
 }
 
 export type WorkerRequest =
-  | { op: 'open'; dir: string; backend: BackendPreference; kernels: KernelPreference; maxBatch: number; epsilon?: number }
+  | { op: 'open'; dir: string; backend: BackendPreference; kernels: KernelPreference; maxBatch: number; epsilon?: number; rerank?: number }
   | { op: 'classify'; call: ClassifyCall }
   | { op: 'addTask'; task: TaskSpec; mask: Uint32Array }
   | { op: 'removeTask'; id: string };

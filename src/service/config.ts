@@ -1,7 +1,7 @@
 // `supsup serve` configuration: one table of settings, each a `--flag` with a `SUPSUP_*` environment
 // variable of the same name (flag wins). Every value is checked before anything starts; a bad one stops
 // the server with a message that names the flag and the variable.
-import { DEFAULT_MAX_BATCH } from '../contract/classify.ts';
+import { DEFAULT_MAX_BATCH, DEFAULT_RERANK } from '../contract/classify.ts';
 import { KERNEL_PREFERENCES } from '../platform/kernels.ts';
 import { BACKEND_PREFERENCES } from '../platform/backend.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
@@ -58,6 +58,14 @@ export const SETTINGS = [
     kind: 'number',
     min: 0,
     help: "unknown-task threshold ε: flagged unknown when k · max ν < 1 + ε (default: the model's own, from its manifest, else the paper's 1/8)",
+  },
+  {
+    key: 'rerank',
+    flag: 'rerank',
+    kind: 'count',
+    default: String(DEFAULT_RERANK),
+    min: 1,
+    help: "a task inferred one-shot from one example (decideFrom first or each, or a batch of one): the one-shot gradient's top N masks each run exactly on the example and the best fit wins (1: the gradient's top-1, the paper's rule)",
   },
   { key: 'maxQueue', flag: 'max-queue', kind: 'count', default: '256', min: 1, help: 'most requests waiting; past it 503 + Retry-After' },
   { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },

@@ -50,6 +50,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
       kernels: config.kernels,
       maxBatch: config.maxBatch,
       epsilon: config.epsilon,
+      rerank: config.rerank,
       maxQueue: config.maxQueue,
       maxWaitMs: config.maxWaitMs,
       maxEngineRestarts: config.maxEngineRestarts,
@@ -85,6 +86,8 @@ export async function startService(config: ServeConfig): Promise<RunningService>
   log.info({ backend: info.backend.name }, `backend: ${info.backend.name} (${info.backend.reason})`);
   log.info({ kernels: info.kernels.name }, `kernels: ${info.kernels.name} (${info.kernels.reason})`);
   log.info({ epsilon: info.limits.epsilon }, `unknown-task threshold: ε = ${info.limits.epsilon} (${info.epsilonSource})`);
+  const rerank = info.limits.rerank;
+  log.info({ rerank }, `task from one example: ${rerank === 1 ? "the one-shot gradient's top-1 (the paper)" : `the one-shot gradient's top ${rerank}, re-ranked by exact forwards`}`);
   const address = app.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
   const g = grpc;

@@ -4,9 +4,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { DECIDE_FROM, DEFAULT_EPSILON, DEFAULT_INFERENCE, DEFAULT_MAX_BATCH } from '../../contract/classify.ts';
+import { DECIDE_FROM, DEFAULT_EPSILON, DEFAULT_INFERENCE, DEFAULT_MAX_BATCH, DEFAULT_RERANK } from '../../contract/classify.ts';
 import { DATASET_NAMES, type DatasetName, loadDataset } from '../../data/datasets.ts';
-import { DEFAULT_EVAL, type EvalReport, type EvalTask, METHODS, evaluateModel, methodKey } from '../../eval/evaluate.ts';
+import { DEFAULT_EVAL, type EvalReport, type EvalTask, METHODS, evaluateModel, methodKey, withReranking } from '../../eval/evaluate.ts';
 import { curveSvg } from '../../eval/plot.ts';
 import { MANIFEST_FILE, type TaskEntry } from '../../model/manifest.ts';
 import { setUnknownTaskThreshold } from '../../model/model-store.ts';
@@ -29,6 +29,15 @@ const SETTINGS = [
   { key: 'batchSize', flag: 'batch-size', kind: 'count', arg: 'N', min: 1, default: String(DEFAULT_EVAL.batchSize), help: 'examples per batch (the paper: 128)' },
   { key: 'eachExamples', flag: 'each-examples', kind: 'count', arg: 'N', min: 1, default: String(DEFAULT_EVAL.eachExamples), help: 'examples per task deciding their task alone' },
   { key: 'methods', flag: 'methods', kind: 'list', arg: 'LIST', choices: Object.keys(METHOD_FLAGS), default: Object.keys(METHOD_FLAGS).join(','), help: 'comma-separated task-inference methods (G needs s > l)' },
+  {
+    key: 'rerank',
+    flag: 'rerank',
+    kind: 'counts',
+    arg: 'LIST',
+    min: 1,
+    default: `${DEFAULT_RERANK},1`,
+    help: "comma-separated: each one-shot method once per number of the gradient's top masks re-ranked by exact forwards when deciding from one example (1: the paper's method; serve's default is " + `${DEFAULT_RERANK}); the curve follows the first`,
+  },
   { key: 'decide', flag: 'decide', kind: 'list', arg: 'LIST', choices: DECIDE_FROM, default: DECIDE_FROM.join(','), help: 'comma-separated: what each decision is made from' },
   { key: 'unknownTasks', flag: 'unknown-tasks', kind: 'count', arg: 'N', min: 0, default: String(DEFAULT_EVAL.unknownTasks), help: 'permutations the model never saw, for unknown detection' },
   { key: 'unknownFrom', flag: 'unknown-from', kind: 'count', arg: 'N', min: 0, max: SEED_MAX - 100000, default: String(DEFAULT_EVAL.unknownFrom), help: 'seed of the first of those permutations' },
@@ -88,7 +97,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     curve: values.curve,
     curveTasks: values.curveTasks,
     seed: values.seed,
-    methods: METHODS.filter((m) => values.methods.map((n) => METHOD_FLAGS[n]).includes(m.name)),
+    methods: withReranking(METHODS.filter((m) => values.methods.map((n) => METHOD_FLAGS[n]).includes(m.name)), [...new Set(values.rerank)]),
     decideFrom,
     onProgress: values.quiet ? undefined : (msg: string) => process.stderr.write(`${msg}\n`),
   };
@@ -101,7 +110,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     if (values.tasks !== undefined) throw new ConfigError('--save-epsilon evaluates the whole model: drop --tasks');
     if (options.unknownTasks === 0 || options.unknownBatches === 0) throw new ConfigError('--save-epsilon needs unknown tasks to measure: --unknown-tasks and --unknown-batches > 0');
     if (!options.methods.includes(serviceMethod) || !decideFrom.includes(DEFAULT_INFERENCE.decideFrom)) {
-      throw new ConfigError(`--save-epsilon needs the service's decision rule in the run: --methods with one-shot-H and --decide with ${DEFAULT_INFERENCE.decideFrom}`);
+      throw new ConfigError(`--save-epsilon needs the service's decision rule in the run: --methods with one-shot-H, --rerank with 1 and --decide with ${DEFAULT_INFERENCE.decideFrom}`);
     }
   }
 
@@ -243,7 +252,7 @@ export function markdownSummary(r: EvalReport & { model: string; data: string; e
     lines.push('');
   }
   if (r.curve.length > 0) {
-    lines.push(`| tasks in the model | tasks evaluated | GG | GN (${methodKey({ name: r.options.methods[0], method: 'one-shot', objective: 'entropy' }, 'first')}) | task-id accuracy |`);
+    lines.push(`| tasks in the model | tasks evaluated | GG | GN (${r.options.methods[0]} / first) | task-id accuracy |`);
     lines.push('|---|---|---|---|---|');
     for (const c of r.curve) lines.push(`| ${c.tasks} | ${c.evaluatedTasks} | ${p(c.gg)} | ${p(c.gn)} | ${p(c.taskIdAccuracy)} |`);
     lines.push('');

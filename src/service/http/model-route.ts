@@ -9,7 +9,7 @@ export function modelSummary(ctx: ServiceContext) {
     architecture: m.architecture,
     seed: m.seed,
     normalization: m.normalization,
-    limits: { maxBatch: m.limits.maxBatch, inputSize: m.limits.inputSize, classes: m.limits.classes, epsilon: m.limits.epsilon },
+    limits: { maxBatch: m.limits.maxBatch, inputSize: m.limits.inputSize, classes: m.limits.classes, epsilon: m.limits.epsilon, rerank: m.limits.rerank },
     superfluousOutputs: m.limits.hasSuperfluous,
     tasks: ctx.runtime.taskCount,
     maskBankBytes: ctx.runtime.maskBankBytes,
