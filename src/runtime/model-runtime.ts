@@ -12,7 +12,7 @@ import type { BackendPreference } from '../platform/backend.ts';
 import { type BatchObserver, Batcher, queueFull } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
-import type { ModelInfo } from './worker-protocol.ts';
+import type { ModelInfo, WorkerRequest } from './worker-protocol.ts';
 import { sortedById } from '../core/task-page.ts';
 
 export interface RuntimeOptions {
@@ -52,6 +52,18 @@ export interface RuntimeLog {
 
 const MAX_RESTART_DELAY_MS = 30_000;
 
+/**
+ * An engine worker started, and already opening the model directory, before the runtime that will own it exists
+ * (ModelRuntime.startEngine): `supsup serve` starts it first, so the worker loads the model while the main thread
+ * loads the servers' modules.
+ */
+export interface StartedEngine {
+  readonly client: EngineClient;
+  readonly opening: Promise<ModelInfo>;
+  /** Told when the worker exits; the adopting runtime sets it. */
+  onExit: (code: number) => void;
+}
+
 export class ModelRuntime {
   private client: EngineClient;
   private model: ModelInfo | undefined;
@@ -64,19 +76,37 @@ export class ModelRuntime {
   /** Requests admitted by the protocol adapters (admit()) and not answered yet. */
   private admitted = 0;
   private readonly readyListeners: (() => void)[] = [];
+  /** The open request a started engine sent before this runtime existed; the first load() takes its answer. */
+  private opening: Promise<ModelInfo> | undefined;
 
   private constructor(
     private readonly options: RuntimeOptions,
     private readonly log: RuntimeLog,
     private readonly observer?: RuntimeObserver,
+    started?: StartedEngine,
   ) {
-    this.client = this.startWorker();
+    if (started) {
+      started.onExit = (code) => this.onWorkerExit(code);
+      this.client = started.client;
+      this.opening = started.opening;
+    } else {
+      this.client = this.startWorker();
+    }
     this.batcher = new Batcher(options, (call) => this.runPass(call), observer);
   }
 
-  /** Starts the engine worker; the model is not loaded until `load()`. */
-  static create(options: RuntimeOptions, log: RuntimeLog, observer?: RuntimeObserver): ModelRuntime {
-    return new ModelRuntime(options, log, observer);
+  /** Starts the engine worker (or adopts `started`); the model is not loaded until `load()`. */
+  static create(options: RuntimeOptions, log: RuntimeLog, observer?: RuntimeObserver, started?: StartedEngine): ModelRuntime {
+    return new ModelRuntime(options, log, observer, started);
+  }
+
+  /** Starts an engine worker and has it open the model directory now; a runtime created with it adopts both. */
+  static startEngine(options: OpenOptions): StartedEngine {
+    const client = new EngineClient((code) => started.onExit(code));
+    const opening = client.request(openRequest(options));
+    opening.catch(() => undefined); // its failure is load()'s to report, whenever that runs
+    const started: StartedEngine = { client, opening, onExit: () => undefined };
+    return started;
   }
 
   /** create + load; on failure the worker is stopped and the error rethrown. */
@@ -232,8 +262,9 @@ export class ModelRuntime {
 
   /** Loads the model directory in the worker, then runs the warm-up pass; ready after that. */
   async load(): Promise<void> {
-    const { dir, backend, kernels, maxBatch, epsilon } = this.options;
-    const model = await this.client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon });
+    const opening = this.opening ?? this.client.request(openRequest(this.options));
+    this.opening = undefined;
+    const model = await opening;
     this.model = model;
     this.taskMap.clear();
     this.sortedTasks = undefined;
@@ -304,6 +335,12 @@ export class ModelRuntime {
       this.restartOrGiveUp(failures + 1);
     }
   }
+}
+
+type OpenOptions = Pick<RuntimeOptions, 'dir' | 'backend' | 'kernels' | 'maxBatch' | 'epsilon'>;
+
+function openRequest({ dir, backend, kernels, maxBatch, epsilon }: OpenOptions): Extract<WorkerRequest, { op: 'open' }> {
+  return { op: 'open', dir, backend, kernels, maxBatch, epsilon };
 }
 
 /** The array itself if it owns its whole buffer (so the buffer can move to the worker), else a copy that does. */
