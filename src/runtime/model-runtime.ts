@@ -12,7 +12,7 @@ import type { BackendPreference } from '../platform/backend.ts';
 import { type BatchObserver, Batcher, queueFull } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
-import type { ModelInfo, WorkerRequest } from './worker-protocol.ts';
+import type { ModelInfo } from './worker-protocol.ts';
 import { sortedById } from '../core/task-page.ts';
 
 export interface RuntimeOptions {
@@ -59,7 +59,7 @@ const MAX_RESTART_DELAY_MS = 30_000;
  */
 export interface StartedEngine {
   readonly client: EngineClient;
-  readonly opening: Promise<ModelInfo>;
+  readonly opening: Opening;
   /** Told when the worker exits; the adopting runtime sets it. */
   onExit: (code: number) => void;
 }
@@ -76,8 +76,8 @@ export class ModelRuntime {
   /** Requests admitted by the protocol adapters (admit()) and not answered yet. */
   private admitted = 0;
   private readonly readyListeners: (() => void)[] = [];
-  /** The open request a started engine sent before this runtime existed; the first load() takes its answer. */
-  private opening: Promise<ModelInfo> | undefined;
+  /** The open and warm-up requests a started engine sent before this runtime existed; the first load() takes their answers. */
+  private opening: Opening | undefined;
 
   private constructor(
     private readonly options: RuntimeOptions,
@@ -103,8 +103,7 @@ export class ModelRuntime {
   /** Starts an engine worker and has it open the model directory now; a runtime created with it adopts both. */
   static startEngine(options: OpenOptions): StartedEngine {
     const client = new EngineClient((code) => started.onExit(code));
-    const opening = client.request(openRequest(options));
-    opening.catch(() => undefined); // its failure is load()'s to report, whenever that runs
+    const opening = open(client, options);
     const started: StartedEngine = { client, opening, onExit: () => undefined };
     return started;
   }
@@ -262,14 +261,14 @@ export class ModelRuntime {
 
   /** Loads the model directory in the worker, then runs the warm-up pass; ready after that. */
   async load(): Promise<void> {
-    const opening = this.opening ?? this.client.request(openRequest(this.options));
+    const { model: opened, warmUp } = this.opening ?? open(this.client, this.options);
     this.opening = undefined;
-    const model = await opening;
+    const model = await opened;
     this.model = model;
     this.taskMap.clear();
     this.sortedTasks = undefined;
     for (const t of model.tasks) this.taskMap.set(t.id, t);
-    await this.warmUp();
+    await warmUp;
     if (this.engineState !== 'closed') this.setState('ready');
   }
 
@@ -277,20 +276,6 @@ export class ModelRuntime {
     if (state === this.engineState) return;
     this.engineState = state;
     for (const l of this.readyListeners) l();
-  }
-
-  /**
-   * One given-task pass and one inferred-task pass on zeros, so the first real request pays no compile cost.
-   * Two examples where allowed: a HopSupSup model normalises over the batch and refuses a batch of one.
-   */
-  private async warmUp(): Promise<void> {
-    const [first] = this.taskMap.keys();
-    if (first === undefined) return;
-    const { limits } = this.info;
-    const batch = Math.min(2, limits.maxBatch);
-    const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
-    await this.client.request({ op: 'classify', call: validateClassifyCall({ ...zeros(), task: first }, limits) });
-    await this.client.request({ op: 'classify', call: validateClassifyCall(zeros(), limits) });
   }
 
   private async runPass(call: ClassifyCall): Promise<Prediction[]> {
@@ -339,8 +324,19 @@ export class ModelRuntime {
 
 type OpenOptions = Pick<RuntimeOptions, 'dir' | 'backend' | 'kernels' | 'maxBatch' | 'epsilon'>;
 
-function openRequest({ dir, backend, kernels, maxBatch, epsilon }: OpenOptions): Extract<WorkerRequest, { op: 'open' }> {
-  return { op: 'open', dir, backend, kernels, maxBatch, epsilon };
+/** The replies to `open` and to the warm-up the worker runs right behind it (readiness waits for both). */
+interface Opening {
+  model: Promise<ModelInfo>;
+  warmUp: Promise<void>;
+}
+
+/** Asks the worker to open the model directory and warm up: its passes run while this thread reads open's reply. */
+function open(client: EngineClient, { dir, backend, kernels, maxBatch, epsilon }: OpenOptions): Opening {
+  const opening = { model: client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon }), warmUp: client.request({ op: 'warmUp' }) };
+  // Their failures are load()'s to report, whenever it awaits them (a failed open fails the warm-up too).
+  opening.model.catch(() => undefined);
+  opening.warmUp.catch(() => undefined);
+  return opening;
 }
 
 /** The array itself if it owns its whole buffer (so the buffer can move to the worker), else a copy that does. */
