@@ -41,6 +41,10 @@ RUN --mount=type=bind,source=deploy/container/npm-cache,target=/npm-cache \
  && test -f build/Release/supsup_kernels.node \
  && rm -rf /tmp/npm-cache \
  && npm cache clean --force
+# src/ compiled to lib/ (bin/build-js.mjs), which bin/supsup.js runs when it matches the src/ beside it: no tsx at start-up.
+COPY bin ./bin
+COPY src ./src
+RUN node bin/build-js.mjs && test -f lib/.source-hash
 
 # ---------------------------------------------------------------------------------------------------
 # CPU image.
@@ -56,6 +60,7 @@ ENV SUPSUP_COMMIT=${SUPSUP_COMMIT} \
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/build/Release/supsup_kernels.node ./build/Release/supsup_kernels.node
+COPY --from=build /app/lib ./lib
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
@@ -95,6 +100,9 @@ RUN npm ci --omit=dev --no-audit --no-fund \
  && test -f build/Release/supsup_kernels.node \
  && SUPSUP_CUDA_ARCHS="${SUPSUP_CUDA_ARCHS}" native/cuda/build.sh \
  && npm cache clean --force
+COPY bin ./bin
+COPY src ./src
+RUN node bin/build-js.mjs && test -f lib/.source-hash
 
 # GPU image. Run with the NVIDIA container toolkit (`docker run --gpus all`, or the compose gpu profile).
 # SUPSUP_BACKEND=cuda: started without a usable GPU it exits with the reason instead of serving from the CPU.
@@ -113,6 +121,7 @@ WORKDIR /app
 COPY --from=gpu-build /app/node_modules ./node_modules
 COPY --from=gpu-build /app/build/Release/supsup_kernels.node ./build/Release/supsup_kernels.node
 COPY --from=gpu-build /app/build/cuda/supsup_cuda.node ./build/cuda/supsup_cuda.node
+COPY --from=gpu-build /app/lib ./lib
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src

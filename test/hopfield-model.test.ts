@@ -8,6 +8,7 @@ import { HopfieldReservoir, agreement } from '../src/core/hopfield-reservoir.ts'
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { WRITE_STEPS } from '../src/model/durable-fs.ts';
 import { ModelFileError } from '../src/model/errors.ts';
+import { sealJson } from '../src/model/manifest.ts';
 import {
   type HopfieldModel,
   type NewHopfieldTask,
@@ -43,6 +44,19 @@ async function threeTaskModel(rule: 'hebbian' | 'storkey' = 'storkey'): Promise<
 }
 
 describe('HopSupSup model files', () => {
+  it('isHopfieldModel: from the first line a sealed manifest starts with, else (format not first) from the whole parse', async () => {
+    const { dir } = await threeTaskModel();
+    const file = path.join(dir, 'manifest.json');
+    const plain = (await readFile(file, 'utf8')).replace('"supsup-hopfield-model"', '"supsup-model"');
+    await writeFile(file, plain); // the first line says supsup-model: not read further, so its checksum does not matter
+    assert.equal(await isHopfieldModel(dir), false);
+    await writeFile(file, sealJson({ formatVersion: 1, format: 'supsup-hopfield-model' }));
+    assert.equal(await isHopfieldModel(dir), true);
+    await writeFile(file, sealJson({ formatVersion: 1, format: 'supsup-model' }));
+    assert.equal(await isHopfieldModel(dir), false);
+    assert.equal(await isHopfieldModel(path.join(dir, 'none')), false);
+  });
+
   for (const rule of ['hebbian', 'storkey'] as const) {
     it(`${rule}: round-trips Ψ, the pattern sums and the cues; each task's cue recalls its masks`, async () => {
       const { dir, model, tasks } = await threeTaskModel(rule);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BLOCK_SLOTS, MaskBank } from '../src/core/mask-bank.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
+import { typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 
 /** Seeded uniform [0, 1) stream, so failures reproduce. */
 const rng = (seed: number): (() => number) => {
@@ -35,6 +36,41 @@ describe('MaskBank', () => {
     masks.forEach((m, i) => assert.deepEqual(bank.get(i), m));
     assert.equal(bank.taskCount, 20);
     assert.deepEqual([...bank.occupiedSlots()], slots);
+  });
+
+  it('with a bulk counter, count equals brute force whether many adds (one pass over the bank) or few (one by one) preceded it', () => {
+    const rand = rng(9);
+    const words = 5;
+    let passes = 0;
+    const bank = new MaskBank(words, 0, (...args) => {
+      passes++;
+      typescriptKernels.subsetCount(...args);
+    });
+    const stored = new Map<number, Uint32Array>();
+    const add = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const m = randomMask(words, rand);
+        stored.set(bank.add(m), m);
+      }
+    };
+    add(100); // a load: counted in one pass
+    assert.deepEqual(bank.count, bruteCount(words, stored.values()));
+    assert.equal(passes, 1);
+    add(2); // tasks added while serving: counted alone, no pass over the bank
+    assert.deepEqual(bank.count, bruteCount(words, stored.values()));
+    assert.equal(passes, 1);
+    for (const slot of [3, 50, 101]) {
+      bank.remove(slot);
+      stored.delete(slot);
+    }
+    add(1); // fills slot 3 again, counted before the removal below
+    bank.remove(7);
+    stored.delete(7);
+    assert.deepEqual(bank.count, bruteCount(words, stored.values()));
+    add(40); // a batch large against k: one more pass
+    assert.deepEqual(bank.count, bruteCount(words, stored.values()));
+    assert.equal(passes, 2);
+    for (const [slot, m] of stored) assert.deepEqual(bank.get(slot), m);
   });
 
   it('count equals the brute-force sum over stored masks after random adds and removes', () => {

@@ -849,3 +849,23 @@ test('a task log that does not fit its manifest is rejected, naming the file', a
   await writeFile(file, good);
   await loadModel(dir);
 });
+
+test('a checkpoint writes the manifest a task at a time: the same bytes serializeManifest makes, across write batches', async () => {
+  const dir = freshDir();
+  await createModel(dir, { architecture: ARCH, seed: 7, normalization: NORM });
+  // 700 tasks with 4000-character descriptions: ~2.8 MB of manifest, several 1 MiB write batches.
+  const perm = (t: number) => Array.from({ length: 10 }, (_, i) => (i * 3 + t) % 10);
+  await appendTasks(
+    dir,
+    Array.from({ length: 700 }, (_, t) => ({
+      task: task(`t${t}`, { description: `task ${t} `.padEnd(4000, 'é'), transform: { kind: 'permutation', seed: t, permutation: perm(t) } }),
+      mask: mask(),
+    })),
+  );
+  const manifest = await checkpointModel(dir);
+  const bytes = await readFile(path.join(dir, 'manifest.json'));
+  assert.ok(bytes.length > 2 << 20, `${bytes.length} bytes`);
+  assert.ok(bytes.equals(serializeManifest(manifest)));
+  const { manifest: read } = await loadModel(dir);
+  assert.deepEqual(read, manifest);
+});

@@ -57,7 +57,7 @@ export class SupermaskNetwork {
     this.architecture = base.architecture;
     this.shapes = layerShapes(base.architecture);
     this.words = maskWords(base.architecture);
-    this.bank = new MaskBank(this.words, expectedTasks);
+    this.bank = new MaskBank(this.words, expectedTasks, kernels.subsetCount.bind(kernels));
     this.signed = signedBase(base.architecture, base.seed);
     this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);

@@ -10,14 +10,15 @@ for (let n = 0; n < 256; n++) {
   TABLE[n] = c >>> 0;
 }
 
-export function crc32Table(bytes: Uint8Array): number {
-  let c = 0xffffffff;
+/** `previous`: the CRC-32 of the bytes before these, to continue it (crc32(a ‖ b) = crc32(b, crc32(a))). */
+export function crc32Table(bytes: Uint8Array, previous = 0): number {
+  let c = (previous ^ 0xffffffff) >>> 0;
   for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
 const native = typeof zlib.crc32 === 'function' ? zlib.crc32 : undefined;
 
-export function crc32(bytes: Uint8Array): number {
-  return native ? native(bytes) >>> 0 : crc32Table(bytes);
+export function crc32(bytes: Uint8Array, previous = 0): number {
+  return native ? native(bytes, previous) >>> 0 : crc32Table(bytes, previous);
 }

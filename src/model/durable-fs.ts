@@ -71,12 +71,37 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** What a durable write takes: the bytes, or their pieces in order (written ~1 MiB at a time, never joined whole). */
+export type FileData = Uint8Array | Iterable<Uint8Array>;
+
+const WRITE_BATCH_BYTES = 1 << 20;
+
+/** Writes `data` from offset 0. */
+async function writeData(fh: FileHandle, data: FileData): Promise<void> {
+  if (data instanceof Uint8Array) return writeAll(fh, data, 0);
+  let pos = 0;
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  const flush = async () => {
+    await writeAll(fh, batch.length === 1 ? batch[0] : Buffer.concat(batch, batched), pos);
+    pos += batched;
+    batch = [];
+    batched = 0;
+  };
+  for (const piece of data) {
+    batch.push(piece);
+    batched += piece.length;
+    if (batched >= WRITE_BATCH_BYTES) await flush();
+  }
+  if (batched > 0) await flush();
+}
+
 /** Creates or truncates `file`, writes `data`, fsyncs it. Steps: `writeStep` before writing, `syncStep` before fsync. */
-export async function writeFileDurably(file: string, data: Uint8Array, step: StepFn, writeStep: WriteStep, syncStep: WriteStep): Promise<void> {
+export async function writeFileDurably(file: string, data: FileData, step: StepFn, writeStep: WriteStep, syncStep: WriteStep): Promise<void> {
   await step(writeStep);
   const fh = await open(file, 'w');
   try {
-    await writeAll(fh, data, 0);
+    await writeData(fh, data);
     await step(syncStep);
     await fh.sync();
   } finally {
@@ -89,7 +114,7 @@ export async function writeFileDurably(file: string, data: Uint8Array, step: Ste
  * A crash leaves either the old file or the new one at dir/name, never a mix; a stale .tmp is harmless
  * (nothing reads it, and the next replace truncates it).
  */
-export async function replaceFileAtomically(dir: string, name: string, data: Uint8Array, step: StepFn): Promise<void> {
+export async function replaceFileAtomically(dir: string, name: string, data: FileData, step: StepFn): Promise<void> {
   const tmp = path.join(dir, `${name}.tmp`);
   await writeFileDurably(tmp, data, step, 'manifest:write-temp', 'manifest:fsync-temp');
   await step('manifest:rename');

@@ -4,7 +4,7 @@
 // evenly spaced neurons per layer) so that a task id can address the reservoir. Every change replaces the
 // whole reservoir file under a new name, then the manifest, then deletes the old file: a crash leaves the
 // old model or the new one.
-import { mkdir, readFile, readdir, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalid, taskExists } from '../contract/errors.ts';
 import { TASK_ID_PATTERN, checkTaskId } from '../contract/task.ts';
@@ -208,14 +208,33 @@ export function validateHopfieldManifest(value: unknown, file: string): Hopfield
   };
 }
 
-/** True when `dir` holds a HopSupSup model (its manifest's format says so); reads only the manifest. */
+/**
+ * True when `dir` holds a HopSupSup model (its manifest's format says so); reads only the manifest, and of one that
+ * starts as sealJson writes a format (`{\n  "format": …`) only that line: a 10 MB manifest is not parsed twice at start.
+ */
 export async function isHopfieldModel(dir: string): Promise<boolean> {
-  const bytes = await readFile(path.join(dir, MANIFEST_FILE)).catch(() => undefined);
+  const file = path.join(dir, MANIFEST_FILE);
+  const head = await readHead(file, 64).catch(() => undefined);
+  if (!head) return false;
+  const format = /^\{\n  "format": "([a-z-]+)",\n/.exec(head.toString('latin1'))?.[1];
+  if (format !== undefined) return format === HOPFIELD_FORMAT;
+  const bytes = await readFile(file).catch(() => undefined);
   if (!bytes) return false;
   try {
     return (unsealJson(bytes, MANIFEST_FILE) as { format?: unknown }).format === HOPFIELD_FORMAT;
   } catch {
     return false;
+  }
+}
+
+async function readHead(file: string, bytes: number): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(bytes);
+    const { bytesRead } = await fh.read(buf, 0, bytes, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
   }
 }
 

@@ -85,8 +85,17 @@ const CHECKSUM_LINE_BYTES = CHECKSUM_HEAD.length + 8 + CHECKSUM_TAIL.length;
 
 /** The exact bytes of manifest.json for `m` (arrays of plain values on one line, 2-space indent). */
 export function serializeManifest(m: Manifest): Buffer {
+  return sealJson(manifestFields(m));
+}
+
+/** serializeManifest's bytes a piece at a time (one per task), so a writer never holds the whole text; end with checksumLine. */
+export function manifestPieces(m: Manifest): Generator<string> {
+  return sealedBody(manifestFields(m));
+}
+
+function manifestFields(m: Manifest): Record<string, unknown> {
   const { format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, log, tasks, removed } = m;
-  return sealJson({ format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, log, tasks, removed });
+  return { format, formatVersion, architecture, seed, prngVersion, normalization, unknownTask, masks, log, tasks, removed };
 }
 
 /** Checks the checksum line, parses and validates. `file` names the file in errors. */
@@ -96,10 +105,32 @@ export function parseManifest(bytes: Uint8Array, file: string): Manifest {
 
 /** A JSON object as manifest bytes: 2-space-indented text whose last line is the CRC-32 of the rest (docs/model-format.md §4). */
 export function sealJson(value: Record<string, unknown>): Buffer {
-  const text = formatJson(value, '');
-  const body = Buffer.from(text.slice(0, -2) + ',\n', 'utf8'); // drop the final "\n}"
-  const hex = crc32(body).toString(16).padStart(8, '0');
-  return Buffer.concat([body, CHECKSUM_HEAD, Buffer.from(hex, 'ascii'), CHECKSUM_TAIL]);
+  const body = Buffer.from([...sealedBody(value)].join(''), 'utf8');
+  return Buffer.concat([body, checksumLine(crc32(body))]);
+}
+
+/**
+ * BODY of sealJson(value) in pieces: formatJson(value) without its final "\n}", plus ",\n" (where the checksum line
+ * goes); each element of a top-level array of objects (a manifest's tasks) is a piece of its own.
+ */
+export function* sealedBody(value: Record<string, unknown>): Generator<string> {
+  yield '{\n';
+  for (const [k, x] of Object.entries(value)) {
+    if (x === undefined) continue;
+    const head = `  ${JSON.stringify(k)}: `;
+    if (Array.isArray(x) && !x.every(isPlain)) {
+      yield `${head}[\n`;
+      for (let i = 0; i < x.length; i++) yield `    ${formatJson(x[i], '    ')}${i + 1 < x.length ? ',' : ''}\n`;
+      yield '  ],\n';
+    } else {
+      yield `${head}${formatJson(x, '  ')},\n`;
+    }
+  }
+}
+
+/** The last line of a sealed file, for a BODY whose CRC-32 is `crc`. */
+export function checksumLine(crc: number): Buffer {
+  return Buffer.concat([CHECKSUM_HEAD, Buffer.from(crc.toString(16).padStart(8, '0'), 'ascii'), CHECKSUM_TAIL]);
 }
 
 /** Checks the checksum line of sealJson's output and parses it, without the `checksum` key; not validated. */
@@ -341,11 +372,13 @@ function isUint32(v: unknown): boolean {
   return Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff;
 }
 
+const isPlain = (x: unknown) => x === null || typeof x !== 'object';
+
 /** JSON with 2-space indent, but arrays of plain values (permutations, hidden sizes) on one line. */
 function formatJson(v: unknown, indent: string): string {
   const inner = indent + '  ';
   if (Array.isArray(v)) {
-    if (v.every((x) => x === null || typeof x !== 'object')) return `[${v.map((x) => JSON.stringify(x)).join(', ')}]`;
+    if (v.every(isPlain)) return `[${v.map((x) => JSON.stringify(x)).join(', ')}]`;
     return `[\n${v.map((x) => inner + formatJson(x, inner)).join(',\n')}\n${indent}]`;
   }
   if (isObject(v)) {

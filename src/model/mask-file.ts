@@ -137,7 +137,8 @@ export function recordHeaderBytes(record: Buffer): number {
 /**
  * Reads every record in buf[start, end) (the committed region, or a window of it that starts at record `base.index`,
  * byte `base.offset` of the file). Each must be whole and intact, hold exactly `words` payload words and no bits
- * past P: any problem throws a ModelFileError naming `file`.
+ * past P: any problem throws a ModelFileError naming `file`. With `into`, record i's mask is decoded into its words
+ * [i·words, (i+1)·words) and is a view of it (nothing allocated per record; valid until the caller reuses `into`).
  */
 export function readRecords(
   buf: Buffer,
@@ -147,6 +148,7 @@ export function readRecords(
   words: number,
   weights: number,
   base = { index: 0, offset: 0 },
+  into?: Uint32Array,
 ): MaskRecord[] {
   const records: MaskRecord[] = [];
   let off = start;
@@ -173,7 +175,9 @@ export function readRecords(
     if (end - p0 < 4 * w) truncated();
     const payload = buf.subarray(p0, p0 + 4 * w);
     if (crc32(payload) !== buf.readUInt32LE(off + 10 + L)) bad(`${where}: payload checksum mismatch (damaged mask)`);
-    const mask = uint32FromLittleEndian(payload);
+    const n = records.length * words;
+    if (into && into.length < n + words) throw new RangeError(`more records than the ${into.length / words} masks \`into\` has room for`);
+    const mask = uint32FromLittleEndian(payload, into?.subarray(n, n + words));
     const pad = paddingProblem(mask, weights);
     if (pad) bad(`${where}: ${pad}`);
     records.push({ index, offset: base.offset + off, id, mask });

@@ -3,10 +3,11 @@
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Little-endian 32-bit words (a whole number of them) as a fresh Uint32Array. */
-export function uint32FromLittleEndian(bytes: Uint8Array): Uint32Array {
-  const words = new Uint32Array(bytes.byteLength >>> 2);
-  if (LITTLE_ENDIAN) new Uint8Array(words.buffer).set(bytes.subarray(0, words.length * 4));
+/** Little-endian 32-bit words (a whole number of them) as a fresh Uint32Array, or in `into` (which must fit them exactly). */
+export function uint32FromLittleEndian(bytes: Uint8Array, into?: Uint32Array): Uint32Array {
+  const words = into ?? new Uint32Array(bytes.byteLength >>> 2);
+  if (words.length !== bytes.byteLength >>> 2) throw new RangeError(`${bytes.byteLength >>> 2} words do not fit an array of ${words.length}`);
+  if (LITTLE_ENDIAN) new Uint8Array(words.buffer, words.byteOffset, words.byteLength).set(bytes.subarray(0, words.length * 4));
   else for (let i = 0; i < words.length; i++) words[i] = readView(bytes).getUint32(i * 4, true);
   return words;
 }

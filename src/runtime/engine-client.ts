@@ -3,7 +3,9 @@ import { SupsupError } from '../contract/errors.ts';
 import type { WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
 
 const BOOT = new URL('./worker-boot.mjs', import.meta.url);
-const ENTRY = new URL('./engine-worker.ts', import.meta.url).href;
+const ENTRY = new URL('./engine-worker.ts', import.meta.url);
+/** Compiled (lib/, where bin/build-js.mjs made ENTRY a .js file) the worker starts straight from it; as TypeScript through worker-boot's tsx. */
+const startWorker = () => (ENTRY.pathname.endsWith('.js') ? new Worker(ENTRY) : new Worker(BOOT, { workerData: { entry: ENTRY.href } }));
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -25,7 +27,7 @@ export class EngineClient {
   tensors = 0;
 
   constructor(onExit: (code: number) => void) {
-    this.worker = new Worker(BOOT, { workerData: { entry: ENTRY } });
+    this.worker = startWorker();
     this.worker.on('message', (reply: WorkerReply) => this.settle(reply));
     this.worker.on('error', () => undefined); // 'exit' follows and does the cleanup
     this.worker.on('exit', (code) => {

@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { Engine } from '../core/engine.ts';
+import { type ClassifyCall, type ClassifyLimits, validateClassifyCall } from '../contract/classify.ts';
 import { SupsupError, modelNotLoaded } from '../contract/errors.ts';
 import { taskInfo } from '../contract/task.ts';
 import { appendTask, readManifest, removeTask } from '../model/model-store.ts';
@@ -17,38 +18,57 @@ let engine: Engine | undefined;
 let dir = '';
 /** Set instead of `engine` when the directory holds a HopSupSup model. */
 let hopfield: HopfieldWorkerModel | undefined;
+/** What warmUp needs of the open model. */
+let opened: { limits: ClassifyLimits; firstTask: string | undefined } | undefined;
 
 const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K }>) => Promise<WorkerResults[K]> | WorkerResults[K] } = {
   async open(r) {
     if (await isHopfieldModel(r.dir)) {
-      const { opened, info } = await HopfieldWorkerModel.open(r.dir, r);
+      const { opened: model, info } = await HopfieldWorkerModel.open(r.dir, r);
       hopfield?.engine.dispose();
-      hopfield = opened;
+      hopfield = model;
+      opened = { limits: info.limits, firstTask: info.tasks[0]?.id };
       return info;
     }
-    const opened = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon, rerank: r.rerank });
-    const { architecture, seed, normalization, tasks } = opened.manifest;
+    const loaded = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon, rerank: r.rerank });
+    const { architecture, seed, normalization, tasks } = loaded.manifest;
     engine?.dispose();
-    engine = opened.engine;
+    engine = loaded.engine;
     dir = r.dir;
+    opened = { limits: engine.limits, firstTask: tasks[0]?.id };
     return {
       dir,
       architecture,
       seed,
       normalization,
       limits: engine.limits,
-      epsilonSource: opened.epsilonSource,
+      epsilonSource: loaded.epsilonSource,
       tasks: tasks.map(taskInfo),
       maskBankBytes: engine.maskBankBytes,
-      backend: opened.backend,
-      kernels: opened.kernels,
+      backend: loaded.backend,
+      kernels: loaded.kernels,
     } satisfies ModelInfo;
   },
 
   classify(r) {
     const start = performance.now();
-    const predictions = hopfield ? hopfield.engine.classify(r.call) : requireEngine().classify(r.call);
+    const predictions = classify(r.call);
     return { predictions, seconds: (performance.now() - start) / 1000 };
+  },
+
+  /**
+   * The main thread sends this right behind `open`, so the passes run while it reads open's reply (thousands of
+   * tasks with their transforms). Two examples where allowed: a HopSupSup model normalises over the batch and
+   * refuses a batch of one.
+   */
+  warmUp() {
+    if (!opened) throw modelNotLoaded();
+    const { limits, firstTask } = opened;
+    if (firstTask === undefined) return;
+    const batch = Math.min(2, limits.maxBatch);
+    const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
+    classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits));
+    classify(validateClassifyCall(zeros(), limits));
   },
 
   async addTask(r) {
@@ -81,6 +101,10 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     return { maskBankBytes: e.maskBankBytes, warning };
   },
 };
+
+function classify(call: ClassifyCall) {
+  return hopfield ? hopfield.engine.classify(call) : requireEngine().classify(call);
+}
 
 function requireEngine(): Engine {
   if (!engine) throw modelNotLoaded();

@@ -54,6 +54,18 @@ export interface RuntimeLog {
 
 const MAX_RESTART_DELAY_MS = 30_000;
 
+/**
+ * An engine worker started, and already opening the model directory, before the runtime that will own it exists
+ * (ModelRuntime.startEngine): `supsup serve` starts it first, so the worker loads the model while the main thread
+ * loads the servers' modules.
+ */
+export interface StartedEngine {
+  readonly client: EngineClient;
+  readonly opening: Opening;
+  /** Told when the worker exits; the adopting runtime sets it. */
+  onExit: (code: number) => void;
+}
+
 export class ModelRuntime {
   private client: EngineClient;
   private model: ModelInfo | undefined;
@@ -66,19 +78,36 @@ export class ModelRuntime {
   /** Requests admitted by the protocol adapters (admit()) and not answered yet. */
   private admitted = 0;
   private readonly readyListeners: (() => void)[] = [];
+  /** The open and warm-up requests a started engine sent before this runtime existed; the first load() takes their answers. */
+  private opening: Opening | undefined;
 
   private constructor(
     private readonly options: RuntimeOptions,
     private readonly log: RuntimeLog,
     private readonly observer?: RuntimeObserver,
+    started?: StartedEngine,
   ) {
-    this.client = this.startWorker();
+    if (started) {
+      started.onExit = (code) => this.onWorkerExit(code);
+      this.client = started.client;
+      this.opening = started.opening;
+    } else {
+      this.client = this.startWorker();
+    }
     this.batcher = new Batcher(options, (call) => this.runPass(call), observer);
   }
 
-  /** Starts the engine worker; the model is not loaded until `load()`. */
-  static create(options: RuntimeOptions, log: RuntimeLog, observer?: RuntimeObserver): ModelRuntime {
-    return new ModelRuntime(options, log, observer);
+  /** Starts the engine worker (or adopts `started`); the model is not loaded until `load()`. */
+  static create(options: RuntimeOptions, log: RuntimeLog, observer?: RuntimeObserver, started?: StartedEngine): ModelRuntime {
+    return new ModelRuntime(options, log, observer, started);
+  }
+
+  /** Starts an engine worker and has it open the model directory now; a runtime created with it adopts both. */
+  static startEngine(options: OpenOptions): StartedEngine {
+    const client = new EngineClient((code) => started.onExit(code));
+    const opening = open(client, options);
+    const started: StartedEngine = { client, opening, onExit: () => undefined };
+    return started;
   }
 
   /** create + load; on failure the worker is stopped and the error rethrown. */
@@ -234,13 +263,14 @@ export class ModelRuntime {
 
   /** Loads the model directory in the worker, then runs the warm-up pass; ready after that. */
   async load(): Promise<void> {
-    const { dir, backend, kernels, maxBatch, epsilon, rerank } = this.options;
-    const model = await this.client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon, rerank });
+    const { model: opened, warmUp } = this.opening ?? open(this.client, this.options);
+    this.opening = undefined;
+    const model = await opened;
     this.model = model;
     this.taskMap.clear();
     this.sortedTasks = undefined;
     for (const t of model.tasks) this.taskMap.set(t.id, t);
-    await this.warmUp();
+    await warmUp;
     if (this.engineState !== 'closed') this.setState('ready');
   }
 
@@ -248,20 +278,6 @@ export class ModelRuntime {
     if (state === this.engineState) return;
     this.engineState = state;
     for (const l of this.readyListeners) l();
-  }
-
-  /**
-   * One given-task pass and one inferred-task pass on zeros, so the first real request pays no compile cost.
-   * Two examples where allowed: a HopSupSup model normalises over the batch and refuses a batch of one.
-   */
-  private async warmUp(): Promise<void> {
-    const [first] = this.taskMap.keys();
-    if (first === undefined) return;
-    const { limits } = this.info;
-    const batch = Math.min(2, limits.maxBatch);
-    const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
-    await this.client.request({ op: 'classify', call: validateClassifyCall({ ...zeros(), task: first }, limits) });
-    await this.client.request({ op: 'classify', call: validateClassifyCall(zeros(), limits) });
   }
 
   private async runPass(call: ClassifyCall): Promise<Prediction[]> {
@@ -306,6 +322,23 @@ export class ModelRuntime {
       this.restartOrGiveUp(failures + 1);
     }
   }
+}
+
+type OpenOptions = Pick<RuntimeOptions, 'dir' | 'backend' | 'kernels' | 'maxBatch' | 'epsilon' | 'rerank'>;
+
+/** The replies to `open` and to the warm-up the worker runs right behind it (readiness waits for both). */
+interface Opening {
+  model: Promise<ModelInfo>;
+  warmUp: Promise<void>;
+}
+
+/** Asks the worker to open the model directory and warm up: its passes run while this thread reads open's reply. */
+function open(client: EngineClient, { dir, backend, kernels, maxBatch, epsilon, rerank }: OpenOptions): Opening {
+  const opening = { model: client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon, rerank }), warmUp: client.request({ op: 'warmUp' }) };
+  // Their failures are load()'s to report, whenever it awaits them (a failed open fails the warm-up too).
+  opening.model.catch(() => undefined);
+  opening.warmUp.catch(() => undefined);
+  return opening;
 }
 
 /** The array itself if it owns its whole buffer (so the buffer can move to the worker), else a copy that does. */

@@ -21,6 +21,8 @@ export interface ModelInfo extends ModelSpec {
 export type WorkerRequest =
   | { op: 'open'; dir: string; backend: BackendPreference; kernels: KernelPreference; maxBatch: number; epsilon?: number; rerank?: number }
   | { op: 'classify'; call: ClassifyCall }
+  /** One given-task and one inferred-task pass on zeros, so the first real request pays no compile cost. */
+  | { op: 'warmUp' }
   | { op: 'addTask'; task: TaskSpec; mask: Uint32Array }
   | { op: 'removeTask'; id: string };
 
@@ -33,6 +35,7 @@ export interface ClassifyResult {
 export interface WorkerResults {
   open: ModelInfo;
   classify: ClassifyResult;
+  warmUp: void;
   addTask: { task: TaskInfo; maskBankBytes: number };
   removeTask: { maskBankBytes: number; warning?: string };
 }

@@ -4,7 +4,7 @@
 // both servers stop accepting, queued and in-flight requests finish, then the engine worker stops;
 // whatever is still open at the timeout is cut.
 import type { FastifyInstance } from 'fastify';
-import { ModelRuntime } from '../runtime/model-runtime.ts';
+import { ModelRuntime, type StartedEngine } from '../runtime/model-runtime.ts';
 import type { ServeConfig } from './config.ts';
 import type { ServiceContext } from './context.ts';
 import { type GrpcServer, startGrpcServer, stopGrpcServer } from './grpc/server.ts';
@@ -26,7 +26,8 @@ export interface RunningService {
   stop(timeoutMs: number): Promise<boolean>;
 }
 
-export async function startService(config: ServeConfig): Promise<RunningService> {
+/** `started`: an engine worker already opening config.model (ModelRuntime.startEngine), which the runtime adopts. */
+export async function startService(config: ServeConfig, started?: StartedEngine): Promise<RunningService> {
   const app = createHttpApp(config);
   const log = app.log;
   const { adminToken, apiToken, ...shown } = config;
@@ -58,6 +59,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
     },
     log,
     metrics.runtimeObserver(),
+    started,
   );
   const rt = runtime;
   health = new HealthState(() => rt.state);
