@@ -5,6 +5,7 @@ import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeJsonRows, decodePacked } from '../decode-inputs.ts';
 import { admission } from './admission.ts';
+import { useBase64JsonParser } from './base64-json-parser.ts';
 import { classifyBody, classifyResponse, errorResponses } from './schemas.ts';
 
 const CLASSIFY_FIELDS = ['inputs', 'inputsBase64', 'dtype', 'shape', 'task', 'inference', 'topK'];
@@ -27,6 +28,7 @@ export function decodeClassifyBody(body: unknown): RawClassifyCall {
 }
 
 export async function classifyRoute(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+  useBase64JsonParser(app);
   app.post(
     '/classify',
     {
