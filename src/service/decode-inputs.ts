@@ -2,7 +2,7 @@
 // and a shape) into a flat Float32Array and an example count. It checks only the wire structure; what the
 // values must be (length per example, finite, batch limits) is the engine validator's job.
 import { invalid } from '../contract/errors.ts';
-import { float32FromLittleEndian, uint32FromLittleEndian } from '../platform/byte-order.ts';
+import { float32FromLittleEndian, float32ViewLittleEndian, uint32FromLittleEndian } from '../platform/byte-order.ts';
 
 const INPUT_DTYPES = ['float32', 'uint8'];
 
@@ -73,9 +73,10 @@ const notBase64 = (field: string) => invalid(`${field} is not valid base64 (padd
 
 /**
  * Packed examples: `dtype` float32 (little-endian IEEE 754) or uint8 (pixel values 0..255, divided by 255),
- * `shape` [examples, values per example], row-major.
+ * `shape` [examples, values per example], row-major. `owned`: nothing else holds `bytes` (decodeBase64's answer), so
+ * float32 values are read in place instead of copied.
  */
-export function decodePacked(bytes: Uint8Array, dtype: unknown, shape: unknown, field = 'inputs'): DecodedInputs {
+export function decodePacked(bytes: Uint8Array, dtype: unknown, shape: unknown, field = 'inputs', owned = false): DecodedInputs {
   const type = dtype ?? 'float32';
   if (typeof type !== 'string' || !INPUT_DTYPES.includes(type)) {
     throw invalid(`dtype must be one of ${INPUT_DTYPES.map((d) => `"${d}"`).join(', ')}`);
@@ -88,7 +89,7 @@ export function decodePacked(bytes: Uint8Array, dtype: unknown, shape: unknown, 
   if (bytes.byteLength !== batch * width * size) {
     throw invalid(`${field} holds ${bytes.byteLength} bytes, but shape [${batch}, ${width}] of ${type} needs ${batch * width * size}`);
   }
-  if (type === 'float32') return { inputs: float32FromLittleEndian(bytes), batch };
+  if (type === 'float32') return { inputs: owned ? float32ViewLittleEndian(bytes) : float32FromLittleEndian(bytes), batch };
   const inputs = new Float32Array(batch * width);
   for (let i = 0; i < inputs.length; i++) inputs[i] = bytes[i] / 255;
   return { inputs, batch };

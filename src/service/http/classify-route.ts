@@ -18,7 +18,7 @@ export function decodeClassifyBody(body: unknown): RawClassifyCall {
   let decoded;
   if (b.inputsBase64 !== undefined) {
     if (b.inputs !== undefined) throw invalid('send either inputs or inputsBase64, not both');
-    decoded = decodePacked(decodeBase64(b.inputsBase64, 'inputsBase64'), b.dtype, b.shape, 'inputsBase64');
+    decoded = decodePacked(decodeBase64(b.inputsBase64, 'inputsBase64'), b.dtype, b.shape, 'inputsBase64', true);
   } else {
     if (b.dtype !== undefined || b.shape !== undefined) throw invalid('dtype and shape describe inputsBase64; with JSON inputs leave them out');
     if (b.inputs === undefined) throw invalid('inputs is required (or inputsBase64 with dtype and shape)');
