@@ -25,12 +25,11 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { maskWords, presetArchitecture, weightCount } from '../src/core/architecture.ts';
+import { presetArchitecture, weightCount } from '../src/core/architecture.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
-import { MNIST_NORMALIZATION } from '../src/contract/model.ts';
-import { appendTasks, createModel } from '../src/model/model-store.ts';
 import { loadNativeAddon } from '../src/platform/native-addon.ts';
 import { median, startPeer } from './peer-client.ts';
+import { writeRandomBankModel } from './random-bank-model.ts';
 import { renderScalePlot, scaleTable, type ScaleRuns } from './scale-plot.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -69,18 +68,7 @@ console.log(`k = ${k}; cpu flags: ${simdFlags}; ${simd}; load average ${loadavg(
 // ----- the model and the server ------------------------------------------------------------------------------
 const dir = mkdtempSync(join(tmpdir(), 'supsup-rest-scale-'));
 const rng = new Xoshiro128(k);
-const words = maskWords(architecture), pad = words * 32 - weightCount(architecture);
-await createModel(dir, { architecture, seed: 1, normalization: MNIST_NORMALIZATION });
-for (let t0 = 0; t0 < k; t0 += 500) {
-  const items = [];
-  for (let t = t0; t < Math.min(k, t0 + 500); t++) {
-    const mask = new Uint32Array(words);
-    for (let j = 0; j < words; j++) mask[j] = rng.nextUint32();
-    if (pad > 0) mask[words - 1] &= 0xffffffff >>> pad;
-    items.push({ task: { id: `t${t}`, name: `random ${t}`, transform: { kind: 'identity' as const } }, mask });
-  }
-  await appendTasks(dir, items);
-}
+await writeRandomBankModel(dir, architecture, k, rng);
 
 const freePort = () =>
   new Promise<number>((resolve, reject) => {

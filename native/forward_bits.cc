@@ -4,8 +4,8 @@
 //
 // With signed-constant weights, layer l of task t is c_l · T_l where T_l = sign ⊙ mask ∈ {−1, 0, +1}: so
 // z = c_l · (a @ T_l), and T_l is two bit sets, pos = mask AND sign and neg = mask AND NOT sign. Per call the
-// task's mask words are gathered out of the bank's 8-slot interleave into pos/neg (2 × P/8 bytes of scratch,
-// not a cache: nothing outlives the call), then each layer runs as a GEMM whose weight panel is expanded from
+// task's mask words are gathered out of the bank's 8-slot interleave into pos/neg (2 × P/8 bytes of per-thread
+// scratch, rewritten by every call: not a cache), then each layer runs as a GEMM whose weight panel is expanded from
 // the bits: for one or a few rows on the fly inside the multiply (no weight memory traffic at all), for more
 // rows once per panel into an L2-sized buffer that every row tile of the batch then streams.
 //
@@ -268,17 +268,25 @@ void RunLayer(const Job& job, size_t batch, Simd simd) {
 
 void ForwardBits(const uint32_t* bank, size_t words, size_t slot, const uint32_t* signs, const std::vector<Layer>& layers,
                  const float* x, size_t batch, float* out) {
-  // The task's ternary weights as two bit sets, padded by two zero words for Bits64.
-  std::vector<uint32_t> pos(words + 2, 0), neg(words + 2, 0);
+  // The task's ternary weights as two bit sets, padded by two zero words for Bits64. The scratch is kept per
+  // thread between calls: a fresh large allocation per call costs page faults, which dominate a small batch.
+  thread_local std::vector<uint32_t> pos, neg;
+  thread_local std::vector<float> buf0, buf1;
+  pos.resize(words + 2);
+  neg.resize(words + 2);
   const uint32_t* m = bank + (slot / kLanes) * words * kLanes + slot % kLanes;
   for (size_t j = 0; j < words; j++) {
     const uint32_t keep = m[j * kLanes];
     pos[j] = keep & signs[j];
     neg[j] = keep & ~signs[j];
   }
+  pos[words] = pos[words + 1] = neg[words] = neg[words + 1] = 0;
   size_t widest = 0;
   for (const Layer& L : layers) widest = std::max(widest, L.out);
-  std::vector<float> buf0(batch * widest), buf1(batch * widest);
+  if (buf0.size() < batch * widest) {
+    buf0.resize(batch * widest);
+    buf1.resize(batch * widest);
+  }
   const Simd simd = CurrentSimd();
   const float* a = x;
   for (size_t l = 0; l < layers.size(); l++) {

@@ -8,6 +8,7 @@ import { checkTaskId } from '../contract/task.ts';
 import { weightCount } from './architecture.ts';
 import { generateBaseNetwork } from './base-network.ts';
 import { type ForwardBits, probabilitiesFromBits, type SignedBase } from './kernels/forward-bits.ts';
+import { GivenTaskPass, normalizeInto } from './given-task-pass.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { paddingBitsSet } from './mask-bank.ts';
 import { SupermaskNetwork } from './supermask-network.ts';
@@ -42,6 +43,8 @@ export class Engine {
   private readonly idBySlot: string[] = [];
   /** Given tasks straight from the bits (native kernels on a CPU backend); else tfjs builds W ⊙ M^t. */
   private readonly fromBits: { forward: ForwardBits; base: SignedBase } | null;
+  /** A whole call with a given task, from the bits (with fromBits). */
+  private readonly given: GivenTaskPass | null;
   private readonly oneExample: OneExampleRule | undefined;
 
   constructor(config: EngineConfig) {
@@ -53,6 +56,7 @@ export class Engine {
     this.net = new SupermaskNetwork(generateBaseNetwork(config.architecture, config.seed), config.kernels, config.expectedTasks);
     const forward = config.kernels.forwardBits;
     this.fromBits = forward && tf.getBackend() !== 'tensorflow' ? { forward, base: this.net.signed } : null;
+    this.given = this.fromBits && new GivenTaskPass(this.fromBits.forward, this.fromBits.base, config.normalization, config.architecture.classes);
     this.limits = {
       inputSize: config.architecture.inputSize,
       classes: config.architecture.classes,
@@ -83,6 +87,15 @@ export class Engine {
 
   get taskCount(): number {
     return this.byId.size;
+  }
+
+  /**
+   * The bank a given-task pass reads, where that pass runs from the bits (null where tfjs builds W ⊙ M^t). Shared
+   * memory, valid until an addTask grows the bank: the serving runtime runs small given-task calls on it from the
+   * main thread (runtime/inline-given.ts).
+   */
+  get givenTaskBank(): Uint32Array | null {
+    return this.given ? this.net.bank.raw : null;
   }
 
   /** Bytes of the packed mask bank. */
@@ -132,6 +145,10 @@ export class Engine {
 
   /** Classifies a validated call: with its given task, or with the task inferred from its inputs. */
   classify(call: ClassifyCall): Prediction[] {
+    if (call.task !== undefined && this.given) {
+      const p = this.given.probabilities(this.net.bank.raw, this.requireTask(call.task).slot, call.inputs, call.batch);
+      return givenTaskPredictions(p, call, this.limits.classes);
+    }
     // The tensor only where tfjs runs.
     const data = this.normalized(call.inputs);
     let tensor: tf.Tensor2D | undefined;
@@ -184,8 +201,7 @@ export class Engine {
 
   /** Normalised in float32 as tfjs would: (x − mean) / std, each step rounded. */
   private normalized(inputs: Float32Array): Float32Array {
-    const mean = Math.fround(this.normalization.mean), std = Math.fround(this.normalization.std);
-    return inputs.map((v) => Math.fround(v - mean) / std);
+    return normalizeInto(inputs, this.normalization, new Float32Array(inputs.length));
   }
 
   /** Exact fits of the call's examples (`data`, normalised), scored as the model's one-example rule scores them. */
@@ -235,6 +251,15 @@ function groupBySlot(decisions: TaskDecision[]): Map<number, number[]> {
     else groups.set(d.slot, [row]);
   });
   return groups;
+}
+
+/** The predictions of a call with a given task from its probabilities (batch × classes). */
+export function givenTaskPredictions(p: Float32Array, call: ClassifyCall, classes: number): Prediction[] {
+  const out: Prediction[] = new Array(call.batch);
+  for (let r = 0; r < call.batch; r++) {
+    out[r] = prediction(p.subarray(r * classes, (r + 1) * classes), call.topK, { id: call.task!, inferred: false, confidence: 1, unknown: false });
+  }
+  return out;
 }
 
 /** One example's prediction from its class probabilities (shared with HopfieldEngine). */

@@ -46,7 +46,7 @@ export class MaskBank {
     this.words = words;
     this.counts = new Uint16Array(words * 32);
     this.pending = new Uint32Array(words * PENDING_PLANES);
-    this.data = new Uint32Array(blocksFor(expectedTasks) * words * BLOCK_SLOTS);
+    this.data = sharedWords(blocksFor(expectedTasks) * words * BLOCK_SLOTS);
   }
 
   /** Per weight (padded to words * 32): how many stored tasks keep it. Up to date after every add/remove. */
@@ -69,7 +69,10 @@ export class MaskBank {
     return this.slotCapacity / BLOCK_SLOTS;
   }
 
-  /** The raw interleaved store, for the kernels. Valid until the next add() that grows the bank. */
+  /**
+   * The raw interleaved store, for the kernels. Valid until the next add() that grows the bank. Shared memory, so
+   * another thread can read it in place (the serving runtime's given-task calls, runtime/inline-given.ts).
+   */
   get raw(): Uint32Array {
     return this.data;
   }
@@ -193,7 +196,7 @@ export class MaskBank {
   /** Grows by one block, or by 1/32 of the bank when that is more, so hot adds stay amortised O(1) per task. */
   private grow(): void {
     const more = Math.max(1, Math.ceil(this.blocks / 32));
-    const next = new Uint32Array((this.blocks + more) * this.words * BLOCK_SLOTS);
+    const next = sharedWords((this.blocks + more) * this.words * BLOCK_SLOTS);
     next.set(this.data);
     this.data = next;
   }
@@ -231,6 +234,10 @@ export function maskDensity(mask: Uint32Array, weights: number): number {
 const PENDING_PLANES = 16;
 /** Recount the whole bank once at least 1/BULK_COUNT_RATIO of its masks are uncounted (one mask counted alone costs ~30× its share of a bulk pass). */
 const BULK_COUNT_RATIO = 32;
+
+function sharedWords(n: number): Uint32Array {
+  return new Uint32Array(new SharedArrayBuffer(n * 4));
+}
 
 function blocksFor(tasks: number): number {
   return Math.ceil(Math.max(0, tasks) / BLOCK_SLOTS);

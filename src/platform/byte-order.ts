@@ -20,6 +20,15 @@ export function float32FromLittleEndian(bytes: Uint8Array): Float32Array {
   return values;
 }
 
+/**
+ * The same floats without a copy where the machine is little-endian and the bytes are 4-byte aligned (a view that
+ * shares their memory: for bytes the caller owns), else a fresh copy.
+ */
+export function float32ViewLittleEndian(bytes: Uint8Array): Float32Array {
+  if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  return float32FromLittleEndian(bytes);
+}
+
 /** The words' little-endian bytes (a view of the same memory where the machine is little-endian). */
 export function uint32ToLittleEndian(words: Uint32Array): Buffer {
   if (LITTLE_ENDIAN) return Buffer.from(words.buffer, words.byteOffset, words.byteLength);

@@ -12,7 +12,7 @@ import { appendTask, readManifest, removeTask } from '../model/model-store.ts';
 import { isHopfieldModel } from '../model/hopfield-model.ts';
 import { HopfieldWorkerModel } from './hopfield-worker.ts';
 import { openEngine } from './open-engine.ts';
-import type { ModelInfo, WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
+import type { ModelInfo, SharedBank, WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
 
 let engine: Engine | undefined;
 let dir = '';
@@ -47,6 +47,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
       maskBankBytes: engine.maskBankBytes,
       backend: loaded.backend,
       kernels: loaded.kernels,
+      sharedBank: sharedBank(engine),
     } satisfies ModelInfo;
   },
 
@@ -75,13 +76,15 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     if (hopfield) return hopfield.addTask(r.task, r.mask);
     const e = requireEngine();
     const entry = await appendTask(dir, r.task, r.mask);
+    let slot: number;
     try {
-      e.addTask(entry.id, r.mask);
+      slot = e.addTask(entry.id, r.mask).slot;
     } catch (err) {
       await removeTask(dir, entry.id).catch(() => undefined);
       throw err;
     }
-    return { task: taskInfo(entry), maskBankBytes: e.maskBankBytes };
+    const bank = e.givenTaskBank;
+    return { task: taskInfo(entry), maskBankBytes: e.maskBankBytes, shared: bank ? { bank, slot } : undefined };
   },
 
   async removeTask(r) {
@@ -104,6 +107,11 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
 
 function classify(call: ClassifyCall) {
   return hopfield ? hopfield.engine.classify(call) : requireEngine().classify(call);
+}
+
+function sharedBank(e: Engine): SharedBank | undefined {
+  const bank = e.givenTaskBank;
+  return bank ? { bank, slots: Object.fromEntries(e.tasks().map((t) => [t.id, t.slot])) } : undefined;
 }
 
 function requireEngine(): Engine {

@@ -11,6 +11,7 @@ import type { TaskInfo, TaskSpec } from '../contract/task.ts';
 import type { BackendPreference } from '../platform/backend.ts';
 import { type BatchObserver, Batcher, queueFull } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
+import { InlineGiven } from './inline-given.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
 import type { ModelInfo } from './worker-protocol.ts';
 import { sortedById } from '../core/task-page.ts';
@@ -73,6 +74,8 @@ export class ModelRuntime {
   /** taskMap's tasks sorted by id (the order of task pages), rebuilt after a change. */
   private sortedTasks: TaskInfo[] | undefined;
   private readonly batcher: Batcher;
+  /** Small given-task calls run on this thread, on the worker's shared bank (null where it does not share one). */
+  private inline: InlineGiven | null = null;
   private engineState: EngineState = 'starting';
   private restartTimer: NodeJS.Timeout | undefined;
   /** Requests admitted by the protocol adapters (admit()) and not answered yet. */
@@ -210,7 +213,24 @@ export class ModelRuntime {
   /** Queues a validated call; resolves with one prediction per example. */
   classify(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
     this.requireUp();
+    if (this.inline?.takes(call)) return this.classifyInline(this.inline, call);
     return this.batcher.submit(call, timeoutMs);
+  }
+
+  /** A small given-task call, answered on this thread without queueing (inline-given.ts). */
+  private classifyInline(inline: InlineGiven, call: ClassifyCall): Promise<Prediction[]> {
+    const start = performance.now();
+    let predictions: Prediction[];
+    try {
+      predictions = inline.classify(call);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.observer?.queueWait(0);
+    this.observer?.batch(call.batch);
+    this.observer?.inference((performance.now() - start) / 1000, 'given');
+    this.observer?.predictions(predictions);
+    return Promise.resolve(predictions);
   }
 
   /** Throws `unavailable` unless a worker with the model loaded is up. */
@@ -232,12 +252,20 @@ export class ModelRuntime {
     this.taskMap.set(r.task.id, r.task);
     this.sortedTasks = undefined;
     this.info.maskBankBytes = r.maskBankBytes;
+    if (r.shared) this.inline?.added(r.task.id, r.shared);
     this.log.info({ task: r.task.id, tasks: this.taskMap.size }, 'task added');
     return r.task;
   }
 
   async removeTask(id: string): Promise<void> {
-    const r = await this.client.request({ op: 'removeTask', id });
+    const inline = this.inline, slot = inline?.removing(id);
+    let r;
+    try {
+      r = await this.client.request({ op: 'removeTask', id });
+    } catch (e) {
+      if (slot !== undefined && this.inline === inline) inline!.restore(id, slot);
+      throw e;
+    }
     this.taskMap.delete(id);
     this.sortedTasks = undefined;
     this.info.maskBankBytes = r.maskBankBytes;
@@ -265,8 +293,9 @@ export class ModelRuntime {
   async load(): Promise<void> {
     const { model: opened, warmUp } = this.opening ?? open(this.client, this.options);
     this.opening = undefined;
-    const model = await opened;
+    const { sharedBank, ...model } = await opened;
     this.model = model;
+    this.inline = InlineGiven.for(model, sharedBank);
     this.taskMap.clear();
     this.sortedTasks = undefined;
     for (const t of model.tasks) this.taskMap.set(t.id, t);

@@ -16,6 +16,17 @@ export interface ModelInfo extends ModelSpec {
   maskBankBytes: number;
   backend: { name: string; reason: string };
   kernels: { name: string; reason: string };
+  /** Where given-task passes run from the bits: the bank and each task's slot, for the runtime's inline calls. */
+  sharedBank?: SharedBank;
+}
+
+/**
+ * The engine's bank (shared memory: the same bytes in both threads, never a copy) and the slot of every task in
+ * it, so the main thread can run small given-task calls itself (inline-given.ts).
+ */
+export interface SharedBank {
+  bank: Uint32Array;
+  slots: Record<string, number>;
 }
 
 export type WorkerRequest =
@@ -36,7 +47,8 @@ export interface WorkerResults {
   open: ModelInfo;
   classify: ClassifyResult;
   warmUp: void;
-  addTask: { task: TaskInfo; maskBankBytes: number };
+  /** shared: the bank as of this add (it may have grown) and the new task's slot, where the bank is shared. */
+  addTask: { task: TaskInfo; maskBankBytes: number; shared?: { bank: Uint32Array; slot: number } };
   removeTask: { maskBankBytes: number; warning?: string };
 }
 

@@ -93,8 +93,13 @@ export function probabilitiesFromBits(
   const input = rows.length * inputSize === x.length ? x : gatherRows(x, rows, inputSize);
   const logits = new Float32Array(rows.length * outputs);
   forward(bank, base.words, slot, base.signs, base.sizes, base.scales, input, rows.length, logits);
-  const p = new Float32Array(rows.length * classes);
-  for (let r = 0; r < rows.length; r++) {
+  return softmaxRows(logits, rows.length, outputs, classes);
+}
+
+/** Softmax over the first `classes` of each row's `outputs` logits: rows × classes. */
+export function softmaxRows(logits: Float32Array, rows: number, outputs: number, classes: number): Float32Array {
+  const p = new Float32Array(rows * classes);
+  for (let r = 0; r < rows; r++) {
     const z = logits.subarray(r * outputs, r * outputs + classes);
     let max = -Infinity;
     for (let c = 0; c < classes; c++) max = Math.max(max, z[c]);

@@ -5,6 +5,7 @@ import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeJsonRows, decodePacked } from '../decode-inputs.ts';
 import { admission } from './admission.ts';
+import { useBase64JsonParser } from './base64-json-parser.ts';
 import { classifyBody, classifyResponse, errorResponses } from './schemas.ts';
 
 const CLASSIFY_FIELDS = ['inputs', 'inputsBase64', 'dtype', 'shape', 'task', 'inference', 'topK'];
@@ -17,7 +18,7 @@ export function decodeClassifyBody(body: unknown): RawClassifyCall {
   let decoded;
   if (b.inputsBase64 !== undefined) {
     if (b.inputs !== undefined) throw invalid('send either inputs or inputsBase64, not both');
-    decoded = decodePacked(decodeBase64(b.inputsBase64, 'inputsBase64'), b.dtype, b.shape, 'inputsBase64');
+    decoded = decodePacked(decodeBase64(b.inputsBase64, 'inputsBase64'), b.dtype, b.shape, 'inputsBase64', true);
   } else {
     if (b.dtype !== undefined || b.shape !== undefined) throw invalid('dtype and shape describe inputsBase64; with JSON inputs leave them out');
     if (b.inputs === undefined) throw invalid('inputs is required (or inputsBase64 with dtype and shape)');
@@ -27,6 +28,7 @@ export function decodeClassifyBody(body: unknown): RawClassifyCall {
 }
 
 export async function classifyRoute(app: FastifyInstance, ctx: ServiceContext): Promise<void> {
+  useBase64JsonParser(app);
   app.post(
     '/classify',
     {
