@@ -10,7 +10,7 @@ import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
 import { batchWeightGradient, type DenseLayers, disposeDenseLayers, forward, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
-import { superposedV } from './superposed-pass.ts';
+import { superposedV, superposedVNative } from './superposed-pass.ts';
 
 /** Most V rows one `scores` pass takes in scoresOfVectors (see there). */
 const SCORE_ROWS_PER_PASS = 4;
@@ -45,6 +45,8 @@ export class SupermaskNetwork {
   /** V of scoresFromCounts (zero past P) and the counts of subtractCounts: reused, P floats each. */
   private readonly vScratch: Float32Array;
   private readonly countScratch: Float32Array;
+  /** The base layers back to back, for the native superposed pass (made on first use). */
+  private flatWeights: Float32Array | null = null;
   /** The bank and base network on the kernels' device, when they have one: the passes below then run there. */
   private readonly device: DeviceNetwork | null;
 
@@ -116,9 +118,17 @@ export class SupermaskNetwork {
    * ∂obj/∂α_i for every slot of `bank` over the superposition W ⊙ counts / n, for one example, without tfjs
    * (superposed-pass.ts). `counts` is Σ M^i over the n superposed masks (the bank's own count for all of them).
    */
-  scoresFromCounts(counts: ArrayLike<number>, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
-    superposedV(this.base.layers, this.shapes, counts, n, x, objective, this.architecture.classes, this.vScratch);
+  scoresFromCounts(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
+    this.oneV(counts, n, x, objective, this.vScratch);
     return this.scoresOfVectors(this.vScratch, 1, bank);
+  }
+
+  /** V of one example over W ⊙ counts / n into v (superposed-pass.ts): in the addon where it has the pass. */
+  private oneV(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, v: Float32Array): void {
+    const kernel = this.kernels.superposed, classes = this.architecture.classes;
+    if (!kernel) return superposedV(this.base.layers, this.shapes, counts, n, x, objective, classes, v);
+    this.flatWeights ??= concatLayers(this.base.layers);
+    superposedVNative(kernel, this.flatWeights, this.signed.sizes, counts, n, x, objective, classes, v);
   }
 
   /** counts[w] −= the number of masks among `slots` of `bank` (packed layout) that keep w. */
@@ -182,7 +192,7 @@ export class SupermaskNetwork {
     const batch = x.shape[0];
     if (batch === 1) {
       const v = new Float32Array(this.words * 32);
-      superposedV(this.base.layers, this.shapes, this.bank.count, this.bank.taskCount, x.dataSync() as Float32Array, objective, this.architecture.classes, v);
+      this.oneV(this.bank.count, this.bank.taskCount, x.dataSync() as Float32Array, objective, v);
       return v;
     }
     const classes = this.architecture.classes;
@@ -269,6 +279,12 @@ export class SupermaskNetwork {
     });
     return makeDenseLayers(weights);
   }
+}
+
+function concatLayers(layers: Float32Array[]): Float32Array {
+  const out = new Float32Array(layers.reduce((n, l) => n + l.length, 0));
+  layers.reduce((o, l) => (out.set(l, o), o + l.length), 0);
+  return out;
 }
 
 function scaledCounts(counts: Uint16Array | Float32Array, k: number): Float32Array {

@@ -118,7 +118,7 @@ function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, 
   // Each round scores only its candidates (packed into a candidate bank) over their superposition, whose
   // per-weight count is the last round's minus the masks it dropped: k/2 + k/4 + … masks counted in all.
   const one = singleExample(net, x);
-  const gradients = (counts: ArrayLike<number>, n: number, bank?: CandidateBank): Float32Array => {
+  const gradients = (counts: Uint16Array | Float32Array, n: number, bank?: CandidateBank): Float32Array => {
     if (one) return net.scoresFromCounts(counts, n, one, o.objective, bank);
     const layers = net.countsSuperposition(Float32Array.from(counts), n);
     try {
