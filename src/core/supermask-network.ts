@@ -42,9 +42,8 @@ export class SupermaskNetwork {
   private readonly baseTensors: tf.Tensor2D[];
   private readonly maskedCache: LruCache<number, DenseLayers>;
   private fullSuperposition: DenseLayers | null = null;
-  /** V of scoresFromCounts (zero past P) and the counts of subtractCounts: reused, P floats each. */
+  /** V of scoresFromCounts (zero past P): reused, P floats. */
   private readonly vScratch: Float32Array;
-  private readonly countScratch: Float32Array;
   /** The base layers back to back, for the native superposed pass (made on first use). */
   private flatWeights: Float32Array | null = null;
   /** The bank and base network on the kernels' device, when they have one: the passes below then run there. */
@@ -65,7 +64,6 @@ export class SupermaskNetwork {
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
     this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
     this.vScratch = new Float32Array(this.words * 32);
-    this.countScratch = new Float32Array(this.words * 32);
   }
 
   addMask(mask: Uint32Array): number {
@@ -129,12 +127,6 @@ export class SupermaskNetwork {
     if (!kernel) return superposedV(this.base.layers, this.shapes, counts, n, x, objective, classes, v);
     this.flatWeights ??= concatLayers(this.base.layers);
     superposedVNative(kernel, this.flatWeights, this.signed.sizes, counts, n, x, objective, classes, v);
-  }
-
-  /** counts[w] −= the number of masks among `slots` of `bank` (packed layout) that keep w. */
-  subtractCounts(counts: Float32Array, bank: Uint32Array, slots: Int32Array): void {
-    this.kernels.subsetCount(bank, this.words, slots, this.countScratch);
-    for (let w = 0; w < counts.length; w++) counts[w] -= this.countScratch[w];
   }
 
   /** Whether the bank and base network live on the kernels' device (the passes then run there). */

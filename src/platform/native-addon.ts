@@ -15,7 +15,7 @@ export interface NativeAddon {
   scoresMulti(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
   scoresOuter: NonNullable<MaskKernels['scoresOuter']>;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
-  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
   /** The superposed pass's two halves (contract: SuperposedKernel in src/core/superposed-pass.ts). */
   superposedForward?: SuperposedKernel['forward'];
   superposedBackward?: SuperposedKernel['backward'];
@@ -86,7 +86,7 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
         ? addon.scoresMulti(bank, words, blocks, v, examples, out)
         : addon.scores(bank, words, blocks, v, examples, out),
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
-    gatherSlots: (bank, words, slots, out) => addon.gatherSlots(bank, words, slots, out),
+    gatherSlots: (bank, words, slots, out, counts) => addon.gatherSlots(bank, words, slots, out, counts),
     forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
     scoresOuter: typeof addon.scoresOuter === 'function' ? addon.scoresOuter : undefined,
     superposed: addon.superposedForward && addon.superposedBackward ? { forward: addon.superposedForward, backward: addon.superposedBackward } : undefined,

@@ -25,9 +25,10 @@ export interface MaskKernels {
   bindNetwork?(base: BaseNetwork, bank: MaskBank): DeviceNetwork;
   /**
    * A bank of its own for the masks of `slots`, in that order: slot i of `out` holds slots[i]'s mask, the rest
-   * of the last block is zero. `out` has room for ceil(slots.length / 8) blocks.
+   * of the last block is zero. `out` has room for ceil(slots.length / 8) blocks. With `counts` (words * 32
+   * floats), also counts[w] = the number of those masks that keep w (at most 65535 slots).
    */
-  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
   /** V for one example through W ⊙ counts / n (superposed-pass.ts is the reference it equals); native only. */
   readonly superposed?: SuperposedKernel;
   /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
