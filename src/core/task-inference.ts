@@ -96,8 +96,8 @@ function oneShotPerSegment(
     return segments.flatMap((n, r) => withRows(x, starts[r], n, (part) => inferTasks(net, part, o, shifted(starts[r]))));
   }
   const padded = net.words * 32;
-  const vectors = new Float32Array(segments.length * padded);
-  segments.forEach((_, r) => withRows(x, starts[r], own(r), (part) => vectors.set(net.superpositionV(part, o.objective), r * padded)));
+  const vectors = net.vRows(segments.length);
+  segments.forEach((_, r) => withRows(x, starts[r], own(r), (part) => net.superpositionV(part, o.objective, vectors.subarray(r * padded, (r + 1) * padded))));
   const grads = net.scoresOfVectors(vectors, segments.length);
   const width = net.bank.slotCapacity;
   return segments.flatMap((n, r) => {
