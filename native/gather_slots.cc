@@ -1,14 +1,17 @@
 // Binary search's candidate banks (contract: `gatherSlots` in src/core/kernels/mask-kernels.ts).
 //
-//   gatherSlots(bank, words, slots, out)
+//   gatherSlots(bank, words, slots, out[, counts])
 //
 // Copies the masks of `slots` (in that order) into `out` as a fresh bank in the same 8-slot interleave, slot i
 // of `out` = slots[i], the tail of the last block zeroed. Each binary-search round then scores and counts only
 // its remaining candidates, packed densely, so the rounds cost k/2 + k/4 + … instead of k each.
+// With `counts` (Float32Array, words · 32) it also writes counts[w] = how many of the gathered masks keep w,
+// counted while they are copied (the round's superposition), so no second pass over the bank counts them.
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernel_common.h"
 
@@ -16,19 +19,91 @@ namespace supsup {
 namespace {
 
 constexpr int kLanes = 8;
+constexpr size_t kFlushBlocks = 31;  // byte counters: each output block adds at most 8 to one
 
-void GatherSlots(const uint32_t* bank, size_t words, const int32_t* slots, size_t n, uint32_t* out) {
+// One output block's words: dst[j * 8 + l] = src[l][j * 8] (0 where src[l] is null), and narrow[j * 32 + b]
+// += bit b of each copied word. Portable version.
+void CopyCountScalar(const uint32_t* const* src, uint32_t* dst, size_t words, uint8_t* narrow) {
+  for (size_t j = 0; j < words; j++)
+    for (int l = 0; l < kLanes; l++) {
+      const uint32_t x = src[l] ? src[l][j * kLanes] : 0;
+      dst[j * kLanes + l] = x;
+      for (int b = 0; b < 32; b++) narrow[j * 32 + b] += (x >> b) & 1;
+    }
+}
+
+#if SUPSUP_HAS_X86
+SUPSUP_AVX512 void CopyCount512(const uint32_t* const* src, uint32_t* dst, size_t words, uint8_t* narrow) {
+  for (size_t j = 0; j < words; j++) {
+    __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(narrow + j * 32));
+    for (int l = 0; l < kLanes; l++) {
+      const uint32_t x = src[l] ? src[l][j * kLanes] : 0;
+      dst[j * kLanes + l] = x;
+      acc = _mm256_sub_epi8(acc, _mm256_movm_epi8(_cvtu32_mask32(x)));  // a set bit is byte −1
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(narrow + j * 32), acc);
+  }
+}
+
+// Bits to bytes: byte i of the broadcast word's byte i / 8, tested against bit i % 8.
+SUPSUP_AVX2 void CopyCount256(const uint32_t* const* src, uint32_t* dst, size_t words, uint8_t* narrow) {
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+  for (size_t j = 0; j < words; j++) {
+    __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(narrow + j * 32));
+    for (int l = 0; l < kLanes; l++) {
+      const uint32_t x = src[l] ? src[l][j * kLanes] : 0;
+      dst[j * kLanes + l] = x;
+      const __m256i bytes = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(x)), spread), bit);
+      acc = _mm256_sub_epi8(acc, _mm256_cmpeq_epi8(bytes, bit));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(narrow + j * 32), acc);
+  }
+}
+#endif
+
+// Per worker: byte counters, and the 16-bit ones they are flushed into.
+struct Tally {
+  std::vector<uint8_t> narrow;
+  std::vector<uint16_t> wide;
+  size_t pending = 0;
+  void Flush() {
+    for (size_t w = 0; w < narrow.size(); w++) wide[w] = uint16_t(wide[w] + narrow[w]);
+    std::fill(narrow.begin(), narrow.end(), 0);
+    pending = 0;
+  }
+};
+
+void GatherSlots(const uint32_t* bank, size_t words, const int32_t* slots, size_t n, uint32_t* out, float* counts) {
   const size_t out_blocks = (n + kLanes - 1) / kLanes;
-  ParallelFor(out_blocks, n * words < (size_t(1) << 16), [&](int, size_t ob) {
+  const Simd simd = CurrentSimd();
+  Tally tally[2];
+  if (counts)
+    for (Tally& t : tally) t.narrow.assign(words * 32, 0), t.wide.assign(words * 32, 0);
+  ParallelFor(out_blocks, n * words < (size_t(1) << 16), [&](int worker, size_t ob) {
     const uint32_t* src[kLanes];
     for (int l = 0; l < kLanes; l++) {
       const size_t i = ob * kLanes + l;
       src[l] = i < n ? bank + (size_t(slots[i]) / kLanes) * words * kLanes + size_t(slots[i]) % kLanes : nullptr;
     }
     uint32_t* dst = out + ob * words * kLanes;
-    for (size_t j = 0; j < words; j++)
-      for (int l = 0; l < kLanes; l++) dst[j * kLanes + l] = src[l] ? src[l][j * kLanes] : 0;
+    if (!counts) {
+      for (size_t j = 0; j < words; j++)
+        for (int l = 0; l < kLanes; l++) dst[j * kLanes + l] = src[l] ? src[l][j * kLanes] : 0;
+      return;
+    }
+    Tally& t = tally[worker];
+#if SUPSUP_HAS_X86
+    if (simd == Simd::kAvx512) CopyCount512(src, dst, words, t.narrow.data());
+    else if (simd == Simd::kAvx2) CopyCount256(src, dst, words, t.narrow.data());
+    else
+#endif
+      CopyCountScalar(src, dst, words, t.narrow.data());
+    if (++t.pending == kFlushBlocks) t.Flush();
   });
+  if (!counts) return;
+  for (Tally& t : tally) t.Flush();
+  for (size_t w = 0; w < words * 32; w++) counts[w] = float(tally[0].wide[w] + tally[1].wide[w]);
 }
 
 Napi::Value JsGatherSlots(const Napi::CallbackInfo& info) {
@@ -44,7 +119,12 @@ Napi::Value JsGatherSlots(const Napi::CallbackInfo& info) {
   if (out_len < (nslots + kLanes - 1) / kLanes * kLanes * words) return Refuse(env, "out is shorter than ceil(slots / 8) * 8 * words");
   if (std::any_of(slots, slots + nslots, [&](int32_t s) { return s < 0 || size_t(s) >= bank_len / words; }))
     return Refuse(env, "a slot is outside the bank");
-  GatherSlots(bank, words, slots, nslots, out);
+  float* counts = nullptr;
+  size_t counts_len = 0;
+  if (!info[4].IsUndefined() && (!Typed(info[4], napi_float32_array, counts, counts_len) || counts_len < words * 32))
+    return Refuse(env, "counts must be a Float32Array of words * 32 values");
+  if (nslots > 65535 && counts) return Refuse(env, "counts are kept in 16 bits: at most 65535 slots");
+  GatherSlots(bank, words, slots, nslots, out, counts);
   return env.Undefined();
 }
 

@@ -772,6 +772,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   supsup::RegisterForwardBits(env, exports);
   supsup::RegisterScoresMulti(env, exports);
   supsup::RegisterGatherSlots(env, exports);
+  supsup::RegisterSuperposedPass(env, exports);
   RegisterTrainGemm(env, exports);
   return exports;
 }

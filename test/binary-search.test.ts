@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type Architecture, maskWords, weightCount } from '../src/core/architecture.ts';
 import { generateBaseNetwork } from '../src/core/base-network.ts';
 import { type MaskKernels } from '../src/core/kernels/mask-kernels.ts';
-import { loadNativeKernels } from '../src/platform/native-addon.ts';
+import { loadNativeAddon, loadNativeKernels, type SimdLevel } from '../src/platform/native-addon.ts';
 import { typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 import { BLOCK_SLOTS } from '../src/core/mask-bank.ts';
 import { disposeDenseLayers } from '../src/core/masked-mlp.ts';
@@ -134,6 +134,43 @@ describe('binary search over packed candidates', () => {
       }
       assert.throws(() => kernels!.gatherSlots(net.bank.raw, words, Int32Array.from([99]), new Uint32Array(8 * words)), /outside the bank/);
       net.dispose();
+    });
+  }
+});
+
+describe('gatherSlots with counts', () => {
+  const native = loadNativeAddon();
+  const best = native.addon?.setSimdLevel('auto');
+  const order: SimdLevel[] = ['scalar', 'avx2', 'avx512'];
+  const levels: [string, SimdLevel | null, string | false][] = [
+    ['typescript', null, false],
+    ...order.map((level): [string, SimdLevel, string | false] => [
+      `native ${level}`,
+      level,
+      !native.addon ? native.reason : order.indexOf(level) > order.indexOf(best!) ? `this CPU has no ${level}` : false,
+    ]),
+  ];
+  for (const [name, level, skip] of levels) {
+    it(`${name}: counts[w] = how many gathered masks keep w (300 slots with repeats: byte counters flushed, counts past 255)`, { skip }, () => {
+      const kernels = level ? loadNativeKernels().kernels! : typescriptKernels;
+      const rng = new Xoshiro128(41);
+      try {
+        if (level) native.addon!.setSimdLevel(level);
+        for (const [words, blocks, picks] of [[3, 2, [0, 15, 7]], [7, 50, Array.from({ length: 300 }, () => rng.nextInt(400))]] as [number, number, number[]][]) {
+          const bank = Uint32Array.from({ length: words * blocks * BLOCK_SLOTS }, () => rng.nextUint32());
+          const slots = Int32Array.from(picks);
+          const out = new Uint32Array(Math.ceil(slots.length / BLOCK_SLOTS) * BLOCK_SLOTS * words);
+          const counts = new Float32Array(words * 32).fill(-1), expected = new Float32Array(words * 32);
+          kernels.gatherSlots(bank, words, slots, out, counts);
+          typescriptKernels.subsetCount(bank, words, slots, expected);
+          assert.deepEqual(counts, expected, `words=${words} slots=${slots.length}`);
+          const plain = new Uint32Array(out.length);
+          kernels.gatherSlots(bank, words, slots, plain);
+          assert.deepEqual(out, plain, 'the gathered bank is the same with or without counts');
+        }
+      } finally {
+        native.addon?.setSimdLevel('auto');
+      }
     });
   }
 });

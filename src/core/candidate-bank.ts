@@ -3,13 +3,16 @@ import { BLOCK_SLOTS } from './mask-bank.ts';
 import { type PackedSlots } from './supermask-network.ts';
 
 /**
- * Binary search's remaining candidates, gathered into a bank of their own (slot i = slots[i]). A round scores
- * only these, and the next round's candidates are gathered from this bank, so the rounds cost k/2 + k/4 + …
- * after the first, not k each. (The search keeps their per-weight count itself, subtracting what it drops.)
+ * Binary search's remaining candidates, gathered into a bank of their own (slot i = slots[i]), with their
+ * per-weight count (the round's superposition), counted by the same kernel call that gathers them. A round
+ * scores only these, and the next round's candidates are gathered from this bank, so the rounds cost
+ * k/2 + k/4 + … after the first, not k each.
  */
 export class CandidateBank implements PackedSlots {
   readonly raw: Uint32Array;
   readonly blocks: number;
+  /** counts[w] = how many of the candidates keep weight w (words * 32 floats). */
+  readonly counts: Float32Array;
 
   private constructor(
     private readonly kernels: MaskKernels,
@@ -22,8 +25,8 @@ export class CandidateBank implements PackedSlots {
     positions: Int32Array,
   ) {
     this.blocks = Math.ceil(slots.length / BLOCK_SLOTS);
-    this.raw = scratch.take(this.blocks * BLOCK_SLOTS * words);
-    kernels.gatherSlots(from.raw, words, positions, this.raw);
+    ({ raw: this.raw, counts: this.counts } = scratch.take(this.blocks * BLOCK_SLOTS * words, words * 32));
+    kernels.gatherSlots(from.raw, words, positions, this.raw, this.counts);
   }
 
   static of(kernels: MaskKernels, words: number, scratch: CandidateScratch, bank: PackedSlots, slots: Int32Array): CandidateBank {
@@ -43,11 +46,14 @@ export class CandidateBank implements PackedSlots {
  */
 export class CandidateScratch {
   private buffers = [new Uint32Array(0), new Uint32Array(0)];
+  private counts = new Float32Array(0);
   private turn = 0;
 
-  take(length: number): Uint32Array {
+  /** A bank of `length` words, and the counts (one buffer: a round reads only its own counts). */
+  take(length: number, weights: number): { raw: Uint32Array; counts: Float32Array } {
     this.turn ^= 1;
     if (this.buffers[this.turn].length < length) this.buffers[this.turn] = new Uint32Array(length);
-    return this.buffers[this.turn].subarray(0, length);
+    if (this.counts.length !== weights) this.counts = new Float32Array(weights);
+    return { raw: this.buffers[this.turn].subarray(0, length), counts: this.counts };
   }
 }

@@ -10,7 +10,7 @@ import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
 import { batchWeightGradient, type DenseLayers, disposeDenseLayers, forward, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
-import { superposedV } from './superposed-pass.ts';
+import { superposedV, superposedVNative } from './superposed-pass.ts';
 
 /** Most V rows one `scores` pass takes in scoresOfVectors (see there). */
 const SCORE_ROWS_PER_PASS = 4;
@@ -42,9 +42,12 @@ export class SupermaskNetwork {
   private readonly baseTensors: tf.Tensor2D[];
   private readonly maskedCache: LruCache<number, DenseLayers>;
   private fullSuperposition: DenseLayers | null = null;
-  /** V of scoresFromCounts (zero past P) and the counts of subtractCounts: reused, P floats each. */
+  /** V of scoresFromCounts (zero past P): reused, P floats. */
   private readonly vScratch: Float32Array;
-  private readonly countScratch: Float32Array;
+  /** vRows' buffer. */
+  private vRowScratch = new Float32Array(0);
+  /** The base layers back to back, for the native superposed pass (made on first use). */
+  private flatWeights: Float32Array | null = null;
   /** The bank and base network on the kernels' device, when they have one: the passes below then run there. */
   private readonly device: DeviceNetwork | null;
 
@@ -63,7 +66,6 @@ export class SupermaskNetwork {
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
     this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
     this.vScratch = new Float32Array(this.words * 32);
-    this.countScratch = new Float32Array(this.words * 32);
   }
 
   addMask(mask: Uint32Array): number {
@@ -116,15 +118,17 @@ export class SupermaskNetwork {
    * ∂obj/∂α_i for every slot of `bank` over the superposition W ⊙ counts / n, for one example, without tfjs
    * (superposed-pass.ts). `counts` is Σ M^i over the n superposed masks (the bank's own count for all of them).
    */
-  scoresFromCounts(counts: ArrayLike<number>, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
-    superposedV(this.base.layers, this.shapes, counts, n, x, objective, this.architecture.classes, this.vScratch);
+  scoresFromCounts(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
+    this.oneV(counts, n, x, objective, this.vScratch);
     return this.scoresOfVectors(this.vScratch, 1, bank);
   }
 
-  /** counts[w] −= the number of masks among `slots` of `bank` (packed layout) that keep w. */
-  subtractCounts(counts: Float32Array, bank: Uint32Array, slots: Int32Array): void {
-    this.kernels.subsetCount(bank, this.words, slots, this.countScratch);
-    for (let w = 0; w < counts.length; w++) counts[w] -= this.countScratch[w];
+  /** V of one example over W ⊙ counts / n into v (superposed-pass.ts): in the addon where it has the pass. */
+  private oneV(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, v: Float32Array): void {
+    const kernel = this.kernels.superposed, classes = this.architecture.classes;
+    if (!kernel) return superposedV(this.base.layers, this.shapes, counts, n, x, objective, classes, v);
+    this.flatWeights ??= concatLayers(this.base.layers);
+    superposedVNative(kernel, this.flatWeights, this.signed.sizes, counts, n, x, objective, classes, v);
   }
 
   /** Whether the bank and base network live on the kernels' device (the passes then run there). */
@@ -175,23 +179,30 @@ export class SupermaskNetwork {
   }
 
   /**
-   * V of the superposition of every stored mask for x (the objective averaged over its rows): one row of
-   * words · 32 floats, zero past P. One example in plain arrays (superposed-pass.ts), more through tfjs. CPU only.
+   * V of the superposition of every stored mask for x (the objective averaged over its rows), written into
+   * `v` (words · 32 floats, whose padding past P is left as is). One example in plain arrays or the addon
+   * (superposed-pass.ts), more through tfjs. CPU only.
    */
-  superpositionV(x: tf.Tensor2D, objective: Objective): Float32Array {
+  superpositionV(x: tf.Tensor2D, objective: Objective, v: Float32Array): void {
     const batch = x.shape[0];
-    if (batch === 1) {
-      const v = new Float32Array(this.words * 32);
-      superposedV(this.base.layers, this.shapes, this.bank.count, this.bank.taskCount, x.dataSync() as Float32Array, objective, this.architecture.classes, v);
-      return v;
-    }
+    if (batch === 1) return this.oneV(this.bank.count, this.bank.taskCount, x.dataSync() as Float32Array, objective, v);
     const classes = this.architecture.classes;
     const { inputs, deltas } = gradientTrace(this.superposed(), x, (logits) => tf.div(objectiveGradient(objective, logits, classes), batch));
     try {
-      return this.vFromTrace(inputs, deltas, false);
+      v.set(this.vFromTrace(inputs, deltas, false));
     } finally {
       tf.dispose([...inputs, ...deltas]);
     }
+  }
+
+  /**
+   * Room for `rows` V rows (zero past P), reused from call to call: a fresh buffer of merged rows costs more
+   * in page faults than the bank pass it feeds (~10 MB for 8 rows at P = 315,200; measured ~50 ms a call).
+   */
+  vRows(rows: number): Float32Array {
+    const length = rows * this.words * 32;
+    if (this.vRowScratch.length < length) this.vRowScratch = new Float32Array(length);
+    return this.vRowScratch.subarray(0, length);
   }
 
   /**
@@ -269,6 +280,12 @@ export class SupermaskNetwork {
     });
     return makeDenseLayers(weights);
   }
+}
+
+function concatLayers(layers: Float32Array[]): Float32Array {
+  const out = new Float32Array(layers.reduce((n, l) => n + l.length, 0));
+  layers.reduce((o, l) => (out.set(l, o), o + l.length), 0);
+  return out;
 }
 
 function scaledCounts(counts: Uint16Array | Float32Array, k: number): Float32Array {

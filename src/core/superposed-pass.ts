@@ -56,6 +56,35 @@ export function superposedV(
   }
 }
 
+/**
+ * The same pass in the native addon (native/superposed_pass.cc), in two halves around the objective's
+ * gradient: the same double operations in the same order as superposedV, so the same V bit for bit.
+ * `weights` holds the layers back to back (P floats), `sizes` [n_0 … n_L]; `acts` n_0 + … + n_L doubles
+ * (each layer's input, then the logits).
+ */
+export interface SuperposedKernel {
+  forward(weights: Float32Array, sizes: Int32Array, counts: Uint16Array | Float32Array, n: number, x: Float32Array, acts: Float64Array): void;
+  backward(weights: Float32Array, sizes: Int32Array, counts: Uint16Array | Float32Array, n: number, acts: Float64Array, delta: Float64Array, v: Float32Array): void;
+}
+
+/** superposedV through the native kernel. */
+export function superposedVNative(
+  kernel: SuperposedKernel,
+  weights: Float32Array,
+  sizes: Int32Array,
+  counts: Uint16Array | Float32Array,
+  n: number,
+  x: Float32Array,
+  objective: Objective,
+  classes: number,
+  v: Float32Array,
+): void {
+  const acts = new Float64Array(sizes.reduce((a, b) => a + b, 0));
+  kernel.forward(weights, sizes, counts, n, x, acts);
+  const logits = acts.subarray(acts.length - sizes[sizes.length - 1]);
+  kernel.backward(weights, sizes, counts, n, acts, logitGradient(logits, objective, classes), v);
+}
+
 /** ∂obj/∂logits for one example (objectives.ts has the same rule on tensors). */
 function logitGradient(logits: Float64Array, objective: Objective, classes: number): Float64Array {
   let max = -Infinity;

@@ -89,8 +89,8 @@ function oneShotPerSegment(
     return segments.flatMap((n, r) => withRows(x, starts[r], n, (part) => inferTasks(net, part, o, shifted(starts[r]))));
   }
   const padded = net.words * 32;
-  const vectors = new Float32Array(segments.length * padded);
-  segments.forEach((_, r) => withRows(x, starts[r], own(r), (part) => vectors.set(net.superpositionV(part, o.objective), r * padded)));
+  const vectors = net.vRows(segments.length);
+  segments.forEach((_, r) => withRows(x, starts[r], own(r), (part) => net.superpositionV(part, o.objective, vectors.subarray(r * padded, (r + 1) * padded))));
   const grads = net.scoresOfVectors(vectors, segments.length);
   const width = net.bank.slotCapacity;
   return segments.flatMap((n, r) => {
@@ -109,9 +109,9 @@ function singleExample(net: SupermaskNetwork, x: tf.Tensor2D): Float32Array | nu
 function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, check?: (d: TaskDecision, grads: Float32Array) => TaskDecision): TaskDecision {
   if (net.onDevice) return deviceBinarySearch(net, slots, x, o, check);
   // Each round scores only its candidates (packed into a candidate bank) over their superposition, whose
-  // per-weight count is the last round's minus the masks it dropped: k/2 + k/4 + … masks counted in all.
+  // per-weight count the gather that packed them counted: k/2 + k/4 + … masks copied and counted in all.
   const one = singleExample(net, x);
-  const gradients = (counts: ArrayLike<number>, n: number, bank?: CandidateBank): Float32Array => {
+  const gradients = (counts: Uint16Array | Float32Array, n: number, bank?: CandidateBank): Float32Array => {
     if (one) return net.scoresFromCounts(counts, n, one, o.objective, bank);
     const layers = net.countsSuperposition(Float32Array.from(counts), n);
     try {
@@ -122,15 +122,10 @@ function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, 
   };
   const first = one ? gradients(net.bank.count, slots.length) : net.gradientsOver(x, o.objective, false);
   const verdict = decideFromGradients(first, slots, o.epsilon);
-  const counts = Float32Array.from(net.bank.count);
-  const kept = keepLowerHalf(slots, first);
-  net.subtractCounts(counts, net.bank.raw, without(slots, kept));
-  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, kept);
+  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, keepLowerHalf(slots, first));
   while (candidates.slots.length > 1) {
     const positions = Int32Array.from(candidates.slots.keys());
-    const keep = keepLowerHalf(positions, gradients(counts, positions.length, candidates));
-    net.subtractCounts(counts, candidates.raw, without(positions, keep));
-    candidates = candidates.narrow(keep);
+    candidates = candidates.narrow(keepLowerHalf(positions, gradients(candidates.counts, positions.length, candidates)));
   }
   const slot = candidates.slots[0];
   const d = { slot, confidence: nu(first, slots)[slots.indexOf(slot)], unknown: verdict.unknown };
@@ -145,16 +140,6 @@ function deviceBinarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tens
   while (half.length > 1) half = keepLowerHalf(half, net.gradientsOver(x, o.objective, false, half));
   const d = { slot: half[0], confidence: nu(first, slots)[slots.indexOf(half[0])], unknown: verdict.unknown };
   return check ? check(d, first) : d;
-}
-
-/** The members of `all` (ascending) that are not in `kept` (ascending). */
-function without(all: Int32Array, kept: Int32Array): Int32Array {
-  const out = new Int32Array(all.length - kept.length);
-  for (let i = 0, j = 0, n = 0; i < all.length; i++) {
-    if (j < kept.length && kept[j] === all[i]) j++;
-    else out[n++] = all[i];
-  }
-  return out;
 }
 
 /** ν = softmax(-g) over the stored slots; the winner, its ν, and the unknown test. */

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { ForwardBits } from '../core/kernels/forward-bits.ts';
 import type { MaskKernels } from '../core/kernels/mask-kernels.ts';
+import type { SuperposedKernel } from '../core/superposed-pass.ts';
 import { firstLine } from './first-line.ts';
 
 /** What the addon exports. `readFloor` streams a buffer with the kernels' threads (memory-read floor). */
@@ -14,7 +15,10 @@ export interface NativeAddon {
   scoresMulti(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
   scoresOuter: NonNullable<MaskKernels['scoresOuter']>;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
-  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
+  /** The superposed pass's two halves (contract: SuperposedKernel in src/core/superposed-pass.ts). */
+  superposedForward?: SuperposedKernel['forward'];
+  superposedBackward?: SuperposedKernel['backward'];
   /** Training: RMSProp on scores and the GN effective weights (contract: src/core/score-update.ts). */
   rmspropStep(S: Float32Array, V: Float32Array, G: Float32Array, W: Float32Array, lr: number, alpha: number, eps: number): void;
   maskBySign(S: Float32Array, W: Float32Array, out: Float32Array): void;
@@ -82,9 +86,10 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
         ? addon.scoresMulti(bank, words, blocks, v, examples, out)
         : addon.scores(bank, words, blocks, v, examples, out),
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
-    gatherSlots: (bank, words, slots, out) => addon.gatherSlots(bank, words, slots, out),
+    gatherSlots: (bank, words, slots, out, counts) => addon.gatherSlots(bank, words, slots, out, counts),
     forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
     scoresOuter: typeof addon.scoresOuter === 'function' ? addon.scoresOuter : undefined,
+    superposed: addon.superposedForward && addon.superposedBackward ? { forward: addon.superposedForward, backward: addon.superposedBackward } : undefined,
   };
   return { kernels, reason };
 }

@@ -2,6 +2,7 @@ import type { BaseNetwork } from '../base-network.ts';
 import type { MaskBank } from '../mask-bank.ts';
 import type { DeviceNetwork } from './device-network.ts';
 import type { ForwardBits } from './forward-bits.ts';
+import type { SuperposedKernel } from '../superposed-pass.ts';
 
 /**
  * The k-dependent kernels over the packed bank (layout: see mask-bank.ts). Two implementations share
@@ -24,9 +25,12 @@ export interface MaskKernels {
   bindNetwork?(base: BaseNetwork, bank: MaskBank): DeviceNetwork;
   /**
    * A bank of its own for the masks of `slots`, in that order: slot i of `out` holds slots[i]'s mask, the rest
-   * of the last block is zero. `out` has room for ceil(slots.length / 8) blocks.
+   * of the last block is zero. `out` has room for ceil(slots.length / 8) blocks. With `counts` (words * 32
+   * floats), also counts[w] = the number of those masks that keep w (at most 65535 slots).
    */
-  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array): void;
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
+  /** V for one example through W ⊙ counts / n (superposed-pass.ts is the reference it equals); native only. */
+  readonly superposed?: SuperposedKernel;
   /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
   readonly forwardBits?: ForwardBits;
   /**

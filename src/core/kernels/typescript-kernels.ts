@@ -71,7 +71,7 @@ export const typescriptKernels: MaskKernels = {
     out.set(counts);
   },
 
-  gatherSlots(bank, words, slots, out) {
+  gatherSlots(bank, words, slots, out, counts) {
     checkSlots(bank, words, slots);
     const blocks = Math.ceil(slots.length / BLOCK_SLOTS);
     if (out.length < blocks * BLOCK_SLOTS * words) throw new RangeError('out is shorter than ceil(slots / 8) * 8 * words');
@@ -81,6 +81,7 @@ export const typescriptKernels: MaskKernels = {
       const dst = Math.floor(i / BLOCK_SLOTS) * words * BLOCK_SLOTS + (i % BLOCK_SLOTS);
       for (let j = 0; j < words; j++) out[dst + j * BLOCK_SLOTS] = bank[src + j * BLOCK_SLOTS];
     });
+    if (counts) typescriptKernels.subsetCount(bank, words, slots, counts);
   },
 };
 
