@@ -60,6 +60,14 @@ export const SETTINGS = [
     help: "unknown-task threshold ε: flagged unknown when k · max ν < 1 + ε (default: the model's own, from its manifest, else the paper's 1/8)",
   },
   { key: 'maxQueue', flag: 'max-queue', kind: 'count', default: '256', min: 1, help: 'most requests waiting; past it 503 + Retry-After' },
+  {
+    key: 'admissionWaitMs',
+    flag: 'admission-wait-ms',
+    kind: 'ms',
+    default: '1000',
+    min: 0,
+    help: 'when the queue is full, how long a new request waits for a place, its body left unread in the socket (no CPU spent on it), before 503 + Retry-After (0: refuse at once)',
+  },
   { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },
   {
     key: 'maxEngineRestarts',

@@ -52,6 +52,7 @@ export async function startService(config: ServeConfig): Promise<RunningService>
       epsilon: config.epsilon,
       maxQueue: config.maxQueue,
       maxWaitMs: config.maxWaitMs,
+      admissionWaitMs: config.admissionWaitMs,
       maxEngineRestarts: config.maxEngineRestarts,
       engineRestartDelayMs: config.engineRestartDelayMs,
     },
