@@ -10,7 +10,7 @@ import { SupsupError, modelNotLoaded, noTasks, taskNotFound } from '../contract/
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
 import type { BackendPreference } from '../platform/backend.ts';
 import { Admission } from './admission.ts';
-import { type BatchObserver, Batcher } from './batcher.ts';
+import { type BatchObserver, Batcher, type PassTiming } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
 import type { ModelInfo } from './worker-protocol.ts';
@@ -191,10 +191,10 @@ export class ModelRuntime {
     return this.admission.waiting;
   }
 
-  /** Queues a validated call; resolves with one prediction per example. */
-  classify(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
+  /** Queues a validated call; resolves with one prediction per example (and fills `timing`, when given). */
+  classify(call: ClassifyCall, timeoutMs: number, timing?: PassTiming): Promise<Prediction[]> {
     this.requireUp();
-    return this.batcher.submit(call, timeoutMs);
+    return this.batcher.submit(call, timeoutMs, timing);
   }
 
   /** Throws `unavailable` unless a worker with the model loaded is up. */
