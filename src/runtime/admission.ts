@@ -36,7 +36,7 @@ export class Admission {
   /**
    * Resolves with the release (call it once the request is answered or its client went away) when a place is
    * free, now or within `waitMs`; rejects with resource_exhausted when none came, or at once when `signal` aborts
-   * while waiting. `check` runs again when a waiter is admitted (the engine may have gone away meanwhile).
+   * (the client went away) while waiting. `check` runs again when a waiter is admitted (the engine may have gone away meanwhile).
    */
   enter(signal?: AbortSignal, check?: () => void): Promise<() => void> {
     if (this.hasPlace() && this.waiters.length === 0) return Promise.resolve(this.take());
@@ -49,7 +49,7 @@ export class Admission {
         signal?.removeEventListener('abort', onAbort);
         reject(e);
       };
-      const onAbort = () => leave(new Error('the client went away while waiting for a place'));
+      const onAbort = () => leave(queueFull(this.options.maxQueue)); // its client went away: the refusal reaches no one, and is no server fault
       const waiter: Waiter = {
         timer: setTimeout(() => leave(queueFull(this.options.maxQueue)), this.options.waitMs),
         admit: () => {
