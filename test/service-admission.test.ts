@@ -213,4 +213,26 @@ describe('waiting for a place (--admission-wait-ms)', () => {
     await sleep(100);
     assert.equal((await http('POST', `${service.url}/classify`, { inputs: x.rows, task: 'random-1' })).status, 200, 'no place is lost');
   });
+
+  it('gRPC: a call that finds the queue full waits for a place and is served when one frees, or refused RESOURCE_EXHAUSTED after the wait', async () => {
+    const oip = new (grpc.loadPackageDefinition(protoLoader.loadSync(OIP_PROTO_PATH, LOADER_OPTIONS)) as any).inference.GRPCInferenceService(
+      `127.0.0.1:${service.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as DynamicClient;
+    const request = { model_name: 'random-0', inputs: [{ name: 'x', datatype: 'UINT8', shape: [1, TINY.inputSize] }], raw_input_contents: [Buffer.from(x.bytes)] };
+    try {
+      let holder = await headersOnly(service.httpPort, classifyHead(100_000), 200);
+      const served = unary(oip, 'ModelInfer', request);
+      while (service.ctx.runtime.admissionWaiting === 0) await sleep(10);
+      holder.socket.destroy();
+      assert.equal((await served).model_name, 'random-0', 'admitted once the place came back');
+      holder = await headersOnly(service.httpPort, classifyHead(100_000), 200);
+      const t0 = Date.now();
+      await rejectsWith(unary(oip, 'ModelInfer', request), grpc.status.RESOURCE_EXHAUSTED, /busy/);
+      assert.ok(Date.now() - t0 >= 1100, 'refused after the wait');
+      holder.socket.destroy();
+    } finally {
+      oip.close();
+    }
+  });
 });
