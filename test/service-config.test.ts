@@ -17,7 +17,7 @@ describe('serve configuration', () => {
       kernels: 'auto',
       maxBatch: 1024,
       maxQueue: 256,
-      admissionWaitMs: 1000,
+      admissionWaitMs: 5000,
       maxWaitMs: 0,
       maxEngineRestarts: 5,
       engineRestartDelayMs: 1000,

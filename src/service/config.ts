@@ -64,7 +64,7 @@ export const SETTINGS = [
     key: 'admissionWaitMs',
     flag: 'admission-wait-ms',
     kind: 'ms',
-    default: '1000',
+    default: '5000',
     min: 0,
     help: 'when the queue is full, how long a new request waits for a place, its body left unread in the socket (no CPU spent on it), before 503 + Retry-After (0: refuse at once)',
   },
