@@ -84,7 +84,7 @@ describe('Open Inference Protocol over gRPC', () => {
     );
     assert.deepEqual(meta.outputs.map((t: any) => t.name), ['probabilities', 'label', 'task', 'task_confidence', 'task_unknown']);
     await rejectsWith(unary(client, 'ModelReady', { name: 'resnet' }), grpc.status.NOT_FOUND, /unknown model "resnet" \(this server serves "supsup"/);
-    assert.deepEqual(server.extensions, ['binary_tensor_data']);
+    assert.deepEqual(server.extensions, ['binary_tensor_data', 'model_configuration', 'statistics', 'model_repository']);
     assert.deepEqual(meta.versions, ['1']);
     assert.equal(meta.properties.input_datatypes, 'FP32,FP64,UINT8');
     assert.match(meta.properties.input_scaling, /divided by 255/);

@@ -30,7 +30,7 @@ describe('given-task calls inline on the main thread', { skip: native.addon ? fa
     tmp = await tempDir('supsup-inline-');
     dir = await tinyModel(tmp.dir, 3);
     runtime = await ModelRuntime.open(
-      { dir, backend: 'wasm', kernels: 'native', maxBatch: 64, maxQueue: 16, maxWaitMs: 0, maxEngineRestarts: 0, engineRestartDelayMs: 100 },
+      { dir, backend: 'wasm', kernels: 'native', maxBatch: 64, maxQueue: 16, admissionWaitMs: 0, maxWaitMs: 0, maxEngineRestarts: 0, engineRestartDelayMs: 100 },
       quiet,
     );
     const client = (runtime as any).client;

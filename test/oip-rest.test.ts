@@ -89,7 +89,7 @@ describe('Open Inference Protocol over REST, as Triton and KServe clients speak 
 
   it('lists the binary tensor data extension in server metadata', async () => {
     const meta = await http('GET', `${service.url}/v2`);
-    assert.deepEqual(meta.body.extensions, ['binary_tensor_data']);
+    assert.deepEqual(meta.body.extensions, ['binary_tensor_data', 'model_configuration', 'statistics', 'model_repository']);
   });
 
   it('takes binary inputs and answers binary outputs (binary_data_output, the client default), with no content type', async () => {

@@ -18,6 +18,7 @@ describe('serve configuration', () => {
       maxBatch: 1024,
       rerank: 4,
       maxQueue: 256,
+      admissionWaitMs: 5000,
       maxWaitMs: 0,
       maxEngineRestarts: 5,
       engineRestartDelayMs: 1000,

@@ -22,8 +22,19 @@ export interface BatchObserver {
   batch(examples: number): void;
 }
 
+/** What a caller may learn of the pass that served its call (for per-model statistics), filled in when it ran. */
+export interface PassTiming {
+  /** Which pass (a counter): calls merged into one pass share it. */
+  pass: number;
+  /** Examples in the pass, this call's and those merged with it. */
+  examples: number;
+  queueMs: number;
+  computeMs: number;
+}
+
 interface Job {
   call: ClassifyCall;
+  timing?: PassTiming;
   key: string | null;
   enqueuedAt: number;
   timeoutMs: number;
@@ -40,6 +51,7 @@ export class Batcher {
   private waitTimer: NodeJS.Timeout | undefined;
   private flushing = false;
   private idleWaiters: (() => void)[] = [];
+  private passes = 0;
 
   constructor(
     private readonly options: BatcherOptions,
@@ -57,13 +69,13 @@ export class Batcher {
     return this.runningJobs;
   }
 
-  /** Throws resource_exhausted at once when the queue is full; otherwise resolves with the call's predictions. */
-  submit(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
+  /** Throws resource_exhausted at once when the queue is full; otherwise resolves with the call's predictions (and fills `timing`, when given). */
+  submit(call: ClassifyCall, timeoutMs: number, timing?: PassTiming): Promise<Prediction[]> {
     if (this.queue.length >= this.options.maxQueue) {
       throw queueFull(this.options.maxQueue);
     }
     return new Promise((resolve, reject) => {
-      const job: Job = { call, key: mergeKey(call), enqueuedAt: performance.now(), timeoutMs, state: 'queued', resolve, reject };
+      const job: Job = { call, timing, key: mergeKey(call), enqueuedAt: performance.now(), timeoutMs, state: 'queued', resolve, reject };
       job.timer = setTimeout(() => this.expire(job), timeoutMs);
       this.queue.push(job);
       this.pump();
@@ -126,6 +138,11 @@ export class Batcher {
     return group;
   }
 
+  /** A number for a pass, unique among this batcher's (the runtime's inline passes take theirs here too). */
+  newPass(): number {
+    return ++this.passes;
+  }
+
   private async dispatch(group: Job[]): Promise<void> {
     const now = performance.now();
     for (const j of group) {
@@ -135,8 +152,12 @@ export class Batcher {
     const calls = group.map((j) => j.call);
     const merged = mergeCalls(calls);
     this.observer?.batch(merged.batch);
+    const pass = this.newPass();
     try {
-      const parts = splitPredictions(await this.run(merged), calls);
+      const predictions = await this.run(merged);
+      const computeMs = performance.now() - now;
+      for (const j of group) if (j.timing) Object.assign(j.timing, { pass, examples: merged.batch, queueMs: now - j.enqueuedAt, computeMs });
+      const parts = splitPredictions(predictions, calls);
       group.forEach((j, i) => this.settle(j, () => j.resolve(parts[i])));
     } catch (e) {
       for (const j of group) this.settle(j, () => j.reject(e as Error));

@@ -9,7 +9,8 @@ import { type ClassifyCall, type Prediction, type RawClassifyCall, validateClass
 import { SupsupError, modelNotLoaded, noTasks, taskNotFound } from '../contract/errors.ts';
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
 import type { BackendPreference } from '../platform/backend.ts';
-import { type BatchObserver, Batcher, queueFull } from './batcher.ts';
+import { Admission } from './admission.ts';
+import { type BatchObserver, Batcher, type PassTiming } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import { InlineGiven } from './inline-given.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
@@ -29,6 +30,8 @@ export interface RuntimeOptions {
   rerank?: number;
   /** Most requests waiting for the engine; past it: 503 / RESOURCE_EXHAUSTED. */
   maxQueue: number;
+  /** How long a request that finds the queue full waits, unread, for a place before it is refused (0: at once). */
+  admissionWaitMs: number;
   /** How long the first request of a mergeable group waits for company before its pass starts. */
   maxWaitMs: number;
   /** Consecutive failed restarts of a dead engine worker before giving up (0: give up when it dies). */
@@ -78,8 +81,7 @@ export class ModelRuntime {
   private inline: InlineGiven | null = null;
   private engineState: EngineState = 'starting';
   private restartTimer: NodeJS.Timeout | undefined;
-  /** Requests admitted by the protocol adapters (admit()) and not answered yet. */
-  private admitted = 0;
+  private readonly admission: Admission;
   private readonly readyListeners: (() => void)[] = [];
   /** The open and warm-up requests a started engine sent before this runtime existed; the first load() takes their answers. */
   private opening: Opening | undefined;
@@ -97,7 +99,16 @@ export class ModelRuntime {
     } else {
       this.client = this.startWorker();
     }
-    this.batcher = new Batcher(options, (call) => this.runPass(call), observer);
+    this.admission = new Admission({ maxQueue: options.maxQueue, waitMs: options.admissionWaitMs }, () => this.batcher.running);
+    // A pass that starts frees the places of the requests it takes.
+    const batches: BatchObserver = {
+      queueWait: (seconds) => observer?.queueWait(seconds),
+      batch: (examples) => {
+        observer?.batch(examples);
+        this.admission.wake();
+      },
+    };
+    this.batcher = new Batcher(options, (call) => this.runPass(call), batches);
   }
 
   /** Starts the engine worker (or adopts `started`); the model is not loaded until `load()`. */
@@ -195,30 +206,34 @@ export class ModelRuntime {
   }
 
   /**
-   * Admission, for the protocol adapters to call before they read a request's body: refuses (resource_exhausted)
-   * when as many admitted requests wait as the queue holds, counting those still being read and decoded, and
-   * (unavailable) while no engine worker is up. Returns the release, to call once the request is answered.
+   * Admission (admission.ts), for the protocol adapters to ask before they read a request's body: resolves with
+   * the release, to call once the request is answered, when a place in the queue is free now or within
+   * --admission-wait-ms; rejects with resource_exhausted when none came, and with unavailable while no engine
+   * worker is up. `signal`: the client went away while waiting.
    */
-  admit(): () => void {
-    this.requireUp();
-    if (this.admitted - this.batcher.running >= this.options.maxQueue) throw queueFull(this.options.maxQueue);
-    this.admitted++;
-    let held = true;
-    return () => {
-      if (held) this.admitted--;
-      held = false;
-    };
+  admit(signal?: AbortSignal): Promise<() => void> {
+    try {
+      this.requireUp();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.admission.enter(signal, () => this.requireUp());
   }
 
-  /** Queues a validated call; resolves with one prediction per example. */
-  classify(call: ClassifyCall, timeoutMs: number): Promise<Prediction[]> {
+  /** Requests waiting, unread, for a place in the queue. */
+  get admissionWaiting(): number {
+    return this.admission.waiting;
+  }
+
+  /** Queues a validated call; resolves with one prediction per example (and fills `timing`, when given). */
+  classify(call: ClassifyCall, timeoutMs: number, timing?: PassTiming): Promise<Prediction[]> {
     this.requireUp();
-    if (this.inline?.takes(call)) return this.classifyInline(this.inline, call);
-    return this.batcher.submit(call, timeoutMs);
+    if (this.inline?.takes(call)) return this.classifyInline(this.inline, call, timing);
+    return this.batcher.submit(call, timeoutMs, timing);
   }
 
   /** A small given-task call, answered on this thread without queueing (inline-given.ts). */
-  private classifyInline(inline: InlineGiven, call: ClassifyCall): Promise<Prediction[]> {
+  private classifyInline(inline: InlineGiven, call: ClassifyCall, timing?: PassTiming): Promise<Prediction[]> {
     const start = performance.now();
     let predictions: Prediction[];
     try {
@@ -226,9 +241,11 @@ export class ModelRuntime {
     } catch (e) {
       return Promise.reject(e);
     }
+    const computeMs = performance.now() - start;
+    if (timing) Object.assign(timing, { pass: this.batcher.newPass(), examples: call.batch, queueMs: 0, computeMs });
     this.observer?.queueWait(0);
     this.observer?.batch(call.batch);
-    this.observer?.inference((performance.now() - start) / 1000, 'given');
+    this.observer?.inference(computeMs / 1000, 'given');
     this.observer?.predictions(predictions);
     return Promise.resolve(predictions);
   }

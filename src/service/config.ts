@@ -68,6 +68,14 @@ export const SETTINGS = [
     help: "a task inferred one-shot from one example (decideFrom first or each, or a batch of one): the one-shot gradient's top N masks each run exactly on the example and the best fit wins (1: the gradient's top-1, the paper's rule)",
   },
   { key: 'maxQueue', flag: 'max-queue', kind: 'count', default: '256', min: 1, help: 'most requests waiting; past it 503 + Retry-After' },
+  {
+    key: 'admissionWaitMs',
+    flag: 'admission-wait-ms',
+    kind: 'ms',
+    default: '5000',
+    min: 0,
+    help: 'when the queue is full, how long a new request waits for a place, its body left unread in the socket (no CPU spent on it), before 503 + Retry-After (0: refuse at once)',
+  },
   { key: 'maxWaitMs', flag: 'max-wait-ms', kind: 'ms', default: '0', min: 0, help: 'how long a request waits for others to merge with (0: merge only what is already queued)' },
   {
     key: 'maxEngineRestarts',

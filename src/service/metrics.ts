@@ -5,6 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { RuntimeObserver } from '../runtime/model-runtime.ts';
 import { loadNativeAddon } from '../platform/native-addon.ts';
 import { PACKAGE_VERSION, sourceCommit } from './version.ts';
+import { ModelStatistics } from './oip/statistics.ts';
 
 /** Live values the gauges read at scrape time. */
 export interface GaugeSources {
@@ -29,6 +30,8 @@ export class ServiceMetrics {
   readonly batchSize: Histogram;
   readonly taskInference: Counter<'outcome'>;
   readonly engineRestarts: Counter;
+  /** Per-model statistics of OIP inference calls, in Triton's form (GET /v2/models/stats, gRPC ModelStatistics). */
+  readonly modelStatistics = new ModelStatistics();
 
   constructor(sources: GaugeSources) {
     const registers = [this.registry];

@@ -54,6 +54,7 @@ export async function startService(config: ServeConfig, started?: StartedEngine)
       rerank: config.rerank,
       maxQueue: config.maxQueue,
       maxWaitMs: config.maxWaitMs,
+      admissionWaitMs: config.admissionWaitMs,
       maxEngineRestarts: config.maxEngineRestarts,
       engineRestartDelayMs: config.engineRestartDelayMs,
     },

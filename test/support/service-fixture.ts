@@ -44,6 +44,7 @@ export function testConfig(model: string, overrides: Partial<ServeConfig> = {}):
     epsilon: 0.125,
     maxQueue: 64,
     maxWaitMs: 0,
+    admissionWaitMs: 0,
     maxEngineRestarts: 5,
     engineRestartDelayMs: 1000,
     bodyLimit: 4 * 1024 * 1024,

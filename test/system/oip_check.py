@@ -5,7 +5,8 @@ REST requests are built byte by byte with http.client as Triton's stock HTTP cli
 them: the KServe / OIP REST specification (inference_rest.md, open_inference_rest.yaml) and Triton's binary tensor
 data extension (extension_binary_data.md): a JSON header of `Inference-Header-Content-Length` bytes, then each
 input's little-endian bytes (`parameters.binary_data_size`), no Content-Type; `binary_data_output` / per-output
-`binary_data`; answers read back the same way. gRPC uses stubs generated from proto/inference.proto (Debian's
+`binary_data`; answers read back the same way; Triton's model configuration, statistics and model repository extensions
+(extension_model_configuration.md, extension_statistics.md, extension_model_repository.md). gRPC uses stubs generated from proto/inference.proto (Debian's
 python3-grpcio). `tritonclient` itself cannot be installed here (no PyPI), hence this client.
 
 Prints one JSON line per check, {"check": name, "ok": bool, "detail": text}; exits 1 when any failed.
@@ -237,6 +238,38 @@ def main() -> int:
 
     _input_checks()
 
+    @check("REST Triton extensions: /config (ModelConfig JSON), /stats counts one more infer, repository index READY")
+    def _extensions():
+        status, meta = rest.json("GET", "/v2")
+        assert {"model_configuration", "statistics", "model_repository"} <= set(meta["extensions"]), meta["extensions"]
+        task = state["task"]
+        status, config = rest.json("GET", f"/v2/models/{task}/versions/1/config")
+        assert status == 200 and config["name"] == task and config["max_batch_size"] > 0, f"{status} {config}"
+        assert config["input"][0]["name"] == "x" and config["input"][0]["data_type"] == "TYPE_FP32" and config["input"][0]["dims"] == [784], config["input"]
+        assert [o["name"] for o in config["output"]] == OUTPUTS, config["output"]
+        stats = lambda: rest.json("GET", f"/v2/models/{task}/stats")[1]["model_stats"][0]  # noqa: E731
+        before = stats()
+        status, _ = rest.json("POST", f"/v2/models/{task}/infer", {"inputs": [{"name": "x", "shape": [n, 784], "datatype": "UINT8", "data": list(pixels)}]})
+        assert status == 200, status
+        after = stats()
+        assert after["name"] == task and after["version"] == "1", after
+        assert after["inference_count"] - before["inference_count"] == n, (before["inference_count"], after["inference_count"])
+        assert after["execution_count"] - before["execution_count"] == 1, after["execution_count"]
+        ok, ok0 = after["inference_stats"]["success"], before["inference_stats"]["success"]
+        assert ok["count"] - ok0["count"] == 1 and ok["ns"] > ok0["ns"], (ok0, ok)
+        assert after["inference_stats"]["compute_infer"]["ns"] > before["inference_stats"]["compute_infer"]["ns"], after["inference_stats"]
+        assert after["last_inference"] > 0, after
+        status, every = rest.json("GET", "/v2/models/stats")
+        assert status == 200 and {model, task} <= {m["name"] for m in every["model_stats"]}, status
+        status, index = rest.json("POST", "/v2/repository/index", {"ready": True})
+        assert status == 200 and {"name": task, "version": "1", "state": "READY", "reason": ""} in index, index[:3]
+        assert index[0]["name"] == model, index[0]
+        status, error = rest.json("GET", "/v2/models/no-such-model/config")
+        assert status == 404 and isinstance(error["error"], str), f"{status} {error}"
+        return f"{task}: {after['inference_count']} inferences, {after['execution_count']} executions, success {ok['ns']} ns; {len(index)} models in the index"
+
+    _extensions()
+
     Path(args.stubs).mkdir(parents=True, exist_ok=True)
     supsup_client.generate_stubs(args.stubs)
     sys.path.insert(0, args.stubs)
@@ -316,6 +349,28 @@ def main() -> int:
         return f"{len(bad)} refused"
 
     _grpc_errors()
+
+    @check("gRPC Triton extensions: ModelConfig, ModelStatistics (equal to REST), RepositoryIndex")
+    def _grpc_extensions():
+        task = state["task"]
+        config = stub.ModelConfig(pb.ModelConfigRequest(name=task, version="1"), timeout=10).config
+        assert config.name == task and config.max_batch_size > 0 and list(config.input[0].dims) == [784], config
+        assert pb.DataType.Name(config.input[0].data_type) == "TYPE_FP32", config.input[0]
+        stats = stub.ModelStatistics(pb.ModelStatisticsRequest(name=task), timeout=10).model_stats[0]
+        status, rest_stats = rest.json("GET", f"/v2/models/{task}/stats")
+        r = rest_stats["model_stats"][0]
+        assert stats.inference_count == r["inference_count"] and stats.inference_stats.success.count == r["inference_stats"]["success"]["count"], (stats, r)
+        assert stats.inference_stats.success.ns == r["inference_stats"]["success"]["ns"], "gRPC and REST report different ns"
+        index = stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=True), timeout=10).models
+        assert any(m.name == task and m.state == "READY" for m in index), index
+        try:
+            stub.ModelConfig(pb.ModelConfigRequest(name="no-such-model"), timeout=10)
+            raise AssertionError("unknown model answered")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.NOT_FOUND, e
+        return f"{task}: {stats.inference_count} inferences; {len(index)} models"
+
+    _grpc_extensions()
 
     channel.close()
     return 0 if results and all(r["ok"] for r in results) else 1

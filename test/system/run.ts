@@ -11,7 +11,8 @@
  * 4. A Python gRPC client (Debian python3-grpcio; stubs generated now from proto/): Infer with given and
  *    inferred tasks against REST's answers, health Check/Watch, reflection (test/system/grpc_check.py); and
  *    an Open Inference Protocol client written from the published documents, REST by hand and gRPC:
- *    binary tensor data extension, parameters, outputs, versions, per-task models (test/system/oip_check.py).
+ *    binary tensor data extension, parameters, outputs, versions, per-task models, Triton's model configuration,
+ *    statistics and repository index (test/system/oip_check.py).
  * 5. SIGTERM: readiness false and health Watch NOT_SERVING during the drain, exit 0 within the timeout.
  *
  * Prints `ok`/`not ok` per check and closes with `system: N passed, M failed`; exit 1 on any failure.

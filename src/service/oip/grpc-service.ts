@@ -4,11 +4,13 @@
 import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { BINARY_EXTENSION } from './binary-data.ts';
 import { INPUT_DATATYPES, type InputTensor } from './input-tensor.ts';
 import { type OipInferRequest, oipOutputs, planOipInfer, rawOutput } from './mapping.ts';
 import { OIP_VERSION, oipModelMetadata, resolveOipModel, serviceModels } from './models.ts';
-import { PACKAGE_VERSION } from '../version.ts';
+import { oipModelConfig } from './model-config.ts';
+import { loadModel, modelNames, repositoryIndex, unloadModel } from './repository.ts';
+import { oipServerMetadata } from './server-metadata.ts';
+import { inferRecorded } from './statistics.ts';
 import { callTimeoutMs, observeCall } from '../grpc/observe-call.ts';
 
 type Parameter = { parameter_choice?: string } & Record<string, unknown>;
@@ -57,6 +59,7 @@ export function inferenceService(ctx: ServiceContext, inflight: { count: number 
   const rpc = (name: string) => `/inference.GRPCInferenceService/${name}`;
   const source = serviceModels(ctx);
   type ModelCall = ServerUnaryCall<{ name?: string; version?: string }, unknown>;
+  type RepositoryCall = ServerUnaryCall<{ model_name?: string }, unknown>;
   return {
     ServerLive: observe(rpc('ServerLive'), async () => ({ live: ctx.health.live }), 'open'),
     ServerReady: observe(rpc('ServerReady'), async () => ({ ready: ctx.health.ready }), 'open'),
@@ -64,23 +67,41 @@ export function inferenceService(ctx: ServiceContext, inflight: { count: number 
       resolveOipModel(source, call.request.name ?? '', call.request.version);
       return { ready: ctx.health.ready };
     }),
-    ServerMetadata: observe(rpc('ServerMetadata'), async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [BINARY_EXTENSION] }), 'open'),
+    ServerMetadata: observe(rpc('ServerMetadata'), async () => oipServerMetadata(), 'open'),
     ModelMetadata: observe(rpc('ModelMetadata'), async (call: ModelCall) =>
       oipModelMetadata(resolveOipModel(source, call.request.name ?? '', call.request.version), ctx.runtime.info.limits),
     ),
     ModelInfer: observe(rpc('ModelInfer'), async (call: ServerUnaryCall<ModelInferRequest, unknown>) => {
       const model = resolveOipModel(source, call.request.model_name ?? '', call.request.model_version);
-      const plan = planOipInfer(decodeModelInfer(call.request), model, ctx.runtime, callTimeoutMs(call, ctx.config.timeoutMs));
-      const predictions = await ctx.runtime.classify(plan.call, plan.timeoutMs);
-      const outputs = oipOutputs(predictions, plan.outputs);
-      return {
-        model_name: model.name,
-        model_version: OIP_VERSION,
-        id: call.request.id ?? '',
-        parameters: { task_inferred: { bool_param: plan.call.task === undefined } },
-        outputs: outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
-        raw_output_contents: outputs.map(rawOutput),
-      };
+      const plan = () => planOipInfer(decodeModelInfer(call.request), model, ctx.runtime, callTimeoutMs(call, ctx.config.timeoutMs));
+      return inferRecorded(ctx, model, plan, (predictions, planned) => {
+        const outputs = oipOutputs(predictions, planned.outputs);
+        return {
+          model_name: model.name,
+          model_version: OIP_VERSION,
+          id: call.request.id ?? '',
+          parameters: { task_inferred: { bool_param: planned.call.task === undefined } },
+          outputs: outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
+          raw_output_contents: outputs.map(rawOutput),
+        };
+      });
     }),
+    ModelConfig: observe(rpc('ModelConfig'), async (call: ModelCall) => ({
+      config: oipModelConfig(resolveOipModel(source, call.request.name ?? '', call.request.version), ctx.runtime.info.limits, ctx.config),
+    })),
+    ModelStatistics: observe(rpc('ModelStatistics'), async (call: ModelCall) => {
+      const name = call.request.name ?? '';
+      if (name === '') {
+        if (call.request.version) throw invalid('a version needs a model name');
+        return ctx.metrics.modelStatistics.report(modelNames(ctx));
+      }
+      return ctx.metrics.modelStatistics.report([resolveOipModel(source, name, call.request.version).name]);
+    }),
+    RepositoryIndex: observe(rpc('RepositoryIndex'), async (call: ServerUnaryCall<{ ready?: boolean }, unknown>) => ({ models: repositoryIndex(ctx, call.request.ready === true) })),
+    RepositoryModelLoad: observe(rpc('RepositoryModelLoad'), async (call: RepositoryCall) => {
+      loadModel(ctx, call.request.model_name ?? '');
+      return {};
+    }),
+    RepositoryModelUnload: observe(rpc('RepositoryModelUnload'), async (call: RepositoryCall) => unloadModel(ctx, call.request.model_name ?? '')),
   };
 }

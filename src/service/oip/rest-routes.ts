@@ -1,12 +1,26 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { invalid } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
-import { BINARY_EXTENSION, BinarySlicer, HEADER_LENGTH, binaryBody, inflateBody, splitBinaryBody } from './binary-data.ts';
+import { BinarySlicer, HEADER_LENGTH, binaryBody, inflateBody, splitBinaryBody } from './binary-data.ts';
 import type { InputTensor } from './input-tensor.ts';
 import { type OipInferPlan, type OipInferRequest, type RequestedOutput, oipOutputs, planOipInfer, rawOutput } from './mapping.ts';
 import { OIP_VERSION, type OipModel, oipModelMetadata, resolveOipModel, serviceModels } from './models.ts';
-import { inferenceRequest, inferenceResponse, modelMetadata, oipErrors, readiness as readinessSchema, serverMetadata } from './schemas.ts';
-import { PACKAGE_VERSION } from '../version.ts';
+import {
+  inferenceRequest,
+  inferenceResponse,
+  modelConfig,
+  modelMetadata,
+  modelStatistics,
+  oipErrors,
+  readiness as readinessSchema,
+  repositoryIndexRequest,
+  repositoryIndexResponse,
+  serverMetadata,
+} from './schemas.ts';
+import { oipModelConfig } from './model-config.ts';
+import { loadModel, modelNames, repositoryIndex, unloadModel } from './repository.ts';
+import { oipServerMetadata } from './server-metadata.ts';
+import { inferRecorded } from './statistics.ts';
 import { type ErrorBody, handleErrors, sendError } from '../http/errors.ts';
 import type { Prediction } from '../../contract/classify.ts';
 import { admission } from '../http/admission.ts';
@@ -81,7 +95,7 @@ export async function oipServerRoutes(app: FastifyInstance, ctx: ServiceContext)
     return { live: ctx.health.live };
   });
   app.get('/v2/health/ready', { schema: { tags, response: { 200: readinessSchema, 503: readinessSchema } } }, async (_req, reply) => readiness(ctx, reply));
-  app.get('/v2', { schema: { tags, response: { 200: serverMetadata } } }, async () => ({ name: 'supsup', version: PACKAGE_VERSION, extensions: [BINARY_EXTENSION] }));
+  app.get('/v2', { schema: { tags, response: { 200: serverMetadata } } }, async () => oipServerMetadata());
   await app.register(
     async (v2) => {
       v2.setNotFoundHandler((request, reply) => sendError(request, reply, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`, oipErrorBody));
@@ -120,6 +134,12 @@ export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext):
     app.get<ModelParams>(prefix, { schema: { tags, params: params(versioned), response: { 200: modelMetadata, ...oipErrors(404) } } }, async (req) =>
       oipModelMetadata(model(req.params), ctx.runtime.info.limits),
     );
+    app.get<ModelParams>(`${prefix}/config`, { schema: { tags, summary: "Triton's model configuration extension", params: params(versioned), response: { 200: modelConfig, ...oipErrors(404) } } }, async (req) =>
+      oipModelConfig(model(req.params), ctx.runtime.info.limits, ctx.config),
+    );
+    app.get<ModelParams>(`${prefix}/stats`, { schema: { tags, summary: "Triton's statistics extension: this model's", params: params(versioned), response: { 200: modelStatistics, ...oipErrors(404) } } }, async (req) =>
+      ctx.metrics.modelStatistics.report([model(req.params).name]),
+    );
     app.post<ModelParams>(
       `${prefix}/infer`,
       {
@@ -135,14 +155,42 @@ export async function oipModelRoutes(app: FastifyInstance, ctx: ServiceContext):
       },
       async (req, reply: FastifyReply) => {
         const m = model(req.params);
-        const { id, request } = decodeOipRequest((req.body as Buffer | undefined) ?? Buffer.alloc(0), req.headers[HEADER_LENGTH]);
-        const plan = planOipInfer(request, m, ctx.runtime, ctx.config.timeoutMs);
-        const predictions = await ctx.runtime.classify(plan.call, plan.timeoutMs);
-        const answer = encodeOipResponse(m, id, predictions, plan);
+        let id: string | undefined;
+        const plan = () => {
+          const decoded = decodeOipRequest((req.body as Buffer | undefined) ?? Buffer.alloc(0), req.headers[HEADER_LENGTH]);
+          id = decoded.id;
+          return planOipInfer(decoded.request, m, ctx.runtime, ctx.config.timeoutMs);
+        };
+        const answer = await inferRecorded(ctx, m, plan, (predictions, planned) => encodeOipResponse(m, id, predictions, planned));
         if ('json' in answer) return answer.json;
         reply.header(HEADER_LENGTH, String(answer.headerLength)).type('application/octet-stream');
         return answer.body;
       },
     );
+  }
+  app.get('/v2/models/stats', { schema: { tags, summary: "Triton's statistics extension: every model's", response: { 200: modelStatistics } } }, async () =>
+    ctx.metrics.modelStatistics.report(modelNames(ctx)),
+  );
+  app.post('/v2/repository/index', { schema: { tags, summary: "Triton's model repository extension: the models", body: repositoryIndexRequest, response: { 200: repositoryIndexResponse, ...oipErrors(400) } } }, async (req) => {
+    const body = (req.body as Buffer | undefined)?.toString().trim();
+    const b = object(body ? parseJson(body) : {}, 'the body');
+    if (b.ready !== undefined && typeof b.ready !== 'boolean') throw invalid('ready must be a boolean');
+    return repositoryIndex(ctx, b.ready === true);
+  });
+  const repositoryModel = { type: 'object', properties: { name: { type: 'string' } } };
+  app.post<ModelParams>('/v2/repository/models/:name/load', { schema: { tags, summary: 'Succeeds for a model that exists: every model here is loaded with the server', params: repositoryModel, response: oipErrors(404) } }, async (req, reply) => {
+    loadModel(ctx, req.params.name);
+    return reply.send({});
+  });
+  app.post<ModelParams>('/v2/repository/models/:name/unload', { schema: { tags, summary: 'Refused (409): models live as long as the server; DELETE /tasks/{id} removes a task', params: repositoryModel, response: oipErrors(404, 409) } }, async (req) =>
+    unloadModel(ctx, req.params.name),
+  );
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw invalid('the body must be JSON');
   }
 }

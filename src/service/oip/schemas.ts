@@ -107,3 +107,42 @@ export const inferenceResponse = {
   },
   required: ['model_name', 'outputs'],
 } as const;
+
+/** Triton's extensions (model-config.ts, statistics.ts, repository.ts). */
+export const modelConfig = {
+  type: 'object',
+  description: "Triton's ModelConfig (model_config.proto) in its JSON form",
+  properties: { name: { type: 'string' }, platform: { type: 'string' }, backend: { type: 'string' }, max_batch_size: { type: 'integer' }, input: { type: 'array' }, output: { type: 'array' } },
+  additionalProperties: true,
+} as const;
+
+const durationStat = { type: 'object', properties: { count: { type: 'integer' }, ns: { type: 'integer' } }, required: ['count', 'ns'] } as const;
+
+export const modelStatistics = {
+  type: 'object',
+  properties: {
+    model_stats: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          version: { type: 'string' },
+          last_inference: { type: 'integer', description: 'ms since the epoch; 0: never' },
+          inference_count: { type: 'integer', description: 'examples served' },
+          execution_count: { type: 'integer', description: 'forward passes (calls merged into one pass count once)' },
+          inference_stats: { type: 'object', additionalProperties: durationStat, description: 'success, fail, queue, compute_input, compute_infer, compute_output, cache_hit, cache_miss' },
+          batch_stats: { type: 'array', items: { type: 'object', properties: { batch_size: { type: 'integer' } }, additionalProperties: durationStat } },
+        },
+      },
+    },
+  },
+  required: ['model_stats'],
+} as const;
+
+export const repositoryIndexRequest = { type: 'object', properties: { ready: { type: 'boolean', description: 'only models ready for inference' } } } as const;
+
+export const repositoryIndexResponse = {
+  type: 'array',
+  items: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, state: { type: 'string' }, reason: { type: 'string' } }, required: ['name', 'state'] },
+} as const;
