@@ -42,7 +42,10 @@ export const PAPER_FIGURES: FigureSpec[] = [
   {
     file: 'fig5-left-rotated-fc.svg',
     title: 'RotatedMNIST, FC 1024-1024, s = 200, 36 tasks of 10° (paper Fig. 5 left)',
-    runs: [{ report: 'rotated-mnist60k-fc.json', label: 'ours, lr 3e-4', color: '#d62728' }],
+    runs: [
+      { report: 'rotated-mnist60k-fc-lr1e-4.json', label: 'ours, lr 1e-4', color: '#2ca02c' },
+      { report: 'rotated-mnist60k-fc.json', label: 'ours, lr 3e-4', color: '#d62728' },
+    ],
     paper: [],
   },
   {
