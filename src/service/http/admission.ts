@@ -1,5 +1,5 @@
 import type { onRequestAsyncHookHandler } from 'fastify';
-import { performance } from 'node:perf_hooks';
+import { SupsupError } from '../../contract/errors.ts';
 import type { ServiceContext } from '../context.ts';
 
 /**
@@ -14,7 +14,6 @@ export function admission(ctx: ServiceContext): onRequestAsyncHookHandler {
     const gone = new AbortController();
     const onClose = () => gone.abort();
     reply.raw.once('close', onClose);
-    const start = performance.now();
     let release: () => void;
     try {
       release = await ctx.runtime.admit(gone.signal);
@@ -24,7 +23,9 @@ export function admission(ctx: ServiceContext): onRequestAsyncHookHandler {
       // flood). Refused after waiting for a place: refusals are paced by the wait (at most one per connection per
       // wait), so the body is read and discarded and the connection kept, as a client still sending it expects
       // (closing on it would break its write).
-      const waited = waitMs > 0 && performance.now() - start >= waitMs / 2; // timers may fire a little early
+      // With a wait configured, the queue-full refusal only ever comes after waiting (runtime/admission.ts); an
+      // unavailable engine is refused at once.
+      const waited = waitMs > 0 && e instanceof SupsupError && e.code === 'resource_exhausted';
       const length = Number(request.headers['content-length'] ?? NaN);
       if (!(waited && length <= ctx.config.bodyLimit)) reply.header('connection', 'close');
       throw e;
