@@ -20,11 +20,14 @@ import { loadNativeAddon, loadNativeKernels, MULTI_ROW_MIN, type SimdLevel } fro
 import { typescriptKernels as oracle, typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 
-/** A bank of `k` random masks in `blocks` blocks; slots past k are zero, as empty slots are. */
-function bankOf(words: number, blocks: number, k: number, rng: Xoshiro128): Uint32Array {
+/**
+ * A bank of `k` random masks in `blocks` blocks; slots past k are zero, as empty slots are, and so are the
+ * `holes` (removed tasks).
+ */
+function bankOf(words: number, blocks: number, k: number, rng: Xoshiro128, holes: number[] = []): Uint32Array {
   const bank = new Uint32Array(words * blocks * BLOCK_SLOTS);
   for (let i = 0; i < bank.length; i++) bank[i] = rng.nextUint32();
-  for (let slot = k; slot < blocks * BLOCK_SLOTS; slot++) {
+  for (const slot of [...holes, ...Array.from({ length: blocks * BLOCK_SLOTS - k }, (_, i) => k + i)]) {
     const base = Math.floor(slot / BLOCK_SLOTS) * words * BLOCK_SLOTS + (slot % BLOCK_SLOTS);
     for (let j = 0; j < words; j++) bank[base + j * BLOCK_SLOTS] = 0;
   }
@@ -75,6 +78,24 @@ describe('multi-row scores', { skip: native.addon ? false : native.reason }, () 
         addon.setSimdLevel('auto');
       }
     });
+
+    // From 512 slots on the kernel takes 8-bit lookup groups (64 KiB of tables a word for 16 lanes).
+    it(`${level}: 8-bit groups on a large bank equal R single-row calls (R = 1 .. 17 and 33, odd words, odd k, holes)`, { skip }, () => {
+      const rng = new Xoshiro128(23);
+      try {
+        assert.equal(addon.setSimdLevel(level), level);
+        const [words, blocks, k] = [5, 65, 515];
+        const bank = bankOf(words, blocks, k, rng, [0, 100, 257, 258]);
+        for (const rows of [...Array.from({ length: 17 }, (_, i) => i + 1), 33]) {
+          const v = vectors(rows * words * 32, rng);
+          const out = new Float32Array(rows * blocks * BLOCK_SLOTS).fill(Number.NaN);
+          addon.scoresMulti(bank, words, blocks, v, rows, out);
+          assertRowsMatch(bank, words, blocks, v, rows, out, `${level} 8-bit words=${words} k=${k} R=${rows}`);
+        }
+      } finally {
+        addon.setSimdLevel('auto');
+      }
+    });
   }
 
   it('the kernels route R >= MULTI_ROW_MIN vectors through it, with the same results', () => {
@@ -90,29 +111,31 @@ describe('multi-row scores', { skip: native.addon ? false : native.reason }, () 
     }
   });
 
-  it('scoresOuter equals the scores of the materialised V = (a ⊗ δ) ⊙ W, on every level (odd P, 1, 9, 17 examples)', () => {
+  it('scoresOuter equals the scores of the materialised V = (a ⊗ δ) ⊙ W, on every level (odd P, 1, 9, 17 examples, small and large bank)', () => {
     const rng = new Xoshiro128(8);
     const arch: Architecture = { inputSize: 13, hidden: [40, 7], outputs: 9, classes: 5 };
     const base = signedBase(arch, 2), net = generateBaseNetwork(arch, 2), shapes = layerShapes(arch);
-    const words = base.words, blocks = 3;
-    const bank = bankOf(words, blocks, 21, rng);
+    const words = base.words;
     try {
       for (const level of order.slice(0, order.indexOf(best) + 1)) {
         addon.setSimdLevel(level);
-        for (const rows of [1, 9, 17]) {
-          const acts = shapes.map((s) => vectors(rows * s.in, rng));
-          const deltas = shapes.map((s) => vectors(rows * s.out, rng));
-          const v = new Float32Array(rows * words * 32);
-          shapes.forEach((s, l) => {
-            for (let e = 0; e < rows; e++)
-              for (let i = 0; i < s.in; i++)
-                for (let j = 0; j < s.out; j++)
-                  v[e * words * 32 + s.offset + i * s.out + j] = Math.fround(Math.fround(acts[l][e * s.in + i] * deltas[l][e * s.out + j]) * net.layers[l][i * s.out + j]);
-          });
-          const out = new Float32Array(rows * blocks * BLOCK_SLOTS).fill(Number.NaN);
-          const flat = (xs: Float32Array[]) => Float32Array.from(xs.flatMap((x) => Array.from(x)));
-          addon.scoresOuter(bank, words, blocks, base.signs, base.sizes, base.scales, flat(acts), flat(deltas), rows, out);
-          assertRowsMatch(bank, words, blocks, v, rows, out, `scoresOuter ${level} R=${rows}`);
+        for (const [blocks, k] of [[3, 21], [65, 517]]) {  // 4-bit and 8-bit lookup groups
+          const bank = bankOf(words, blocks, k, rng, [9]);
+          for (const rows of [1, 9, 17]) {
+            const acts = shapes.map((s) => vectors(rows * s.in, rng));
+            const deltas = shapes.map((s) => vectors(rows * s.out, rng));
+            const v = new Float32Array(rows * words * 32);
+            shapes.forEach((s, l) => {
+              for (let e = 0; e < rows; e++)
+                for (let i = 0; i < s.in; i++)
+                  for (let j = 0; j < s.out; j++)
+                    v[e * words * 32 + s.offset + i * s.out + j] = Math.fround(Math.fround(acts[l][e * s.in + i] * deltas[l][e * s.out + j]) * net.layers[l][i * s.out + j]);
+            });
+            const out = new Float32Array(rows * blocks * BLOCK_SLOTS).fill(Number.NaN);
+            const flat = (xs: Float32Array[]) => Float32Array.from(xs.flatMap((x) => Array.from(x)));
+            addon.scoresOuter(bank, words, blocks, base.signs, base.sizes, base.scales, flat(acts), flat(deltas), rows, out);
+            assertRowsMatch(bank, words, blocks, v, rows, out, `scoresOuter ${level} blocks=${blocks} R=${rows}`);
+          }
         }
       }
     } finally {
