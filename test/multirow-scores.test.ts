@@ -164,6 +164,19 @@ describe('multi-row scores', { skip: native.addon ? false : native.reason }, () 
     plain.dispose();
   });
 
+  it('scoresOfVectors: 4-row passes below 9 rows, one multi-row pass from 9, both equal to single-row calls', () => {
+    const rng = new Xoshiro128(31);
+    const arch: Architecture = { inputSize: 20, hidden: [16, 12], outputs: 8, classes: 4 };
+    const net = new SupermaskNetwork(generateBaseNetwork(arch, 4), loadNativeKernels().kernels!);
+    for (let t = 0; t < 75; t++) net.addMask(randomMask(maskWords(arch), weightCount(arch), 0.5, () => rng.nextFloat()));
+    const words = maskWords(arch), bank = net.bank;
+    for (const rows of [8, 9, 17]) {
+      const v = vectors(rows * words * 32, rng);
+      assertRowsMatch(bank.raw, words, bank.blocks, v, rows, net.scoresOfVectors(v, rows), `scoresOfVectors R=${rows}`);
+    }
+    net.dispose();
+  });
+
   it('rejects short arrays with a clear error', () => {
     const bank = new Uint32Array(8 * 4), v = new Float32Array(32 * 4 * 2), out = new Float32Array(16);
     assert.throws(() => addon.scoresMulti(bank, 4, 2, v, 2, out), /bank is shorter/);
