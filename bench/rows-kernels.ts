@@ -2,7 +2,7 @@
 // R rows through one `scoresMulti` pass, through 4-row `scores` passes (what merged rows took), and one row alone,
 // alternating builds and forms in every round; medians and ratios to one row.
 //
-//   node --import tsx bench/rows-kernels.ts [--k 2500] [--words 9850] [--rows 4,8,16] [--runs 7] [--old .bench/main.node]
+//   node --import tsx bench/rows-kernels.ts [--k 2500] [--words 9850] [--rows 4,8,16] [--runs 7] [--old .bench/main.node] [--simd avx2]
 //
 // --old: other builds, comma-separated (e.g. main's build/Release/supsup_kernels.node copied aside), measured in the
 // same rounds and named by their file names.
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '4,8,16' },
     runs: { type: 'string', default: '7' },
     old: { type: 'string' },
+    simd: { type: 'string', default: 'auto' },  // forces every kernel's path (avx2: what a Zen 3 machine runs)
   },
 });
 const k = Number(values.k), words = Number(values.words), runs = Number(values.runs);
@@ -30,6 +31,12 @@ const blocks = Math.ceil(k / BLOCK_SLOTS), slots = blocks * BLOCK_SLOTS;
 
 const builds: Array<[string, NativeAddon]> = [['new', loadNativeAddon().addon!]];
 for (const path of values.old?.split(',') ?? []) builds.push([path.replace(/^.*\//, '').replace(/\.node$/, ''), createRequire(import.meta.url)(resolve(path)) as NativeAddon]);
+
+const simd = values.simd as 'auto' | 'avx2' | 'scalar' | 'avx512';
+for (const [, a] of builds) {
+  a.setCpuPath(simd);
+  a.setSimdLevel(simd);
+}
 
 const rng = new Xoshiro128(7);
 const bank = new Uint32Array(words * blocks * BLOCK_SLOTS);
