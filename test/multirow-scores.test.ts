@@ -16,7 +16,7 @@ import { BLOCK_SLOTS } from '../src/core/mask-bank.ts';
 import { SupermaskNetwork } from '../src/core/supermask-network.ts';
 import { selectBackend } from '../src/platform/backend.ts';
 import { randomMask } from './support/reference-mlp.ts';
-import { loadNativeAddon, loadNativeKernels, MULTI_ROW_MIN, type SimdLevel } from '../src/platform/native-addon.ts';
+import { loadNativeAddon, loadNativeKernels, MULTI_ROW_MIN, multiRowFrom, type SimdLevel } from '../src/platform/native-addon.ts';
 import { typescriptKernels as oracle, typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 
@@ -164,17 +164,25 @@ describe('multi-row scores', { skip: native.addon ? false : native.reason }, () 
     plain.dispose();
   });
 
-  it('scoresOfVectors: 4-row passes below 9 rows, one multi-row pass from 9, both equal to single-row calls', () => {
+  it('scoresOfVectors: 4-row passes below multiRowFrom rows, one multi-row pass from there, both equal to single-row calls', () => {
     const rng = new Xoshiro128(31);
     const arch: Architecture = { inputSize: 20, hidden: [16, 12], outputs: 8, classes: 4 };
     const net = new SupermaskNetwork(generateBaseNetwork(arch, 4), loadNativeKernels().kernels!);
     for (let t = 0; t < 75; t++) net.addMask(randomMask(maskWords(arch), weightCount(arch), 0.5, () => rng.nextFloat()));
     const words = maskWords(arch), bank = net.bank;
-    for (const rows of [8, 9, 17]) {
-      const v = vectors(rows * words * 32, rng);
-      assertRowsMatch(bank.raw, words, bank.blocks, v, rows, net.scoresOfVectors(v, rows), `scoresOfVectors R=${rows}`);
+    try {
+      for (const level of order.slice(0, order.indexOf(best) + 1)) {
+        addon.setSimdLevel(level);
+        assert.equal(loadNativeKernels().kernels!.multiRowFrom, multiRowFrom(level));
+        for (const rows of [5, 6, 8, 9, 17]) {
+          const v = vectors(rows * words * 32, rng);
+          assertRowsMatch(bank.raw, words, bank.blocks, v, rows, net.scoresOfVectors(v, rows), `scoresOfVectors ${level} R=${rows}`);
+        }
+      }
+    } finally {
+      addon.setSimdLevel('auto');
+      net.dispose();
     }
-    net.dispose();
   });
 
   it('rejects short arrays with a clear error', () => {

@@ -12,9 +12,8 @@ import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
 import { superposedV, superposedVNative } from './superposed-pass.ts';
 
-/** Most V rows one `scores` pass takes in scoresOfVectors (see there), unless there are MULTI_ROW_PASS_FROM or more. */
+/** Most V rows one `scores` pass takes in scoresOfVectors (see there), unless there are kernels.multiRowFrom or more. */
 const SCORE_ROWS_PER_PASS = 4;
-const MULTI_ROW_PASS_FROM = 9;
 
 /** Tasks whose masked dense weights stay cached for the given-task path. */
 const MASKED_CACHE_SIZE = 16;
@@ -209,14 +208,13 @@ export class SupermaskNetwork {
   /**
    * `scores` of `rows` V rows over `bank`, at most SCORE_ROWS_PER_PASS rows per pass: the single-vector kernel
    * reuses each bank chunk from L1 for up to 4 rows (measured at k = 2500: 4 rows cost 2.35 × one), where more
-   * rows' tables spill out of L1. From MULTI_ROW_PASS_FROM rows on, all rows go in one call, which the native
-   * kernels run as one multi-row pass (rows in SIMD lanes; k = 2500, 16 rows: 0.89 × the 4-row passes' time, 8
-   * rows: 1.2 ×; bench/rows-kernels.ts).
+   * rows' tables spill out of L1. From the kernels' multiRowFrom rows on, all rows go in one call, which the
+   * native kernels run as one multi-row pass (rows in SIMD lanes; native-addon.ts says where it pays).
    */
   scoresOfVectors(v: Float32Array, rows: number, bank: PackedSlots = this.bank): Float32Array {
     const padded = this.words * 32, width = bank.blocks * BLOCK_SLOTS;
     const out = new Float32Array(rows * width);
-    const perPass = rows >= MULTI_ROW_PASS_FROM ? rows : SCORE_ROWS_PER_PASS;
+    const perPass = rows >= (this.kernels.multiRowFrom ?? Infinity) ? rows : SCORE_ROWS_PER_PASS;
     for (let r = 0; r < rows; r += perPass) {
       const n = Math.min(perPass, rows - r);
       this.kernels.scores(bank.raw, this.words, bank.blocks, v.subarray(r * padded, (r + n) * padded), n, out.subarray(r * width, (r + n) * width));

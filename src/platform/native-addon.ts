@@ -50,6 +50,16 @@ export type SimdLevel = 'avx512' | 'avx2' | 'scalar';
  */
 export const MULTI_ROW_MIN = 6;
 
+/**
+ * From how many V rows scoresOfVectors makes one call (so scoresMulti runs) rather than 4-row `scores` passes.
+ * k = 2500, bench/rows-kernels.ts: on AVX-512 two 4-row passes still beat one multi-row pass at 8 rows (5.6 × one
+ * row against 7.0 ×) and lose at 16 (10.5 × against 9.3 ×); on AVX2, whose single-vector kernel is slower, one
+ * multi-row pass of 8 rows costs 3.9 × one row against 8.7 × for two 4-row passes.
+ */
+export function multiRowFrom(level: SimdLevel): number {
+  return level === 'avx2' ? MULTI_ROW_MIN : 9;
+}
+
 export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../build/Release/supsup_kernels.node', import.meta.url));
 
 let cached: { addon: NativeAddon | null; reason: string } | undefined;
@@ -85,6 +95,9 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
       examples >= MULTI_ROW_MIN && typeof addon.scoresMulti === 'function'
         ? addon.scoresMulti(bank, words, blocks, v, examples, out)
         : addon.scores(bank, words, blocks, v, examples, out),
+    get multiRowFrom() {
+      return multiRowFrom(addon.simdLevel());
+    },
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
     gatherSlots: (bank, words, slots, out, counts) => addon.gatherSlots(bank, words, slots, out, counts),
     forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,

@@ -17,6 +17,8 @@ export interface MaskKernels {
    * `v` holds `examples` vectors of words * 32 floats (zero past P).
    */
   scores(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
+  /** From this many vectors on, one `scores` call for all of them beats calls of 4 (native: its multi-row pass). */
+  readonly multiRowFrom?: number;
   /**
    * Subset count for binary search: out[w] = number of slots in `slots` whose bit w is set, for w < words * 32.
    */
