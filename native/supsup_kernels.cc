@@ -773,6 +773,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   supsup::RegisterScoresMulti(env, exports);
   supsup::RegisterGatherSlots(env, exports);
   supsup::RegisterSuperposedPass(env, exports);
+  supsup::RegisterScoresSparse(env, exports);
   RegisterTrainGemm(env, exports);
   return exports;
 }

@@ -14,6 +14,8 @@ export interface NativeAddon {
   /** The same contract, vectors in the SIMD lanes: one bank pass serves 16 (AVX-512) or 8 vectors. */
   scoresMulti(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
   scoresOuter: NonNullable<MaskKernels['scoresOuter']>;
+  /** `scores` of one vector, reading only the mask words where v is not all zero; the same bits (native/scores_sparse.cc). */
+  scoresSparse(bank: Uint32Array, words: number, blocks: number, v: Float32Array, out: Float32Array): void;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
   gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
   /** The superposed pass's two halves (contract: SuperposedKernel in src/core/superposed-pass.ts). */
@@ -82,7 +84,9 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
       return `native-${addon.cpuPath()}`;
     },
     scores: (bank, words, blocks, v, examples, out) =>
-      examples >= MULTI_ROW_MIN && typeof addon.scoresMulti === 'function'
+      examples === 1 && typeof addon.scoresSparse === 'function'
+        ? addon.scoresSparse(bank, words, blocks, v, out)
+        : examples >= MULTI_ROW_MIN && typeof addon.scoresMulti === 'function'
         ? addon.scoresMulti(bank, words, blocks, v, examples, out)
         : addon.scores(bank, words, blocks, v, examples, out),
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
