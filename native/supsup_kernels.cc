@@ -774,6 +774,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   supsup::RegisterGatherSlots(env, exports);
   supsup::RegisterSuperposedPass(env, exports);
   supsup::RegisterScoresSparse(env, exports);
+  supsup::RegisterColumnSums(env, exports);
   RegisterTrainGemm(env, exports);
   return exports;
 }
