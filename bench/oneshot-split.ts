@@ -68,7 +68,7 @@ const countMs = levels
   });
 addon.setSimdLevel('auto');
 console.log(`column sums of all ${k} tasks (one pass over their input layer): ${countMs.join(', ')}`);
-net.inputColumnSums.current(net.bank);
+net.inputColumnSums!.current(net.bank);
 
 const norm = (p: number) => Math.fround(Math.fround(p - Math.fround(MNIST_NORMALIZATION.mean)) / Math.fround(MNIST_NORMALIZATION.std));
 const images = loadMnistData().test.images;
@@ -102,7 +102,7 @@ for (const [name, xs] of Object.entries(inputs)) {
     t.x0.push(timed(() => (x0 = backgroundValue(x))));
     t.vSplit.push(timed(() => superposedVNative(kernels.superposed!, flat, net.signed.sizes, net.bank.count, k, x, 'entropy', 10, vSplit, { x0, delta0 })));
     t.sparseSplit.push(timed(() => addon.scoresSparse(net.bank.raw, words, net.bank.blocks, vSplit, out)));
-    t.term.push(timed(() => net.inputColumnSums.addTerm(net.bank, x0 * net.signed.scales[0], delta0, undefined, out)));
+    t.term.push(timed(() => net.inputColumnSums!.addTerm(net.bank, x0 * net.signed.scales[0], delta0, undefined, out)));
     t.floor.push(timed(() => addon.readFloor(net.bank.raw)));
     if (r < xs.length) {
       zero.v.push(zeroShare(v));

@@ -64,7 +64,8 @@ export class InputColumnSums {
    * (slot p = p) when `slots` is undefined, else over a subset whose position p holds slots[p].
    */
   addTerm(bank: MaskBank, scale: number, delta0: Float64Array, slots: Int32Array | undefined, out: Float32Array): void {
-    const coef = Float32Array.from(delta0.subarray(0, this.cols), (d) => scale * d);
+    const coef = new Float32Array(this.cols);
+    for (let j = 0; j < this.cols; j++) coef[j] = scale * delta0[j];
     this.kernels.term(this.current(bank), this.cols, slots, coef, out);
   }
 

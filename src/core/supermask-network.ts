@@ -12,7 +12,6 @@ import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
 import { type SplitOutput, superposedV, superposedVNative } from './superposed-pass.ts';
 import { InputColumnSums, backgroundValue } from './background-split.ts';
-import { columnSumsTypescript } from './kernels/column-sums.ts';
 
 /** Most V rows one `scores` pass takes in scoresOfVectors (see there). */
 const SCORE_ROWS_PER_PASS = 4;
@@ -40,8 +39,12 @@ export class SupermaskNetwork {
   readonly bank: MaskBank;
   /** The base network as sign bits and c_l (for the kernels that work from bits). */
   readonly signed: SignedBase;
-  /** S_t of the input layer, for the background split of one-example scores (background-split.ts). */
-  readonly inputColumnSums: InputColumnSums;
+  /**
+   * S_t of the input layer, for the background split of one-example scores (background-split.ts). Only with
+   * kernels that count them natively: the others' `scores` read every word whatever V holds, so the split
+   * would add the sums' cost and save nothing.
+   */
+  readonly inputColumnSums: InputColumnSums | null;
   /** Reused by binary search's candidate banks (candidate-bank.ts). */
   readonly candidateScratch = new CandidateScratch();
   private readonly base: BaseNetwork;
@@ -75,13 +78,13 @@ export class SupermaskNetwork {
     this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
     this.vScratch = new Float32Array(this.words * 32);
     const input = this.shapes[0];
-    this.inputColumnSums = new InputColumnSums(kernels.columnSums ?? columnSumsTypescript, this.words, this.signed.signs, input.in, input.out);
+    this.inputColumnSums = kernels.columnSums ? new InputColumnSums(kernels.columnSums, this.words, this.signed.signs, input.in, input.out) : null;
     this.delta0 = new Float64Array(input.out);
   }
 
   addMask(mask: Uint32Array): number {
     const slot = this.bank.add(mask);
-    this.inputColumnSums.added(slot);
+    this.inputColumnSums?.added(slot);
     this.device?.bankChanged(slot);
     this.invalidateSuperposition();
     return slot;
@@ -89,7 +92,7 @@ export class SupermaskNetwork {
 
   removeMask(slot: number): void {
     this.bank.remove(slot);
-    this.inputColumnSums.removed(slot);
+    this.inputColumnSums?.removed(slot);
     this.device?.bankChanged(slot);
     this.maskedCache.delete(slot);
     this.invalidateSuperposition();
@@ -135,11 +138,12 @@ export class SupermaskNetwork {
    */
   scoresFromCounts(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
     const subset = bank === this.bank ? undefined : bank.slots;
-    const x0 = bank === this.bank || subset ? backgroundValue(x) : 0;
+    const sums = this.inputColumnSums;
+    const x0 = sums && (bank === this.bank || subset) ? backgroundValue(x) : 0;
     const split = x0 !== 0 ? { x0, delta0: this.delta0 } : undefined;
     this.oneV(counts, n, x, objective, this.vScratch, split);
     const out = this.scoresOfVectors(this.vScratch, 1, bank);
-    if (split) this.inputColumnSums.addTerm(this.bank, x0 * this.signed.scales[0], this.delta0, subset, out);
+    if (split) sums!.addTerm(this.bank, x0 * this.signed.scales[0], this.delta0, subset, out);
     return out;
   }
 

@@ -32,7 +32,7 @@ export interface MaskKernels {
   gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
   /** V for one example through W ⊙ counts / n (superposed-pass.ts is the reference it equals); native only. */
   readonly superposed?: SuperposedKernel;
-  /** The input layer's per-task column sums (column-sums.ts, for background-split.ts); native, else the reference. */
+  /** The input layer's per-task column sums (column-sums.ts), for the background split (background-split.ts); native only. */
   readonly columnSums?: ColumnSumKernels;
   /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
   readonly forwardBits?: ForwardBits;
