@@ -4,14 +4,17 @@
  * run in the same minutes, case after case. One k per run (each a few minutes at most); results merge into
  * one JSON file by k, and --plot draws latency against k from it.
  *
- *   node --import tsx bench/rest-scale.ts --k 2500 [--duration 5] [--peer-max-k 2500] [--out .bench/rest-scale.json]
+ *   node --import tsx bench/rest-scale.ts --k 2500 [--duration 5] [--peer-max-k 2500] [--cases oneshot-b1,binary-b1] [--out .bench/rest-scale.json]
  *   node --import tsx bench/rest-scale.ts --plot [--out .bench/rest-scale.json] [--svg docs/results/scale-latency.svg]
  *
  * Model: LeNet 300-100, s = 500, k random masks of density 0.5 (random words, as bench/scale.ts), written to a
- * temporary model directory. Bodies: random inputs in [0, 1), float32 base64; given-task bodies name a random
- * task each (256 bodies cycled). Cases:
+ * temporary model directory. Bodies, float32 base64: given-task cases random inputs in [0, 1), each naming a
+ * random task (256 bodies cycled); inferred-task cases MNIST test digits (pixels in [0, 1], which the server
+ * normalises as it serves them: the background pixel becomes −0.4242, which the one-example scores split off,
+ * src/core/background-split.ts), and oneshot-b1-random the random inputs for comparison (no background). Cases:
  *   given-b1, given-b128   given task, batch 1 / 128                       (peer: W ⊙ M[t] per call, matmuls)
  *   oneshot-b1             task inferred from 1 example, one-shot H       (peer: autograd + k×P matrix-vector)
+ *   oneshot-b1-random      the same from random inputs                    (the same peer figure: its cost ignores x)
  *   each-b16               per-example decisions, mixed batch of 16
  *   binary-b1              binary search from 1 example
  *   inferred-b1-c8         one-shot batch 1 from 8 connections at once (throughput against oneshot-b1's)
@@ -27,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { presetArchitecture, weightCount } from '../src/core/architecture.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
+import { loadMnistData } from '../src/data/datasets.ts';
 import { loadNativeAddon } from '../src/platform/native-addon.ts';
 import { median, startPeer } from './peer-client.ts';
 import { writeRandomBankModel } from './random-bank-model.ts';
@@ -44,6 +48,8 @@ const { values } = parseArgs({
     out: { type: 'string', default: '.bench/rest-scale.json' },
     plot: { type: 'boolean', default: false },
     svg: { type: 'string', default: 'docs/results/scale-latency.svg' },
+    /** Only these cases (comma-separated names), for a short run. */
+    cases: { type: 'string' },
   },
 });
 const out = values.out!;
@@ -100,21 +106,34 @@ for (;;) {
 console.log(`server ready after ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
 // ----- bodies and wrk ----------------------------------------------------------------------------------------
-function body(batch: number, extra: Record<string, unknown>): string {
+const digits = loadMnistData().test;
+type Inputs = 'random' | 'digits';
+function body(batch: number, extra: Record<string, unknown>, inputs: Inputs): string {
   const x = new Float32Array(batch * PIXELS);
-  for (let i = 0; i < x.length; i++) x[i] = rng.nextFloat();
+  if (inputs === 'digits') {
+    for (let e = 0; e < batch; e++) x.set(digits.images.subarray(rng.nextInt(digits.count) * PIXELS).subarray(0, PIXELS), e * PIXELS);
+  } else {
+    for (let i = 0; i < x.length; i++) x[i] = rng.nextFloat();
+  }
   return JSON.stringify({ inputsBase64: Buffer.from(x.buffer).toString('base64'), dtype: 'float32', shape: [batch, PIXELS], ...extra });
 }
-const bodies = (n: number, batch: number, extra: () => Record<string, unknown>) => Array.from({ length: n }, () => body(batch, extra()));
+const bodies = (n: number, batch: number, extra: () => Record<string, unknown>, inputs: Inputs = 'digits') =>
+  Array.from({ length: n }, () => body(batch, extra(), inputs));
 const randomTask = () => ({ task: `t${rng.nextInt(k)}` });
-const cases: { name: string; connections: number; bodies: string[]; peer?: { case: string; runs: number } }[] = [
-  { name: 'given-b1', connections: 1, bodies: bodies(256, 1, randomTask), peer: { case: 'given-b1', runs: 400 } },
-  { name: 'given-b128', connections: 1, bodies: bodies(16, 128, randomTask), peer: { case: 'given-b128', runs: 60 } },
-  { name: 'oneshot-b1', connections: 1, bodies: bodies(64, 1, () => ({})), peer: { case: 'oneshot-b1', runs: k > 1000 ? 8 : 20 } },
+const oneShotPeer = { case: 'oneshot-b1', runs: k > 1000 ? 8 : 20 };
+const allCases: { name: string; connections: number; bodies: string[]; peer?: { case: string; runs: number } }[] = [
+  { name: 'given-b1', connections: 1, bodies: bodies(256, 1, randomTask, 'random'), peer: { case: 'given-b1', runs: 400 } },
+  { name: 'given-b128', connections: 1, bodies: bodies(16, 128, randomTask, 'random'), peer: { case: 'given-b128', runs: 60 } },
+  { name: 'oneshot-b1', connections: 1, bodies: bodies(64, 1, () => ({})), peer: oneShotPeer },
+  { name: 'oneshot-b1-random', connections: 1, bodies: bodies(64, 1, () => ({}), 'random'), peer: oneShotPeer },
   { name: 'each-b16', connections: 1, bodies: bodies(16, 16, () => ({ inference: { decideFrom: 'each' } })) },
   { name: 'binary-b1', connections: 1, bodies: bodies(64, 1, () => ({ inference: { method: 'binary' } })) },
   { name: 'inferred-b1-c8', connections: 8, bodies: bodies(64, 1, () => ({})) },
 ];
+const only = values.cases?.split(',');
+const unknownCases = only?.filter((n) => !allCases.some((c) => c.name === n)) ?? [];
+if (unknownCases.length > 0) throw new Error(`no case ${unknownCases.join(', ')} (cases: ${allCases.map((c) => c.name).join(', ')})`);
+const cases = only ? allCases.filter((c) => only.includes(c.name)) : allCases;
 
 interface WrkResult {
   p50Ms: number;
@@ -175,16 +194,17 @@ for (const c of cases) {
 peer?.close();
 rmSync(scriptDir, { recursive: true, force: true });
 
-const oneShot = ours['oneshot-b1'].p50Ms;
+const oneShot = ours['oneshot-b1']?.p50Ms;
 const derived = {
-  eachB16OverOneShot: ours['each-b16'].p50Ms / oneShot,
-  binaryOverOneShot: ours['binary-b1'].p50Ms / oneShot,
-  c8ThroughputOverOne: ours['inferred-b1-c8'].rps / ours['oneshot-b1'].rps,
+  eachB16OverOneShot: ours['each-b16']?.p50Ms / oneShot,
+  binaryOverOneShot: ours['binary-b1']?.p50Ms / oneShot,
+  c8ThroughputOverOne: ours['inferred-b1-c8']?.rps / ours['oneshot-b1']?.rps,
 };
 console.log(
   `each-b16 / oneshot-b1 = ${derived.eachB16OverOneShot.toFixed(2)} (target ≤ 5); binary-b1 / oneshot-b1 = ${derived.binaryOverOneShot.toFixed(2)} (target ≤ 3); ` +
     `8 clients / 1 client throughput = ${derived.c8ThroughputOverOne.toFixed(2)} (target ≥ 3)`,
 );
+if (peerMs['oneshot-b1']) console.log(`PyTorch / ours, one-shot from 1 digit: ${(peerMs['oneshot-b1'] / oneShot).toFixed(1)} (target ≥ 40)`);
 console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 previous[String(k)] = { date: new Date().toISOString(), cpuFlags: simdFlags, simd, load: loadavg()[0], ours, peerMs, derived };
 mkdirSync(dirname(out), { recursive: true });

@@ -22,6 +22,8 @@ void RegisterForwardBits(Napi::Env env, Napi::Object exports);
 void RegisterScoresMulti(Napi::Env env, Napi::Object exports);
 void RegisterGatherSlots(Napi::Env env, Napi::Object exports);
 void RegisterSuperposedPass(Napi::Env env, Napi::Object exports);
+void RegisterScoresSparse(Napi::Env env, Napi::Object exports);
+void RegisterColumnSums(Napi::Env env, Napi::Object exports);
 
 // Throws a RangeError naming the caller's mistake; returns undefined, for the N-API function to return.
 inline Napi::Value Refuse(Napi::Env env, const char* msg) {

@@ -3,7 +3,12 @@
 // the same double operations in the same order, and the build contracts no multiply-add).
 //
 //   superposedForward(weights, sizes, counts, n, x, acts)          a_0 = x, a_{l+1} = ReLU(a_l (W_l ⊙ C_l) / n), logits last
-//   superposedBackward(weights, sizes, counts, n, acts, delta, v)  V(w) = a_l[i] δ_l[j] W_l[i][j], δ back through W ⊙ C / n
+//   superposedBackward(weights, sizes, counts, n, acts, delta, v[, x0, delta0])
+//                                                                  V(w) = a_l[i] δ_l[j] W_l[i][j], δ back through W ⊙ C / n
+//
+// With x0 (the input's background value) layer 0's V is written from a_0[i] − x0, zero on background inputs, and
+// delta0 receives δ_0: the rest of layer 0's share, x0 · Σ_j δ_0[j] Σ_i M[i][j] W[i][j], is the caller's
+// (src/core/background-split.ts). x0 = 0 writes the plain V.
 //
 // weights: the base network's layers back to back ([in][out] each, P floats); counts: Uint16Array or
 // Float32Array, P or more; acts: Float64Array of n_0 + … + n_L (each layer's input, then the logits); delta:
@@ -11,6 +16,7 @@
 // where the JavaScript loops cost ~2.5 ms a pass at P = 315,200 and these a few hundred µs.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -58,20 +64,24 @@ inline __attribute__((always_inline)) void ForwardBody(const float* w, const C* 
 
 template <class C>
 inline __attribute__((always_inline)) void BackwardBody(const float* w, const C* counts, const std::vector<Shape>& shapes, double n,
-                                                        const double* acts, const double* delta_last, float* v) {
+                                                        const double* acts, const double* delta_last, float* v, double x0, double* delta0) {
   std::vector<size_t> starts(shapes.size());
   for (size_t l = 0, o = 0; l < shapes.size(); o += shapes[l].in, l++) starts[l] = o;
   std::vector<double> delta(delta_last, delta_last + shapes.back().out), back;
   for (size_t l = shapes.size(); l-- > 0;) {
     const Shape& s = shapes[l];
     const double* a = acts + starts[l];
+    const double shift = l == 0 ? x0 : 0;
     for (size_t i = 0; i < s.in; i++) {
-      const double ai = a[i];
+      const double ai = a[i] - shift;
       const float* wr = w + s.offset + i * s.out;
       float* vr = v + s.offset + i * s.out;
       for (size_t j = 0; j < s.out; j++) vr[j] = float(ai * delta[j] * double(wr[j]));
     }
-    if (l == 0) break;
+    if (l == 0) {
+      if (delta0) std::copy(delta.begin(), delta.end(), delta0);
+      break;
+    }
     back.assign(s.in, 0.0);
     for (size_t i = 0; i < s.in; i++) {
       if (!(a[i] > 0)) continue;
@@ -90,8 +100,8 @@ void Forward(const float* w, const C* counts, const std::vector<Shape>& shapes, 
   ForwardBody(w, counts, shapes, n, acts);
 }
 template <class C>
-void Backward(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, const double* acts, const double* d, float* v) {
-  BackwardBody(w, counts, shapes, n, acts, d, v);
+void Backward(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, const double* acts, const double* d, float* v, double x0, double* d0) {
+  BackwardBody(w, counts, shapes, n, acts, d, v, x0, d0);
 }
 
 #if SUPSUP_HAS_X86
@@ -100,16 +110,16 @@ SUPSUP_AVX512 void Forward512(const float* w, const C* counts, const std::vector
   ForwardBody(w, counts, shapes, n, acts);
 }
 template <class C>
-SUPSUP_AVX512 void Backward512(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, const double* acts, const double* d, float* v) {
-  BackwardBody(w, counts, shapes, n, acts, d, v);
+SUPSUP_AVX512 void Backward512(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, const double* acts, const double* d, float* v, double x0, double* d0) {
+  BackwardBody(w, counts, shapes, n, acts, d, v, x0, d0);
 }
 template <class C>
 SUPSUP_AVX2 void Forward256(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, double* acts) {
   ForwardBody(w, counts, shapes, n, acts);
 }
 template <class C>
-SUPSUP_AVX2 void Backward256(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, const double* acts, const double* d, float* v) {
-  BackwardBody(w, counts, shapes, n, acts, d, v);
+SUPSUP_AVX2 void Backward256(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, const double* acts, const double* d, float* v, double x0, double* d0) {
+  BackwardBody(w, counts, shapes, n, acts, d, v, x0, d0);
 }
 #endif
 
@@ -124,13 +134,13 @@ void RunForward(const float* w, const C* counts, const std::vector<Shape>& shape
 }
 
 template <class C>
-void RunBackward(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, const double* acts, const double* d, float* v) {
+void RunBackward(const float* w, const C* counts, const std::vector<Shape>& shapes, double n, const double* acts, const double* d, float* v, double x0, double* d0) {
 #if SUPSUP_HAS_X86
   const Simd simd = CurrentSimd();
-  if (simd == Simd::kAvx512) return Backward512(w, counts, shapes, n, acts, d, v);
-  if (simd == Simd::kAvx2) return Backward256(w, counts, shapes, n, acts, d, v);
+  if (simd == Simd::kAvx512) return Backward512(w, counts, shapes, n, acts, d, v, x0, d0);
+  if (simd == Simd::kAvx2) return Backward256(w, counts, shapes, n, acts, d, v, x0, d0);
 #endif
-  Backward(w, counts, shapes, n, acts, d, v);
+  Backward(w, counts, shapes, n, acts, d, v, x0, d0);
 }
 
 // Shared argument checks: weights, sizes, counts (either type), n. Returns false after throwing.
@@ -189,8 +199,15 @@ Napi::Value JsBackward(const Napi::CallbackInfo& info) {
   if (!Typed(info[5], napi_float64_array, delta, delta_len) || delta_len < c.shapes.back().out) return Refuse(env, "delta must be a Float64Array of n_L values");
   const size_t weights = c.shapes.back().offset + c.shapes.back().in * c.shapes.back().out;
   if (!Typed(info[6], napi_float32_array, v, v_len) || v_len < weights) return Refuse(env, "v must be a Float32Array of P values");
-  if (c.counts16) RunBackward(c.weights, c.counts16, c.shapes, c.n, acts, delta, v);
-  else RunBackward(c.weights, c.counts32, c.shapes, c.n, acts, delta, v);
+  double x0 = 0, *delta0 = nullptr;
+  size_t delta0_len;
+  if (!info[7].IsUndefined()) {
+    if (!info[7].IsNumber() || !std::isfinite(info[7].As<Napi::Number>().DoubleValue())) return Refuse(env, "x0 must be a finite number");
+    x0 = info[7].As<Napi::Number>().DoubleValue();
+    if (!Typed(info[8], napi_float64_array, delta0, delta0_len) || delta0_len < c.shapes[0].out) return Refuse(env, "delta0 must be a Float64Array of n_1 values");
+  }
+  if (c.counts16) RunBackward(c.weights, c.counts16, c.shapes, c.n, acts, delta, v, x0, delta0);
+  else RunBackward(c.weights, c.counts32, c.shapes, c.n, acts, delta, v, x0, delta0);
   return env.Undefined();
 }
 

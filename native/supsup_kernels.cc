@@ -680,9 +680,11 @@ Napi::Value JsReadFloor(const Napi::CallbackInfo& info) {
   const uint8_t* p = nullptr;
   size_t n = 0;
   if (info[0].IsTypedArray()) {
-    auto a = info[0].As<Napi::TypedArray>();
-    p = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-    n = a.ByteLength();
+    // The view's own data pointer: a view of a SharedArrayBuffer (the mask bank) has no ArrayBuffer().Data().
+    void* data = nullptr;
+    napi_get_typedarray_info(env, info[0], nullptr, nullptr, &data, nullptr, nullptr);
+    p = static_cast<const uint8_t*>(data);
+    n = info[0].As<Napi::TypedArray>().ByteLength();
   } else if (info[0].IsArrayBuffer()) {
     auto a = info[0].As<Napi::ArrayBuffer>();
     p = static_cast<const uint8_t*>(a.Data());
@@ -773,6 +775,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   supsup::RegisterScoresMulti(env, exports);
   supsup::RegisterGatherSlots(env, exports);
   supsup::RegisterSuperposedPass(env, exports);
+  supsup::RegisterScoresSparse(env, exports);
+  supsup::RegisterColumnSums(env, exports);
   RegisterTrainGemm(env, exports);
   return exports;
 }

@@ -10,7 +10,8 @@ import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
 import { batchWeightGradient, type DenseLayers, disposeDenseLayers, forward, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
-import { superposedV, superposedVNative } from './superposed-pass.ts';
+import { type SplitOutput, superposedV, superposedVNative } from './superposed-pass.ts';
+import { InputColumnSums, backgroundValue } from './background-split.ts';
 
 /** Most V rows one `scores` pass takes in scoresOfVectors (see there), unless there are kernels.multiRowFrom or more. */
 const SCORE_ROWS_PER_PASS = 4;
@@ -22,6 +23,8 @@ const MASKED_CACHE_SIZE = 16;
 export interface PackedSlots {
   readonly raw: Uint32Array;
   readonly blocks: number;
+  /** A subset's bank slot at each position (candidate-bank.ts); the one-example scores' background split needs it. */
+  readonly slots?: Int32Array;
 }
 
 /**
@@ -36,6 +39,12 @@ export class SupermaskNetwork {
   readonly bank: MaskBank;
   /** The base network as sign bits and c_l (for the kernels that work from bits). */
   readonly signed: SignedBase;
+  /**
+   * S_t of the input layer, for the background split of one-example scores (background-split.ts). Only with
+   * kernels that count them natively: the others' `scores` read every word whatever V holds, so the split
+   * would add the sums' cost and save nothing.
+   */
+  readonly inputColumnSums: InputColumnSums | null;
   /** Reused by binary search's candidate banks (candidate-bank.ts). */
   readonly candidateScratch = new CandidateScratch();
   private readonly base: BaseNetwork;
@@ -44,6 +53,8 @@ export class SupermaskNetwork {
   private fullSuperposition: DenseLayers | null = null;
   /** V of scoresFromCounts (zero past P): reused, P floats. */
   private readonly vScratch: Float32Array;
+  /** δ_0 of scoresFromCounts' split: n_1 values. */
+  private readonly delta0: Float64Array;
   /** vRows' buffer. */
   private vRowScratch = new Float32Array(0);
   /** The base layers back to back, for the native superposed pass (made on first use). */
@@ -66,10 +77,14 @@ export class SupermaskNetwork {
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
     this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
     this.vScratch = new Float32Array(this.words * 32);
+    const input = this.shapes[0];
+    this.inputColumnSums = kernels.columnSums ? new InputColumnSums(kernels.columnSums, this.words, this.signed.signs, input.in, input.out) : null;
+    this.delta0 = new Float64Array(input.out);
   }
 
   addMask(mask: Uint32Array): number {
     const slot = this.bank.add(mask);
+    this.inputColumnSums?.added(slot);
     this.device?.bankChanged(slot);
     this.invalidateSuperposition();
     return slot;
@@ -77,6 +92,7 @@ export class SupermaskNetwork {
 
   removeMask(slot: number): void {
     this.bank.remove(slot);
+    this.inputColumnSums?.removed(slot);
     this.device?.bankChanged(slot);
     this.maskedCache.delete(slot);
     this.invalidateSuperposition();
@@ -117,18 +133,26 @@ export class SupermaskNetwork {
   /**
    * ∂obj/∂α_i for every slot of `bank` over the superposition W ⊙ counts / n, for one example, without tfjs
    * (superposed-pass.ts). `counts` is Σ M^i over the n superposed masks (the bank's own count for all of them).
+   * Split at the input's background (background-split.ts) when it has one and `bank` says which slots it holds:
+   * the pass then reads only the words of the bank where x differs from the background or later layers are live.
    */
   scoresFromCounts(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
-    this.oneV(counts, n, x, objective, this.vScratch);
-    return this.scoresOfVectors(this.vScratch, 1, bank);
+    const subset = bank === this.bank ? undefined : bank.slots;
+    const sums = this.inputColumnSums;
+    const x0 = sums && (bank === this.bank || subset) ? backgroundValue(x) : 0;
+    const split = x0 !== 0 ? { x0, delta0: this.delta0 } : undefined;
+    this.oneV(counts, n, x, objective, this.vScratch, split);
+    const out = this.scoresOfVectors(this.vScratch, 1, bank);
+    if (split) sums!.addTerm(this.bank, x0 * this.signed.scales[0], this.delta0, subset, out);
+    return out;
   }
 
   /** V of one example over W ⊙ counts / n into v (superposed-pass.ts): in the addon where it has the pass. */
-  private oneV(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, v: Float32Array): void {
+  private oneV(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, v: Float32Array, split?: SplitOutput): void {
     const kernel = this.kernels.superposed, classes = this.architecture.classes;
-    if (!kernel) return superposedV(this.base.layers, this.shapes, counts, n, x, objective, classes, v);
+    if (!kernel) return superposedV(this.base.layers, this.shapes, counts, n, x, objective, classes, v, split);
     this.flatWeights ??= concatLayers(this.base.layers);
-    superposedVNative(kernel, this.flatWeights, this.signed.sizes, counts, n, x, objective, classes, v);
+    superposedVNative(kernel, this.flatWeights, this.signed.sizes, counts, n, x, objective, classes, v, split);
   }
 
   /** Whether the bank and base network live on the kernels' device (the passes then run there). */

@@ -8,6 +8,15 @@ import type { Objective } from '../contract/classify.ts';
 import type { LayerShape } from './architecture.ts';
 
 /**
+ * With a background split (background-split.ts): layer 0's V is written from x − x0, and δ_0 goes to delta0
+ * (n_1 values), for the caller's term of the rest.
+ */
+export interface SplitOutput {
+  x0: number;
+  delta0: Float64Array;
+}
+
+/**
  * Writes V into v[0 .. P) (v's padding past P is left as is). `counts` is Σ_i M^i over the n masks of the
  * superposition (n ≥ 1), `layers` the frozen base weights, [in][out] per layer, `x` one normalised example.
  */
@@ -20,6 +29,7 @@ export function superposedV(
   objective: Objective,
   classes: number,
   v: Float32Array,
+  split?: SplitOutput,
 ): void {
   const inputs: Float64Array[] = [Float64Array.from(x)];
   let z = new Float64Array(0);
@@ -37,12 +47,15 @@ export function superposedV(
   });
   let delta = logitGradient(z, objective, classes);
   for (let l = shapes.length - 1; l >= 0; l--) {
-    const shape = shapes[l], w = layers[l], a = inputs[l];
+    const shape = shapes[l], w = layers[l], a = inputs[l], shift = l === 0 && split ? split.x0 : 0;
     for (let i = 0; i < shape.in; i++) {
-      const row = i * shape.out, ai = a[i];
+      const row = i * shape.out, ai = a[i] - shift;
       for (let j = 0; j < shape.out; j++) v[shape.offset + row + j] = ai * delta[j] * w[row + j];
     }
-    if (l === 0) break;
+    if (l === 0) {
+      split?.delta0.set(delta.subarray(0, shape.out));
+      break;
+    }
     // δ_{l-1}[i] = Σ_j (W_l ⊙ counts / n)[i][j] δ_l[j], gated by ReLU'(z) = 1[a > 0].
     const back = new Float64Array(shape.in);
     for (let i = 0; i < shape.in; i++) {
@@ -64,7 +77,18 @@ export function superposedV(
  */
 export interface SuperposedKernel {
   forward(weights: Float32Array, sizes: Int32Array, counts: Uint16Array | Float32Array, n: number, x: Float32Array, acts: Float64Array): void;
-  backward(weights: Float32Array, sizes: Int32Array, counts: Uint16Array | Float32Array, n: number, acts: Float64Array, delta: Float64Array, v: Float32Array): void;
+  /** With x0 and delta0: the split's V and δ_0 (SplitOutput). */
+  backward(
+    weights: Float32Array,
+    sizes: Int32Array,
+    counts: Uint16Array | Float32Array,
+    n: number,
+    acts: Float64Array,
+    delta: Float64Array,
+    v: Float32Array,
+    x0?: number,
+    delta0?: Float64Array,
+  ): void;
 }
 
 /** superposedV through the native kernel. */
@@ -78,11 +102,12 @@ export function superposedVNative(
   objective: Objective,
   classes: number,
   v: Float32Array,
+  split?: SplitOutput,
 ): void {
   const acts = new Float64Array(sizes.reduce((a, b) => a + b, 0));
   kernel.forward(weights, sizes, counts, n, x, acts);
   const logits = acts.subarray(acts.length - sizes[sizes.length - 1]);
-  kernel.backward(weights, sizes, counts, n, acts, logitGradient(logits, objective, classes), v);
+  kernel.backward(weights, sizes, counts, n, acts, logitGradient(logits, objective, classes), v, split?.x0, split?.delta0);
 }
 
 /** ∂obj/∂logits for one example (objectives.ts has the same rule on tensors). */

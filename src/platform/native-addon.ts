@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { ForwardBits } from '../core/kernels/forward-bits.ts';
 import type { MaskKernels } from '../core/kernels/mask-kernels.ts';
 import type { SuperposedKernel } from '../core/superposed-pass.ts';
+import type { ColumnSumKernels } from '../core/kernels/column-sums.ts';
 import { firstLine } from './first-line.ts';
 
 /** What the addon exports. `readFloor` streams a buffer with the kernels' threads (memory-read floor). */
@@ -14,7 +15,12 @@ export interface NativeAddon {
   /** The same contract, vectors in the SIMD lanes: one bank pass serves 16 (AVX-512) or 8 vectors. */
   scoresMulti(bank: Uint32Array, words: number, blocks: number, v: Float32Array, examples: number, out: Float32Array): void;
   scoresOuter: NonNullable<MaskKernels['scoresOuter']>;
+  /** `scores` of one vector, reading only the mask words where v is not all zero; the same bits (native/scores_sparse.cc). */
+  scoresSparse(bank: Uint32Array, words: number, blocks: number, v: Float32Array, out: Float32Array): void;
   subsetCount(bank: Uint32Array, words: number, slots: Int32Array, out: Float32Array): void;
+  /** The input layer's per-task column sums and their term (contract: src/core/kernels/column-sums.ts). */
+  columnSums?: ColumnSumKernels['sums'];
+  columnTerm?: ColumnSumKernels['term'];
   gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
   /** The superposed pass's two halves (contract: SuperposedKernel in src/core/superposed-pass.ts). */
   superposedForward?: SuperposedKernel['forward'];
@@ -92,7 +98,9 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
       return `native-${addon.cpuPath()}`;
     },
     scores: (bank, words, blocks, v, examples, out) =>
-      examples >= MULTI_ROW_MIN && typeof addon.scoresMulti === 'function'
+      examples === 1 && typeof addon.scoresSparse === 'function'
+        ? addon.scoresSparse(bank, words, blocks, v, out)
+        : examples >= MULTI_ROW_MIN && typeof addon.scoresMulti === 'function'
         ? addon.scoresMulti(bank, words, blocks, v, examples, out)
         : addon.scores(bank, words, blocks, v, examples, out),
     get multiRowFrom() {
@@ -102,6 +110,7 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
     gatherSlots: (bank, words, slots, out, counts) => addon.gatherSlots(bank, words, slots, out, counts),
     forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
     scoresOuter: typeof addon.scoresOuter === 'function' ? addon.scoresOuter : undefined,
+    columnSums: addon.columnSums && addon.columnTerm ? { sums: addon.columnSums, term: addon.columnTerm } : undefined,
     superposed: addon.superposedForward && addon.superposedBackward ? { forward: addon.superposedForward, backward: addon.superposedBackward } : undefined,
   };
   return { kernels, reason };

@@ -70,6 +70,9 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
     classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits));
     classify(validateClassifyCall(zeros(), limits));
+    // One example alone, as most inferred calls come: counts the tasks' input-layer column sums now
+    // (core/background-split.ts), not in the first request.
+    if (!hopfield) classify(validateClassifyCall({ inputs: new Float32Array(limits.inputSize), batch: 1 }, limits));
   },
 
   async addTask(r) {

@@ -1,6 +1,7 @@
 import type { BaseNetwork } from '../base-network.ts';
 import type { MaskBank } from '../mask-bank.ts';
 import type { DeviceNetwork } from './device-network.ts';
+import type { ColumnSumKernels } from './column-sums.ts';
 import type { ForwardBits } from './forward-bits.ts';
 import type { SuperposedKernel } from '../superposed-pass.ts';
 
@@ -33,6 +34,8 @@ export interface MaskKernels {
   gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
   /** V for one example through W ⊙ counts / n (superposed-pass.ts is the reference it equals); native only. */
   readonly superposed?: SuperposedKernel;
+  /** The input layer's per-task column sums (column-sums.ts), for the background split (background-split.ts); native only. */
+  readonly columnSums?: ColumnSumKernels;
   /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
   readonly forwardBits?: ForwardBits;
   /**
