@@ -1,6 +1,6 @@
 // The engine: one frozen base network, the mask bank, and the classify API that REST, gRPC and the CLI
 // all call. Tasks are named by string ids; the bank only knows slots.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 import { type ClassifyCall, type ClassifyLimits, DEFAULT_EPSILON, DEFAULT_MAX_BATCH, DEFAULT_RERANK, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
 import { invalid, taskExists, taskNotFound } from '../contract/errors.ts';
 import type { Architecture, ModelSpec, Normalization } from '../contract/model.ts';

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 import { type Architecture, type LayerShape, layerShapes, maskWords } from './architecture.ts';
 import { type BaseNetwork } from './base-network.ts';
 import { CandidateScratch } from './candidate-bank.ts';

@@ -1,7 +1,5 @@
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
+import { tf } from '../core/tfjs.ts';
 import { firstLine } from './first-line.ts';
 import { cudaBackend } from './cuda/cuda-backend.ts';
 
@@ -40,10 +38,21 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
     if (preference === 'tensorflow') throw new Error(`backend "tensorflow" unavailable: ${missingNative}`);
   }
   const target = preference === 'cpu' ? 'cpu' : 'wasm';
+  loadEmbeddedBackends();
   if (!(await tf.setBackend(target))) throw new Error(`backend "${target}" failed to initialise`);
   await tf.ready();
   const why = preference === 'auto' ? `${missingCuda}${missingNative}; using the embedded ${target} backend` : 'requested';
   return { name: target, reason: why };
+}
+
+/**
+ * Registers the embedded backends with TensorFlow.js: loaded here, when a backend is chosen, not when this module is
+ * (the serving main thread imports it for its option names and never runs a tensor).
+ */
+export function loadEmbeddedBackends(): void {
+  const require = createRequire(import.meta.url);
+  require('@tensorflow/tfjs-backend-cpu');
+  require('@tensorflow/tfjs-backend-wasm');
 }
 
 function loadNativeTensorflow(): { ok: true; pkg: string } | { ok: false; reason: string } {

@@ -3,7 +3,7 @@
 // Task changes are durable first (model store), then applied to the engine; a failure leaves both as they were.
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs-core';
+import { liveTensors } from '../core/tfjs.ts';
 import { Engine } from '../core/engine.ts';
 import { type ClassifyCall, type ClassifyLimits, validateClassifyCall } from '../contract/classify.ts';
 import { SupsupError, modelNotLoaded } from '../contract/errors.ts';
@@ -131,11 +131,11 @@ async function handle(msg: { seq: number } & WorkerRequest): Promise<void> {
   try {
     const handler = handlers[msg.op] as (r: WorkerRequest) => unknown;
     const result = await handler(msg);
-    reply = { seq: msg.seq, ok: true, result, tensors: tf.memory().numTensors };
+    reply = { seq: msg.seq, ok: true, result, tensors: liveTensors() };
   } catch (err) {
     const error =
       err instanceof SupsupError ? { code: err.code, message: err.message } : { code: 'internal' as const, message: err instanceof Error ? err.message : String(err) };
-    reply = { seq: msg.seq, ok: false, error, tensors: tf.memory().numTensors };
+    reply = { seq: msg.seq, ok: false, error, tensors: liveTensors() };
   }
   port.postMessage(reply);
 }
