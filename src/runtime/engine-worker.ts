@@ -3,7 +3,7 @@
 // Task changes are durable first (model store), then applied to the engine; a failure leaves both as they were.
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
-import { liveTensors } from '../core/tfjs.ts';
+import { liveTensors, startTfjs, withTfjs } from '../core/tfjs.ts';
 import { Engine } from '../core/engine.ts';
 import { type ClassifyCall, type ClassifyLimits, validateClassifyCall } from '../contract/classify.ts';
 import { SupsupError, modelNotLoaded } from '../contract/errors.ts';
@@ -30,7 +30,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
       opened = { limits: info.limits, firstTask: info.tasks[0]?.id };
       return info;
     }
-    const loaded = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon, rerank: r.rerank });
+    const loaded = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon, rerank: r.rerank, deferTfjs: true });
     const { architecture, seed, normalization, tasks } = loaded.manifest;
     engine?.dispose();
     engine = loaded.engine;
@@ -51,25 +51,32 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     } satisfies ModelInfo;
   },
 
-  classify(r) {
+  async classify(r) {
     const start = performance.now();
-    const predictions = classify(r.call);
+    // A pass that needs TensorFlow.js starts it first (once), where the engine opened without it.
+    const predictions = await withTfjs(() => classify(r.call));
     return { predictions, seconds: (performance.now() - start) / 1000 };
   },
 
   /**
    * The main thread sends this right behind `open`, so the passes run while it reads open's reply (thousands of
    * tasks with their transforms). Two examples where allowed: a HopSupSup model normalises over the batch and
-   * refuses a batch of one.
+   * refuses a batch of one. Readiness waits for the given-task pass (from the bits: no TensorFlow.js); the
+   * inferred pass, which starts TensorFlow.js, is queued behind this reply, ahead of any request not yet queued.
    */
-  warmUp() {
+  async warmUp() {
     if (!opened) throw modelNotLoaded();
     const { limits, firstTask } = opened;
     if (firstTask === undefined) return;
     const batch = Math.min(2, limits.maxBatch);
     const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
-    classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits));
-    classify(validateClassifyCall(zeros(), limits));
+    await withTfjs(() => classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits)));
+    const inferred = async () => {
+      await startTfjs();
+      classify(validateClassifyCall(zeros(), limits));
+    };
+    // Its failure is the next pass's to report (withTfjs rethrows a backend that failed to start).
+    chain = chain.then(inferred).catch(() => undefined);
   },
 
   async addTask(r) {
