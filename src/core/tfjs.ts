@@ -61,6 +61,11 @@ export async function withTfjs<T>(fn: () => T): Promise<T> {
   }
 }
 
+/** Whether a deferred backend still waits for startTfjs. */
+export function tfjsDeferred(): boolean {
+  return deferred !== undefined && deferred.failed === undefined;
+}
+
 /** The backend tensors run on (a deferred one's name), without loading anything for it. */
 export function tfjsBackend(): string {
   return deferred ? deferred.backend : tf.getBackend();

@@ -3,7 +3,7 @@
 // Task changes are durable first (model store), then applied to the engine; a failure leaves both as they were.
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
-import { liveTensors, startTfjs, withTfjs } from '../core/tfjs.ts';
+import { liveTensors, tfjsDeferred, withTfjs } from '../core/tfjs.ts';
 import { Engine } from '../core/engine.ts';
 import { type ClassifyCall, type ClassifyLimits, validateClassifyCall } from '../contract/classify.ts';
 import { SupsupError, modelNotLoaded } from '../contract/errors.ts';
@@ -61,8 +61,9 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
   /**
    * The main thread sends this right behind `open`, so the passes run while it reads open's reply (thousands of
    * tasks with their transforms). Two examples where allowed: a HopSupSup model normalises over the batch and
-   * refuses a batch of one. Readiness waits for the given-task pass (from the bits: no TensorFlow.js); the
-   * inferred pass, which starts TensorFlow.js, is queued behind this reply, ahead of any request not yet queued.
+   * refuses a batch of one. Where the engine opened without TensorFlow.js, only the given-task pass runs (from the
+   * bits): the first call that needs tfjs starts it (withTfjs), so no other request waits for it, and a model served
+   * only from the bits never loads it.
    */
   async warmUp() {
     if (!opened) throw modelNotLoaded();
@@ -71,12 +72,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     const batch = Math.min(2, limits.maxBatch);
     const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
     await withTfjs(() => classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits)));
-    const inferred = async () => {
-      await startTfjs();
-      classify(validateClassifyCall(zeros(), limits));
-    };
-    // Its failure is the next pass's to report (withTfjs rethrows a backend that failed to start).
-    chain = chain.then(inferred).catch(() => undefined);
+    if (!tfjsDeferred()) classify(validateClassifyCall(zeros(), limits));
   },
 
   async addTask(r) {
