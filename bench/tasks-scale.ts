@@ -171,15 +171,21 @@ const fmt = (x: number) => x.toFixed(2);
 const results: Record<string, unknown> = { k, model: MODEL, server: SERVER_ROOT, cpuFlags: simdFlags, loadBefore: load() };
 
 // ----- cold start ---------------------------------------------------------------------------------------------
-const starts: { readyMs: number; rssMiB: number }[] = [];
+/** The server's CPU seconds (both threads) and minor page faults so far, from /proc/PID/stat. */
+const cpuAndFaults = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return { cpuS: (Number(f[11]) + Number(f[12])) / 100, minorFaults: Number(f[7]) };
+};
+const starts: { readyMs: number; rssMiB: number; cpuS: number; minorFaults: number }[] = [];
 for (let i = 0; i < Number(o.starts); i++) {
   const s = await startServer(MODEL);
-  starts.push({ readyMs: s.readyMs, rssMiB: rssMiB(s.proc.pid!) });
+  starts.push({ readyMs: s.readyMs, rssMiB: rssMiB(s.proc.pid!), ...cpuAndFaults(s.proc.pid!) });
   await stopServer(s);
 }
 if (starts.length) {
   const ms = starts.map((s) => s.readyMs);
   console.log(`cold start to ready, k = ${k}: median ${ms.length ? median(ms).toFixed(0) : '-'} ms (${ms.map((x) => x.toFixed(0)).join(', ')}); RSS when ready ${starts.map((s) => s.rssMiB.toFixed(0)).join(', ')} MiB`);
+  console.log(`  CPU to ready ${starts.map((s) => s.cpuS.toFixed(2)).join(', ')} s; minor page faults ${starts.map((s) => s.minorFaults).join(', ')}`);
   results.coldStart = { medianMs: median(ms), runs: starts };
 }
 

@@ -1,6 +1,6 @@
 // The engine: one frozen base network, the mask bank, and the classify API that REST, gRPC and the CLI
 // all call. Tasks are named by string ids; the bank only knows slots.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf, tfjsBackend } from './tfjs.ts';
 import { type ClassifyCall, type ClassifyLimits, DEFAULT_EPSILON, DEFAULT_MAX_BATCH, DEFAULT_RERANK, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
 import { invalid, taskExists, taskNotFound } from '../contract/errors.ts';
 import type { Architecture, ModelSpec, Normalization } from '../contract/model.ts';
@@ -55,7 +55,7 @@ export class Engine {
     }
     this.net = new SupermaskNetwork(generateBaseNetwork(config.architecture, config.seed), config.kernels, config.expectedTasks);
     const forward = config.kernels.forwardBits;
-    this.fromBits = forward && tf.getBackend() !== 'tensorflow' ? { forward, base: this.net.signed } : null;
+    this.fromBits = forward && tfjsBackend() !== 'tensorflow' ? { forward, base: this.net.signed } : null;
     this.given = this.fromBits && new GivenTaskPass(this.fromBits.forward, this.fromBits.base, config.normalization, config.architecture.classes);
     this.limits = {
       inputSize: config.architecture.inputSize,
@@ -185,6 +185,11 @@ export class Engine {
     } finally {
       x.dispose();
     }
+  }
+
+  /** Brings the tables task inference reads (the input layer's column sums) up to date, ahead of the first request. */
+  prepareInference(): void {
+    this.net.prepareInference();
   }
 
   dispose(): void {

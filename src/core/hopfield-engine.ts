@@ -6,7 +6,7 @@
 //
 // Batch norm normalises over the request's batch (the paper's network has no running statistics), so a
 // call needs at least 2 examples, all of one task.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 import type { Architecture } from './architecture.ts';
 import type { ClassifyCall, ClassifyLimits, Prediction } from '../contract/classify.ts';
 import { invalid, noTasks, taskExists, taskNotFound } from '../contract/errors.ts';

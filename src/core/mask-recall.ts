@@ -7,7 +7,7 @@
 // with a straight-through gradient (∂L/∂u = ∂L/∂s): the output entropy H picks the basin first, the
 // Hopfield energy then pulls s into the nearest stored attractor. Defaults are the authors' (lr 500,
 // momentum 0.9, γ 1.5e-3); T = 30 because the paper reports convergence in under 30 steps.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 import { type HopfieldReservoir, maskOf } from './hopfield-reservoir.ts';
 import { type NeuronMaskedNetwork, disposeTrace, maskTensors } from './neuron-masked-network.ts';
 import { entropy, objectiveGradient } from './objectives.ts';

@@ -15,7 +15,7 @@
 //
 // The wasm backend's matMul loses its fast path with transposeA/transposeB (about 10x slower, measured), so the
 // backward pass uses explicit transposes and a cached Wᵀ.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 
 export type MaskStyle = 'gn' | 'gg';
 export const MASK_STYLES: readonly MaskStyle[] = ['gn', 'gg'];

@@ -7,7 +7,7 @@
 // itself is the statistic, as in the paper), σ is Swish x·sigmoid(x), and the weights are the project's
 // signed Kaiming constants (src/core/base-network.ts) regenerated from the seed. Gradients are written
 // out by hand (the wasm backend has no fast autodiff): only ∂/∂m is needed, never ∂/∂W.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 import { type Architecture, validateArchitecture } from './architecture.ts';
 import { generateBaseNetwork } from './base-network.ts';
 

@@ -2,7 +2,7 @@
 // H (entropy of the softmax over all s outputs): dH/dz_j = -p_j (log p_j + H).
 // G (superfluous neurons): G = logsumexp over all s logits with the l real-class logits held constant,
 //   so dG/dz_j = softmax_j for the superfluous j >= l and 0 for the real classes.
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 import type { Objective } from '../contract/classify.ts';
 
 export function objectiveGradient(objective: Objective, logits: tf.Tensor2D, classes: number): tf.Tensor2D {

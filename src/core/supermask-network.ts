@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 import { type Architecture, type LayerShape, layerShapes, maskWords } from './architecture.ts';
 import { type BaseNetwork } from './base-network.ts';
 import { CandidateScratch } from './candidate-bank.ts';
@@ -48,7 +48,8 @@ export class SupermaskNetwork {
   /** Reused by binary search's candidate banks (candidate-bank.ts). */
   readonly candidateScratch = new CandidateScratch();
   private readonly base: BaseNetwork;
-  private readonly baseTensors: tf.Tensor2D[];
+  /** The base layers as tensors, made on first use (a network that runs from the bits never needs them). */
+  private baseTensorsMade: tf.Tensor2D[] | null = null;
   private readonly maskedCache: LruCache<number, DenseLayers>;
   private fullSuperposition: DenseLayers | null = null;
   /** V of scoresFromCounts (zero past P): reused, P floats. */
@@ -73,7 +74,6 @@ export class SupermaskNetwork {
     this.words = maskWords(base.architecture);
     this.bank = new MaskBank(this.words, expectedTasks, kernels.subsetCount.bind(kernels));
     this.signed = signedBase(base.architecture, base.seed);
-    this.baseTensors = this.shapes.map((s, l) => tf.keep(tf.tensor2d(base.layers[l], [s.in, s.out])));
     this.maskedCache = new LruCache(MASKED_CACHE_SIZE, disposeDenseLayers);
     this.device = kernels.bindNetwork?.(base, this.bank) ?? null;
     this.vScratch = new Float32Array(this.words * 32);
@@ -145,6 +145,11 @@ export class SupermaskNetwork {
     const out = this.scoresOfVectors(this.vScratch, 1, bank);
     if (split) sums!.addTerm(this.bank, x0 * this.signed.scales[0], this.delta0, subset, out);
     return out;
+  }
+
+  /** Counts the column sums of tasks added since the last inferred pass (background-split.ts), now. */
+  prepareInference(): void {
+    this.inputColumnSums?.current(this.bank);
   }
 
   /** V of one example over W ⊙ counts / n into v (superposed-pass.ts): in the addon where it has the pass. */
@@ -285,8 +290,13 @@ export class SupermaskNetwork {
   dispose(): void {
     this.maskedCache.clear();
     this.invalidateSuperposition();
-    tf.dispose(this.baseTensors);
+    if (this.baseTensorsMade) tf.dispose(this.baseTensorsMade);
     this.device?.dispose();
+  }
+
+  private get baseTensors(): tf.Tensor2D[] {
+    this.baseTensorsMade ??= this.shapes.map((s, l) => tf.keep(tf.tensor2d(this.base.layers[l], [s.in, s.out])));
+    return this.baseTensorsMade;
   }
 
   private invalidateSuperposition(): void {

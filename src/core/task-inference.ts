@@ -1,7 +1,7 @@
 // Task inference (GN / NN scenarios): which stored mask explains this data?
 // One-shot: superpose all k masks with α_i = 1/k, take ∂obj/∂α by one backward pass, pick argmax(-∂obj/∂α).
 // Binary: repeat on the half of the candidates whose gradient is lowest until one is left (⌈log2 k⌉ rounds).
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.ts';
 import type { InferenceOptions } from '../contract/classify.ts';
 import { noTasks } from '../contract/errors.ts';
 import { type SupermaskNetwork } from './supermask-network.ts';

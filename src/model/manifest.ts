@@ -100,7 +100,7 @@ function manifestFields(m: Manifest): Record<string, unknown> {
 
 /** Checks the checksum line, parses and validates. `file` names the file in errors. */
 export function parseManifest(bytes: Uint8Array, file: string): Manifest {
-  return validateManifest(unsealJson(bytes, file), file);
+  return validateManifest(unsealJson(bytes, file), file, true);
 }
 
 /** A JSON object as manifest bytes: 2-space-indented text whose last line is the CRC-32 of the rest (docs/model-format.md §4). */
@@ -163,8 +163,11 @@ export function unsealJson(bytes: Uint8Array, file: string): unknown {
   return value;
 }
 
-/** Validates untrusted manifest data and returns a fresh typed copy; every problem is a ModelFileError for `file`. */
-export function validateManifest(value: unknown, file: string): Manifest {
+/**
+ * Validates untrusted manifest data and returns a fresh typed copy; every problem is a ModelFileError for `file`.
+ * `fresh`: `value` was just parsed and is referenced nowhere else, so its permutation arrays are kept, not copied.
+ */
+export function validateManifest(value: unknown, file: string, fresh = false): Manifest {
   const bad = (problem: string): never => {
     throw new ModelFileError(file, problem);
   };
@@ -224,7 +227,7 @@ export function validateManifest(value: unknown, file: string): Manifest {
 
   const ids = new Set<string>();
   const tasks = (o.tasks as unknown[]).map((t, i): TaskEntry => {
-    const entry = validateTaskEntry(t, `tasks[${i}]`, architecture.inputSize, bad);
+    const entry = validateTaskEntry(t, `tasks[${i}]`, architecture.inputSize, bad, fresh);
     if (ids.has(entry.id)) bad(`duplicate task id '${entry.id}' (tasks[${i}])`);
     ids.add(entry.id);
     useRecord(entry.record, `task '${entry.id}'`);
@@ -253,7 +256,7 @@ export function validateManifest(value: unknown, file: string): Manifest {
 }
 
 /** One task entry of untrusted data (a manifest's `tasks[i]`, a task log record's task), checked alone; `record` only as a non-negative integer. */
-export function validateTaskEntry(t: unknown, where: string, inputSize: number, bad: (p: string) => never): TaskEntry {
+export function validateTaskEntry(t: unknown, where: string, inputSize: number, bad: (p: string) => never, fresh = false): TaskEntry {
   const e = object(t, where, bad);
   onlyKeys(e, ['id', 'name', 'description', 'addedAt', 'density', 'record', 'transform'], where, bad);
   const id = taskId(e.id, where, bad);
@@ -271,7 +274,7 @@ export function validateTaskEntry(t: unknown, where: string, inputSize: number, 
   if (!Number.isSafeInteger(e.record) || (e.record as number) < 0) bad(`${what}: record must be a non-negative integer, got ${JSON.stringify(e.record)}`);
   let transform: TaskTransform;
   try {
-    transform = validateTransform(e.transform, inputSize);
+    transform = validateTransform(e.transform, inputSize, fresh);
   } catch (err) {
     return bad(`${what}: bad transform: ${(err as Error).message}`);
   }

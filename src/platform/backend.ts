@@ -1,7 +1,5 @@
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
+import { deferTfjs, tf } from '../core/tfjs.ts';
 import { firstLine } from './first-line.ts';
 import { cudaBackend } from './cuda/cuda-backend.ts';
 
@@ -19,8 +17,9 @@ export interface BackendChoice {
  * Picks the TensorFlow.js backend. `tensorflow` is libtensorflow through @tensorflow/tfjs-node-gpu (or
  * tfjs-node), an optional dependency that only the GPU container installs; its absence is normal and is
  * reported in one line, never a stack trace. `wasm` (SIMD, ships in its npm package) is the embedded default.
+ * `defer`: an embedded backend starts at core/tfjs.ts's startTfjs, not now (the serving worker is ready before it).
  */
-export async function selectBackend(preference: BackendPreference = 'auto'): Promise<BackendChoice> {
+export async function selectBackend(preference: BackendPreference = 'auto', options: { defer?: boolean } = {}): Promise<BackendChoice> {
   if (!BACKEND_PREFERENCES.includes(preference)) {
     throw new Error(`backend must be one of ${BACKEND_PREFERENCES.join(', ')}, got "${preference}"`);
   }
@@ -40,10 +39,25 @@ export async function selectBackend(preference: BackendPreference = 'auto'): Pro
     if (preference === 'tensorflow') throw new Error(`backend "tensorflow" unavailable: ${missingNative}`);
   }
   const target = preference === 'cpu' ? 'cpu' : 'wasm';
-  if (!(await tf.setBackend(target))) throw new Error(`backend "${target}" failed to initialise`);
-  await tf.ready();
+  const start = async () => {
+    loadEmbeddedBackends();
+    if (!(await tf.setBackend(target))) throw new Error(`backend "${target}" failed to initialise`);
+    await tf.ready();
+  };
+  if (options.defer) deferTfjs(target, start);
+  else await start();
   const why = preference === 'auto' ? `${missingCuda}${missingNative}; using the embedded ${target} backend` : 'requested';
   return { name: target, reason: why };
+}
+
+/**
+ * Registers the embedded backends with TensorFlow.js: loaded here, when a backend is chosen, not when this module is
+ * (the serving main thread imports it for its option names and never runs a tensor).
+ */
+export function loadEmbeddedBackends(): void {
+  const require = createRequire(import.meta.url);
+  require('@tensorflow/tfjs-backend-cpu');
+  require('@tensorflow/tfjs-backend-wasm');
 }
 
 function loadNativeTensorflow(): { ok: true; pkg: string } | { ok: false; reason: string } {

@@ -3,7 +3,7 @@
 // Task changes are durable first (model store), then applied to the engine; a failure leaves both as they were.
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs-core';
+import { liveTensors, tfjsDeferred, withTfjs } from '../core/tfjs.ts';
 import { Engine } from '../core/engine.ts';
 import { type ClassifyCall, type ClassifyLimits, validateClassifyCall } from '../contract/classify.ts';
 import { SupsupError, modelNotLoaded } from '../contract/errors.ts';
@@ -30,7 +30,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
       opened = { limits: info.limits, firstTask: info.tasks[0]?.id };
       return info;
     }
-    const loaded = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon, rerank: r.rerank });
+    const loaded = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon, rerank: r.rerank, deferTfjs: true });
     const { architecture, seed, normalization, tasks } = loaded.manifest;
     engine?.dispose();
     engine = loaded.engine;
@@ -51,27 +51,34 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     } satisfies ModelInfo;
   },
 
-  classify(r) {
+  async classify(r) {
     const start = performance.now();
-    const predictions = classify(r.call);
+    // A pass that needs TensorFlow.js starts it first (once), where the engine opened without it.
+    const predictions = await withTfjs(() => classify(r.call));
     return { predictions, seconds: (performance.now() - start) / 1000 };
   },
 
   /**
    * The main thread sends this right behind `open`, so the passes run while it reads open's reply (thousands of
    * tasks with their transforms). Two examples where allowed: a HopSupSup model normalises over the batch and
-   * refuses a batch of one.
+   * refuses a batch of one. Where the engine opened without TensorFlow.js, only the given-task pass runs (from the
+   * bits): the first call that needs tfjs starts it (withTfjs), so no other request waits for it, and a model served
+   * only from the bits never loads it.
    */
-  warmUp() {
+  async warmUp() {
     if (!opened) throw modelNotLoaded();
     const { limits, firstTask } = opened;
     if (firstTask === undefined) return;
     const batch = Math.min(2, limits.maxBatch);
     const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
-    classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits));
+    await withTfjs(() => classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits)));
+    if (tfjsDeferred()) {
+      // Inferred passes wait for tfjs, but the tables they read can be made now, without it.
+      engine?.prepareInference();
+      return;
+    }
     classify(validateClassifyCall(zeros(), limits));
-    // One example alone, as most inferred calls come: counts the tasks' input-layer column sums now
-    // (core/background-split.ts), not in the first request.
+    // One example alone, as most inferred calls come.
     if (!hopfield) classify(validateClassifyCall({ inputs: new Float32Array(limits.inputSize), batch: 1 }, limits));
   },
 
@@ -134,11 +141,11 @@ async function handle(msg: { seq: number } & WorkerRequest): Promise<void> {
   try {
     const handler = handlers[msg.op] as (r: WorkerRequest) => unknown;
     const result = await handler(msg);
-    reply = { seq: msg.seq, ok: true, result, tensors: tf.memory().numTensors };
+    reply = { seq: msg.seq, ok: true, result, tensors: liveTensors() };
   } catch (err) {
     const error =
       err instanceof SupsupError ? { code: err.code, message: err.message } : { code: 'internal' as const, message: err instanceof Error ? err.message : String(err) };
-    reply = { seq: msg.seq, ok: false, error, tensors: tf.memory().numTensors };
+    reply = { seq: msg.seq, ok: false, error, tensors: liveTensors() };
   }
   port.postMessage(reply);
 }

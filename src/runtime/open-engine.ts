@@ -25,10 +25,12 @@ export interface OpenOptions {
   epsilon?: number;
   /** Masks re-ranked by exact forwards from one example (InferenceOptions.rerank); unset: DEFAULT_RERANK. */
   rerank?: number;
+  /** An embedded tfjs backend starts at core/tfjs.ts's startTfjs, not while the model opens (selectBackend's defer). */
+  deferTfjs?: boolean;
 }
 
 export async function openEngine(dir: string, options: OpenOptions = {}): Promise<OpenedEngine> {
-  const backend = await selectBackend(options.backend ?? 'auto');
+  const backend = await selectBackend(options.backend ?? 'auto', { defer: options.deferTfjs });
   const kernels = cudaKernelsFor(backend, options.kernels ?? 'auto') ?? selectKernels(options.kernels ?? 'auto');
   // The masks go straight from the file into the engine's bank as they are verified: one copy in memory, not three.
   const newEngine = (m: Manifest) =>

@@ -3,8 +3,8 @@
  * and the given-task forward there; the little tensor work left (normalising inputs, the softmax of the answer)
  * stays on TensorFlow.js wasm. Picked by `--backend cuda`, and by `auto` whenever a usable device is present.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-wasm';
+import { tf } from '../../core/tfjs.ts';
+import { loadEmbeddedBackends } from '../backend.ts';
 import type { KernelPreference } from '../kernels.ts';
 import type { MaskKernels } from '../../core/kernels/mask-kernels.ts';
 import { probeCuda } from './cuda-addon.ts';
@@ -20,6 +20,7 @@ export async function cudaBackend(preference: 'auto' | 'cuda'): Promise<{ ok: bo
     if (preference === 'cuda') throw new Error(`backend "cuda" unavailable: ${probe.reason}`);
     return { ok: false, reason: probe.reason };
   }
+  loadEmbeddedBackends();
   if (!(await tf.setBackend('wasm'))) throw new Error('backend "wasm" (the cuda backend\'s tensor side) failed to initialise');
   await tf.ready();
   const why = preference === 'cuda' ? 'requested' : 'a usable CUDA device is present';
