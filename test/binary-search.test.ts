@@ -151,12 +151,23 @@ describe('gatherSlots with counts', () => {
     ]),
   ];
   for (const [name, level, skip] of levels) {
-    it(`${name}: counts[w] = how many gathered masks keep w (300 slots with repeats: byte counters flushed, counts past 255)`, { skip }, () => {
+    it(`${name}: counts[w] = how many gathered masks keep w (1, 2, 3, 9, 67 and 300 slots with repeats; several word tiles)`, { skip }, () => {
       const kernels = level ? loadNativeKernels().kernels! : typescriptKernels;
       const rng = new Xoshiro128(41);
       try {
         if (level) native.addon!.setSimdLevel(level);
-        for (const [words, blocks, picks] of [[3, 2, [0, 15, 7]], [7, 50, Array.from({ length: 300 }, () => rng.nextInt(400))]] as [number, number, number[]][]) {
+        const random = (n: number, below: number) => Array.from({ length: n }, () => rng.nextInt(below));
+        const cases: [number, number, number[]][] = [
+          [3, 2, [0, 15, 7]],
+          [7, 50, random(300, 400)],
+          [5, 3, [4]],
+          [5, 3, [23, 0]],
+          [9, 4, [31, 8, 9]],
+          // more words than one tile (512) and a partial last tile; 67 slots: 9 blocks, one full adder tree and a part
+          [1100, 12, random(67, 96)],
+          [513, 2, random(9, 16)],
+        ];
+        for (const [words, blocks, picks] of cases) {
           const bank = Uint32Array.from({ length: words * blocks * BLOCK_SLOTS }, () => rng.nextUint32());
           const slots = Int32Array.from(picks);
           const out = new Uint32Array(Math.ceil(slots.length / BLOCK_SLOTS) * BLOCK_SLOTS * words);
