@@ -156,7 +156,7 @@ describe('gatherSlots with counts', () => {
     ]),
   ];
   for (const [name, level, skip] of levels) {
-    it(`${name}: counts[w] = how many gathered masks keep w (1, 2, 3, 9, 67 and 300 slots with repeats; several word tiles)`, { skip }, () => {
+    it(`${name}: counts[w] = how many gathered masks keep w (0, 1, 2, 3, 9, 67 and 300 slots with repeats; several word tiles)`, { skip }, () => {
       const kernels = level ? loadNativeKernels().kernels! : typescriptKernels;
       const rng = new Xoshiro128(41);
       try {
@@ -165,6 +165,7 @@ describe('gatherSlots with counts', () => {
         const cases: [number, number, number[]][] = [
           [3, 2, [0, 15, 7]],
           [7, 50, random(300, 400)],
+          [5, 3, []],
           [5, 3, [4]],
           [5, 3, [23, 0]],
           [9, 4, [31, 8, 9]],
