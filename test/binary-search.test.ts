@@ -156,7 +156,7 @@ describe('gatherSlots with counts', () => {
     ]),
   ];
   for (const [name, level, skip] of levels) {
-    it(`${name}: counts[w] = how many gathered masks keep w (0, 1, 2, 3, 9, 67 and 300 slots with repeats; several word tiles)`, { skip }, () => {
+    it(`${name}: counts[w] = how many gathered masks keep w (0, 1, 2, 3, 9, 67 and 300 slots with repeats; 3 to 1100 words)`, { skip }, () => {
       const kernels = level ? loadNativeKernels().kernels! : typescriptKernels;
       const rng = new Xoshiro128(41);
       try {
@@ -169,7 +169,7 @@ describe('gatherSlots with counts', () => {
           [5, 3, [4]],
           [5, 3, [23, 0]],
           [9, 4, [31, 8, 9]],
-          // more words than one tile (512) and a partial last tile; 67 slots: 9 blocks, one full adder tree and a part
+          // many words, odd counts of them; 67 slots: 9 blocks, the last one partly empty
           [1100, 12, random(67, 96)],
           [513, 2, random(9, 16)],
         ];
