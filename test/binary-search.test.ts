@@ -5,7 +5,7 @@
  * removed slots, with the TypeScript and the native kernels; and gatherSlots against MaskBank.get.
  */
 import assert from 'node:assert/strict';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Architecture, maskWords, weightCount } from '../src/core/architecture.ts';
 import { generateBaseNetwork } from '../src/core/base-network.ts';
@@ -20,6 +20,11 @@ import type { InferenceOptions } from '../src/contract/classify.ts';
 import { inferTasks } from '../src/core/task-inference.ts';
 import { selectBackend } from '../src/platform/backend.ts';
 import { randomMask } from './support/reference-mlp.ts';
+import { loadDataset } from '../src/data/datasets.ts';
+import { taskDataset } from '../src/data/transforms.ts';
+import { loadModelInto } from '../src/model/model-store.ts';
+import { normalizeInto } from '../src/core/given-task-pass.ts';
+import type { Manifest } from '../src/model/manifest.ts';
 
 const ARCH: Architecture = { inputSize: 30, hidden: [24, 16], outputs: 12, classes: 6 };
 const OPTIONS: InferenceOptions = { method: 'binary', objective: 'entropy', decideFrom: 'batch', epsilon: 1 / 8, rerank: 1 };
@@ -63,9 +68,9 @@ describe('binary search over packed candidates', () => {
   });
 
   for (const [name, kernels, skip] of kernelSets) {
-    it(`${name}: picks what the whole-bank search picked (k = 2, 3, 13, 37 with removed slots; 12 inputs each)`, { skip }, () => {
+    it(`${name}: picks what the whole-bank search picked (k = 1, 2, 3, 13, 37 with removed slots; 12 inputs each)`, { skip }, () => {
       const rng = new Xoshiro128(17);
-      for (const [k, removed] of [[2, []], [3, []], [13, [4]], [37, [0, 9, 20]]] as [number, number[]][]) {
+      for (const [k, removed] of [[1, []], [2, []], [3, []], [4, [1]], [13, [4]], [37, [0, 9, 20]]] as [number, number[]][]) {
         const net = network(kernels!, k, removed, rng);
         try {
           for (let trial = 0; trial < 12; trial++) {
@@ -151,12 +156,24 @@ describe('gatherSlots with counts', () => {
     ]),
   ];
   for (const [name, level, skip] of levels) {
-    it(`${name}: counts[w] = how many gathered masks keep w (300 slots with repeats: byte counters flushed, counts past 255)`, { skip }, () => {
+    it(`${name}: counts[w] = how many gathered masks keep w (0, 1, 2, 3, 9, 67 and 300 slots with repeats; 3 to 1100 words)`, { skip }, () => {
       const kernels = level ? loadNativeKernels().kernels! : typescriptKernels;
       const rng = new Xoshiro128(41);
       try {
         if (level) native.addon!.setSimdLevel(level);
-        for (const [words, blocks, picks] of [[3, 2, [0, 15, 7]], [7, 50, Array.from({ length: 300 }, () => rng.nextInt(400))]] as [number, number, number[]][]) {
+        const random = (n: number, below: number) => Array.from({ length: n }, () => rng.nextInt(below));
+        const cases: [number, number, number[]][] = [
+          [3, 2, [0, 15, 7]],
+          [7, 50, random(300, 400)],
+          [5, 3, []],
+          [5, 3, [4]],
+          [5, 3, [23, 0]],
+          [9, 4, [31, 8, 9]],
+          // many words, odd counts of them; 67 slots: 9 blocks, the last one partly empty
+          [1100, 12, random(67, 96)],
+          [513, 2, random(9, 16)],
+        ];
+        for (const [words, blocks, picks] of cases) {
           const bank = Uint32Array.from({ length: words * blocks * BLOCK_SLOTS }, () => rng.nextUint32());
           const slots = Int32Array.from(picks);
           const out = new Uint32Array(Math.ceil(slots.length / BLOCK_SLOTS) * BLOCK_SLOTS * words);
@@ -170,6 +187,61 @@ describe('gatherSlots with counts', () => {
         }
       } finally {
         native.addon?.setSimdLevel('auto');
+      }
+    });
+  }
+});
+
+describe('binary search on real digits (models/permuted-mnist-lenet, 250 PermutedMNIST tasks, 3 removed: k = 247 with holes)', () => {
+  const addon = loadNativeAddon().addon;
+  const best = addon?.setSimdLevel('auto');
+  const order: SimdLevel[] = ['scalar', 'avx2', 'avx512'];
+  let net: SupermaskNetwork;
+  let digits: { task: string; x: Float32Array }[];
+  let previous: number[];
+  before(async () => {
+    await selectBackend('wasm');
+    let manifest: Manifest | undefined;
+    manifest = await loadModelInto(
+      'models/permuted-mnist-lenet',
+      (m) => {
+        manifest = m;
+        net = new SupermaskNetwork(generateBaseNetwork(m.architecture, m.seed), native.kernels ?? typescriptKernels, m.tasks.length);
+      },
+      (_, mask) => void net.addMask(mask),
+    );
+    for (const slot of [3, 100, 249]) net.removeMask(slot);
+    const test = loadDataset('mnist').test, size = test.width * test.height;
+    digits = ['permuted-7', 'permuted-120', 'permuted-201', 'permuted-3'].map((task, i) => {
+      const ds = taskDataset(manifest!.tasks.find((t) => t.id === task)!.transform, test);
+      return { task, x: normalizeInto(ds.images.slice(i * 97 * size, (i * 97 + 1) * size), manifest!.normalization, new Float32Array(size)) };
+    });
+    previous = digits.map(({ x }) => {
+      const t = tf.tensor2d(x, [1, size]);
+      try {
+        return previousBinarySearch(net, t);
+      } finally {
+        t.dispose();
+      }
+    });
+  });
+  after(() => net?.dispose());
+
+  for (const level of order) {
+    const skip = !addon ? loadNativeAddon().reason : order.indexOf(level) > order.indexOf(best!) ? `this CPU has no ${level}` : false;
+    it(`native ${level}: picks what the whole-bank search picked`, { skip }, () => {
+      try {
+        addon!.setSimdLevel(level);
+        digits.forEach(({ task, x }, i) => {
+          const t = tf.tensor2d(x, [1, x.length]);
+          try {
+            assert.equal(inferTasks(net, t, OPTIONS)[0].slot, previous[i], `${task}: the previous search picked slot ${previous[i]}`);
+          } finally {
+            t.dispose();
+          }
+        });
+      } finally {
+        addon!.setSimdLevel('auto');
       }
     });
   }
