@@ -275,7 +275,12 @@ void ForwardBits(const uint32_t* bank, size_t words, size_t slot, const uint32_t
   pos.resize(words + 2);
   neg.resize(words + 2);
   const uint32_t* m = bank + (slot / kLanes) * words * kLanes + slot % kLanes;
+  // The task's words are 32 bytes apart (one per 8-slot block row): 315 KB of lines for LeNet 300-100, from DRAM
+  // when the task was not used lately. Prefetching 8 KiB ahead keeps more lines in flight than the hardware
+  // prefetcher does: batch 1 at k = 2500, random tasks, in process: 45.8 -> 38.6 us (2 KiB ahead: 41.2 us).
+  constexpr size_t kAhead = 256;
   for (size_t j = 0; j < words; j++) {
+    if (j % 2 == 0) __builtin_prefetch(m + std::min(j + kAhead, words - 1) * kLanes);
     const uint32_t keep = m[j * kLanes];
     pos[j] = keep & signs[j];
     neg[j] = keep & ~signs[j];
