@@ -11,10 +11,7 @@ import { Xoshiro128 } from '../src/core/prng.ts';
 import { loadNativeAddon } from '../src/platform/native-addon.ts';
 import { openEngine } from '../src/runtime/open-engine.ts';
 import { ModelRuntime } from '../src/runtime/model-runtime.ts';
-import { INLINE_MAX_BATCH, INLINE_MAX_WORK, InlineGiven } from '../src/runtime/inline-given.ts';
-import type { ModelInfo } from '../src/runtime/worker-protocol.ts';
-import type { ClassifyCall } from '../src/contract/classify.ts';
-import { presetArchitecture } from '../src/core/architecture.ts';
+import { INLINE_MAX_BATCH } from '../src/runtime/inline-given.ts';
 import { TINY, randomExamples, tempDir, tinyModel } from './support/service-fixture.ts';
 import { randomMask } from './support/reference-mlp.ts';
 
@@ -33,7 +30,7 @@ describe('given-task calls inline on the main thread', { skip: native.addon ? fa
     tmp = await tempDir('supsup-inline-');
     dir = await tinyModel(tmp.dir, 3);
     runtime = await ModelRuntime.open(
-      { dir, backend: 'wasm', kernels: 'native', maxBatch: 512, maxQueue: 16, admissionWaitMs: 0, maxWaitMs: 0, maxEngineRestarts: 0, engineRestartDelayMs: 100 },
+      { dir, backend: 'wasm', kernels: 'native', maxBatch: 64, maxQueue: 16, admissionWaitMs: 0, maxWaitMs: 0, maxEngineRestarts: 0, engineRestartDelayMs: 100 },
       quiet,
     );
     const client = (runtime as any).client;
@@ -72,18 +69,6 @@ describe('given-task calls inline on the main thread', { skip: native.addon ? fa
     const before = workerPasses;
     assert.deepEqual(await classify('random-1', INLINE_MAX_BATCH + 1), await expected('random-1', INLINE_MAX_BATCH + 1));
     assert.equal(workerPasses, before + 1, 'batch past the inline limit ran in the worker');
-  });
-
-  it('takes a call while it is short: at most INLINE_MAX_BATCH examples and INLINE_MAX_WORK multiply-adds', () => {
-    const takes = (architecture: typeof TINY, batch: number) => {
-      const model = { architecture, seed: 1, normalization: { mean: 0, std: 1 }, limits: { classes: architecture.classes } } as unknown as ModelInfo;
-      const inline = InlineGiven.for(model, { bank: new Uint32Array(maskWords(architecture) * 8), slots: { t: 0 } })!;
-      return inline.takes({ task: 't', batch } as ClassifyCall);
-    };
-    assert.ok(takes(TINY, INLINE_MAX_BATCH) && !takes(TINY, INLINE_MAX_BATCH + 1), 'a small model: up to the batch limit');
-    const lenet = presetArchitecture('lenet-300-100', 500), most = Math.floor(INLINE_MAX_WORK / weightCount(lenet));
-    assert.ok(most < INLINE_MAX_BATCH && most >= 128, `LeNet 300-100: ${most} examples`);
-    assert.ok(takes(lenet, most) && !takes(lenet, most + 1), 'a larger model: up to the work limit');
   });
 
   it('follows the bank through adds that grow it, and through removals', async () => {

@@ -5,7 +5,6 @@
 // Task removal: the runtime calls removing() before it asks the worker, so from then on the task's calls go to
 // the worker, in order with the removal, and the worker may reuse the slot at once.
 import type { ClassifyCall, Prediction } from '../contract/classify.ts';
-import { weightCount } from '../core/architecture.ts';
 import { givenTaskPredictions } from '../core/engine.ts';
 import { GivenTaskPass } from '../core/given-task-pass.ts';
 import { signedBase } from '../core/kernels/forward-bits.ts';
@@ -13,13 +12,13 @@ import { loadNativeAddon } from '../platform/native-addon.ts';
 import type { ModelInfo, SharedBank } from './worker-protocol.ts';
 
 /**
- * Most examples a call may have to run inline, and most multiply-adds (examples × weights). The main thread stops
- * serving others while a pass runs, so only passes of about a millisecond or less run here: LeNet 300-100 (315,200
- * weights) at 128 examples is ~0.4-0.7 ms on AVX-512, less than what the worker costs it (the hop both ways and the
- * structured clone of 128 predictions back, ~0.5-1 ms measured through REST). Larger calls go to the worker.
+ * Most examples a call may have to run inline. The main thread stops serving others while a pass runs: at 8
+ * examples a LeNet 300-100 pass is ~0.1 ms, about what the hop to the worker costs; larger calls go to the worker.
+ * (Batch 128 inline was tried: the pass itself got cheaper, ~2.0 -> ~0.9 ms, but the main thread's body read and
+ * decode slowed by milliseconds, large-buffer allocations meeting the GC pressure of keeping the decoded inputs
+ * here instead of moving them to the worker; docs/benchmarks.md, branch given2.)
  */
-export const INLINE_MAX_BATCH = 256;
-export const INLINE_MAX_WORK = 2 ** 26;
+export const INLINE_MAX_BATCH = 8;
 
 export class InlineGiven {
   private bank: Uint32Array;
@@ -29,7 +28,6 @@ export class InlineGiven {
     private readonly pass: GivenTaskPass,
     shared: SharedBank,
     private readonly classes: number,
-    private readonly weights: number,
   ) {
     this.bank = shared.bank;
     this.slots = new Map(Object.entries(shared.slots));
@@ -41,12 +39,12 @@ export class InlineGiven {
     if (!shared || typeof forward !== 'function') return null;
     const normalize = typeof addon!.normalize === 'function' ? addon!.normalize : undefined;
     const pass = new GivenTaskPass(forward, signedBase(model.architecture, model.seed), model.normalization, model.limits.classes, normalize);
-    return new InlineGiven(pass, shared, model.limits.classes, weightCount(model.architecture));
+    return new InlineGiven(pass, shared, model.limits.classes);
   }
 
-  /** Whether the call runs here: a given task the bank holds, at most INLINE_MAX_BATCH examples and INLINE_MAX_WORK. */
+  /** Whether the call runs here: a given task the bank holds, at most INLINE_MAX_BATCH examples. */
   takes(call: ClassifyCall): boolean {
-    return call.task !== undefined && call.batch <= INLINE_MAX_BATCH && call.batch * this.weights <= INLINE_MAX_WORK && this.slots.has(call.task);
+    return call.task !== undefined && call.batch <= INLINE_MAX_BATCH && this.slots.has(call.task);
   }
 
   classify(call: ClassifyCall): Prediction[] {
