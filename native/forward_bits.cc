@@ -275,7 +275,12 @@ void ForwardBits(const uint32_t* bank, size_t words, size_t slot, const uint32_t
   pos.resize(words + 2);
   neg.resize(words + 2);
   const uint32_t* m = bank + (slot / kLanes) * words * kLanes + slot % kLanes;
+  // The task's words are 32 bytes apart (one per 8-slot block row): 315 KB of lines for LeNet 300-100, from DRAM
+  // when the task was not used lately. Prefetching 8 KiB ahead keeps more lines in flight than the hardware
+  // prefetcher does: batch 1 at k = 2500, random tasks, in process: 45.8 -> 38.6 us (2 KiB ahead: 41.2 us).
+  constexpr size_t kAhead = 256;
   for (size_t j = 0; j < words; j++) {
+    if (j % 2 == 0) __builtin_prefetch(m + std::min(j + kAhead, words - 1) * kLanes);
     const uint32_t keep = m[j * kLanes];
     pos[j] = keep & signs[j];
     neg[j] = keep & ~signs[j];
@@ -328,10 +333,43 @@ Napi::Value JsForwardBits(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// IEEE operations, so every vector width gives the same bits as the scalar loop.
+void NormalizeScalar(const float* x, size_t n, float mean, float std, float* out) {
+  for (size_t i = 0; i < n; i++) out[i] = (x[i] - mean) / std;
+}
+
+#if SUPSUP_HAS_X86
+SUPSUP_AVX2 void NormalizeAvx2(const float* x, size_t n, float mean, float std, float* out) {
+  const __m256 m = _mm256_set1_ps(mean), s = _mm256_set1_ps(std);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), s));
+  NormalizeScalar(x + i, n - i, mean, std, out + i);
+}
+#endif
+
+// normalize(x, mean, std, out): out[i] = (x[i] − mean) / std, each step rounded to float32 as tfjs rounds it
+// (a subtraction then a division, never contracted), over the first x.length entries of out. The given-task
+// pass's input scaling: a vectorised loop instead of a JavaScript one (~0.1-0.2 ms at batch 128).
+Napi::Value JsNormalize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  float *x, *out;
+  size_t n, out_len;
+  if (!Typed(info[0], napi_float32_array, x, n)) return Refuse(env, "x must be a Float32Array");
+  if (!info[1].IsNumber() || !info[2].IsNumber()) return Refuse(env, "mean and std must be numbers");
+  if (!Typed(info[3], napi_float32_array, out, out_len) || out_len < n) return Refuse(env, "out must be a Float32Array at least as long as x");
+  const float mean = info[1].As<Napi::Number>().FloatValue(), std = info[2].As<Napi::Number>().FloatValue();
+#if SUPSUP_HAS_X86
+  if (CurrentSimd() != Simd::kScalar) return NormalizeAvx2(x, n, mean, std, out), env.Undefined();
+#endif
+  NormalizeScalar(x, n, mean, std, out);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterForwardBits(Napi::Env env, Napi::Object exports) {
   exports.Set("forwardBits", Napi::Function::New(env, JsForwardBits, "forwardBits"));
+  exports.Set("normalize", Napi::Function::New(env, JsNormalize, "normalize"));
 }
 
 }  // namespace supsup

@@ -10,6 +10,8 @@ import { type Architecture, maskWords, presetArchitecture, weightCount } from '.
 import { generateBaseNetwork } from '../src/core/base-network.ts';
 import { Engine } from '../src/core/engine.ts';
 import { forwardBitsTypescript, signedBase } from '../src/core/kernels/forward-bits.ts';
+import { normalizeInto } from '../src/core/given-task-pass.ts';
+import { MNIST_NORMALIZATION } from '../src/contract/model.ts';
 import { loadNativeAddon, loadNativeKernels, type SimdLevel } from '../src/platform/native-addon.ts';
 import { typescriptKernels } from '../src/core/kernels/typescript-kernels.ts';
 import { MaskBank } from '../src/core/mask-bank.ts';
@@ -103,6 +105,28 @@ describe('forward from bits: native against the reference', { skip: native.addon
             }
           }
         }
+      } finally {
+        addon.setSimdLevel('auto');
+      }
+    });
+  }
+
+  for (const level of order) {
+    const skip = order.indexOf(level) > order.indexOf(best) ? `this CPU has no ${level}` : false;
+    it(`${level}: normalize gives normalizeInto's bits (every length mod 8, non-finite values pass through)`, { skip }, () => {
+      const rng = new Xoshiro128(4);
+      const { mean, std } = MNIST_NORMALIZATION;
+      try {
+        assert.equal(addon.setSimdLevel(level), level);
+        for (const n of [0, 1, 7, 8, 9, 784, 7 * 784 + 5]) {
+          const x = Float32Array.from({ length: n }, (_, i) => (i % 97 === 3 ? [Infinity, -Infinity, NaN][i % 3] : rng.nextFloat() * 4 - 2));
+          const expected = normalizeInto(x, { mean, std }, new Float32Array(n));
+          const out = new Float32Array(n + 3).fill(42);
+          addon.normalize!(x, mean, std, out);
+          assert.deepEqual(out.subarray(0, n), expected, `${level} n = ${n}`);
+          assert.deepEqual([...out.subarray(n)], [42, 42, 42], 'nothing written past x.length');
+        }
+        assert.throws(() => addon.normalize!(new Float32Array(4), mean, std, new Float32Array(3)), /at least as long as x/);
       } finally {
         addon.setSimdLevel('auto');
       }

@@ -56,7 +56,7 @@ export class Engine {
     this.net = new SupermaskNetwork(generateBaseNetwork(config.architecture, config.seed), config.kernels, config.expectedTasks);
     const forward = config.kernels.forwardBits;
     this.fromBits = forward && tfjsBackend() !== 'tensorflow' ? { forward, base: this.net.signed } : null;
-    this.given = this.fromBits && new GivenTaskPass(this.fromBits.forward, this.fromBits.base, config.normalization, config.architecture.classes);
+    this.given = this.fromBits && new GivenTaskPass(this.fromBits.forward, this.fromBits.base, config.normalization, config.architecture.classes, config.kernels.normalize);
     this.limits = {
       inputSize: config.architecture.inputSize,
       classes: config.architecture.classes,

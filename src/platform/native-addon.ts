@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { ForwardBits } from '../core/kernels/forward-bits.ts';
+import type { NormalizeInputs } from '../core/given-task-pass.ts';
 import type { MaskKernels } from '../core/kernels/mask-kernels.ts';
 import type { SuperposedKernel } from '../core/superposed-pass.ts';
 import type { ColumnSumKernels } from '../core/kernels/column-sums.ts';
@@ -41,6 +42,8 @@ export interface NativeAddon {
   setCpuPath(path: 'auto' | 'avx512' | 'avx2' | 'scalar'): string;
   /** Given-task forward from the packed bits (contract: forward-bits.ts). */
   forwardBits: ForwardBits;
+  /** The given-task pass's input scaling (contract: normalizeInto in core/given-task-pass.ts). Absent from older builds. */
+  normalize?: NormalizeInputs;
   /** The path of the newer kernels (forwardBits, multi-row scores, gatherSlots, matmul): "avx512", "avx2" or "scalar". */
   simdLevel(): SimdLevel;
   /** Forces that path (tests, benchmarks); throws if the CPU lacks it. Process-wide. */
@@ -109,6 +112,7 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
     gatherSlots: (bank, words, slots, out, counts) => addon.gatherSlots(bank, words, slots, out, counts),
     forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
+    normalize: typeof addon.normalize === 'function' ? addon.normalize : undefined,
     scoresOuter: typeof addon.scoresOuter === 'function' ? addon.scoresOuter : undefined,
     columnSums: addon.columnSums && addon.columnTerm ? { sums: addon.columnSums, term: addon.columnTerm } : undefined,
     superposed: addon.superposedForward && addon.superposedBackward ? { forward: addon.superposedForward, backward: addon.superposedBackward } : undefined,

@@ -14,6 +14,9 @@ import type { ModelInfo, SharedBank } from './worker-protocol.ts';
 /**
  * Most examples a call may have to run inline. The main thread stops serving others while a pass runs: at 8
  * examples a LeNet 300-100 pass is ~0.1 ms, about what the hop to the worker costs; larger calls go to the worker.
+ * (Batch 128 inline was tried: the pass itself got cheaper, ~2.0 -> ~0.9 ms, but the main thread's body read and
+ * decode slowed by milliseconds, large-buffer allocations meeting the GC pressure of keeping the decoded inputs
+ * here instead of moving them to the worker; docs/benchmarks.md, branch given2.)
  */
 export const INLINE_MAX_BATCH = 8;
 
@@ -32,9 +35,10 @@ export class InlineGiven {
 
   /** The inline path for a loaded model, or null where the worker does not share its bank or the native forward does not load here. */
   static for(model: ModelInfo, shared: SharedBank | undefined): InlineGiven | null {
-    const forward = loadNativeAddon().addon?.forwardBits;
+    const addon = loadNativeAddon().addon, forward = addon?.forwardBits;
     if (!shared || typeof forward !== 'function') return null;
-    const pass = new GivenTaskPass(forward, signedBase(model.architecture, model.seed), model.normalization, model.limits.classes);
+    const normalize = typeof addon!.normalize === 'function' ? addon!.normalize : undefined;
+    const pass = new GivenTaskPass(forward, signedBase(model.architecture, model.seed), model.normalization, model.limits.classes, normalize);
     return new InlineGiven(pass, shared, model.limits.classes);
   }
 

@@ -3,6 +3,7 @@ import type { MaskBank } from '../mask-bank.ts';
 import type { DeviceNetwork } from './device-network.ts';
 import type { ColumnSumKernels } from './column-sums.ts';
 import type { ForwardBits } from './forward-bits.ts';
+import type { NormalizeInputs } from '../given-task-pass.ts';
 import type { SuperposedKernel } from '../superposed-pass.ts';
 
 /**
@@ -38,6 +39,8 @@ export interface MaskKernels {
   readonly columnSums?: ColumnSumKernels;
   /** Given-task forward from the packed bits (forward-bits.ts); only where it beats building W ⊙ M (native). */
   readonly forwardBits?: ForwardBits;
+  /** The given-task pass's input scaling, bit for bit normalizeInto (given-task-pass.ts); native only. */
+  readonly normalize?: NormalizeInputs;
   /**
    * Per-example scores without V: `scores` of the vectors v_e(w) = (a_l[e][i] · δ_l[e][j]) · W(w), w = (l, i, j),
    * W(w) = ±scales[l] by the sign bits (forward-bits.ts). `acts` holds each layer's inputs (examples × n_l, layer
