@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kernel_common.h"
+#include "lookup4_avx512.h"
 
 namespace supsup {
 namespace {
@@ -34,7 +35,7 @@ constexpr size_t kMaxGroups = 16;     // `scores`' tile groups
 constexpr size_t kChunkWords = 32;    // listed words per chunk: 16 KiB of AVX-512 tables, in L1
 constexpr size_t kItemBlocks = 32;    // blocks per work item (multiple of 4)
 constexpr int kTable3 = 12 * 8;       // AVX2 / scalar table floats per word: 8 3-bit and 4 2-bit groups
-constexpr int kTable4 = 8 * 16;       // AVX-512 table floats per word: 8 4-bit groups
+constexpr int kTable4 = kLookup4TableFloats;  // AVX-512 table floats per word: 8 4-bit groups
 
 // What to do with the running sums before a listed word: 0 nothing, 1 close the tile, 2 close tile and group.
 struct WordList {
@@ -163,22 +164,13 @@ SUPSUP_AVX2 void BlockAvx2(const uint32_t* block, const uint32_t* next, const Wo
 }
 
 SUPSUP_AVX512 void Tables4Avx512(const float* v, const WordList& list, float* t) {
-  for (size_t i = 0; i < list.word.size(); i++, t += kTable4) {
-    const float* w = v + size_t(list.word[i]) * 32;
-    for (int g = 0; g < 8; g++) {
-      const __m512 a = _mm512_maskz_mov_ps(0xAAAA, _mm512_set1_ps(w[4 * g]));
-      const __m512 b = _mm512_maskz_mov_ps(0xCCCC, _mm512_set1_ps(w[4 * g + 1]));
-      const __m512 c = _mm512_maskz_mov_ps(0xF0F0, _mm512_set1_ps(w[4 * g + 2]));
-      const __m512 d = _mm512_maskz_mov_ps(0xFF00, _mm512_set1_ps(w[4 * g + 3]));
-      _mm512_store_ps(t + 16 * g, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), c), d));
-    }
-  }
+  for (size_t i = 0; i < list.word.size(); i++, t += kTable4) Lookup4Tables(v + size_t(list.word[i]) * 32, t);
 }
 
 // AVX-512: the running sums of four blocks (c[0], c[1] in one register, c[2], c[3] in the other; `sums` =
-// tot, acc, out × 32 lanes) over listed words [c0, c1), each word looked up as TileQuad512 does (the lookups
-// and their tree are that kernel's, line for line: the same bits depend on it, and the test checks them; the
-// dense kernel is left as it is). Prefetches the same words of the blocks next[q].
+// tot, acc, out × 32 lanes) over listed words [c0, c1), each word looked up as TileQuad512 does (both call
+// Lookup4Quad, lookup4_avx512.h: the same bits depend on it, and the test checks them). Prefetches the same words
+// of the blocks next[q].
 SUPSUP_AVX512 void QuadAvx512(const uint32_t* const* c, const uint32_t* const* next, const WordList& list, size_t c0,
                               size_t c1, const float* tables, float* sums) {
   __m512 tot0 = _mm512_loadu_ps(sums), tot1 = _mm512_loadu_ps(sums + 16);
@@ -197,22 +189,7 @@ SUPSUP_AVX512 void QuadAvx512(const uint32_t* const* c, const uint32_t* const* n
     }
     const size_t at = size_t(list.word[i]) * kLanes;
     for (int q = 0; q < 4; q++) _mm_prefetch(reinterpret_cast<const char*>(next[q] + at), _MM_HINT_T0);
-#define SUPSUP_WORD(q) _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[q] + at))
-    const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(SUPSUP_WORD(0)), SUPSUP_WORD(1), 1);
-    const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(SUPSUP_WORD(2)), SUPSUP_WORD(3), 1);
-#undef SUPSUP_WORD
-    const float* t = tables + i * kTable4;
-    __m512 px[8], py[8];
-    for (int g = 0; g < 8; g++) {
-      const __m512 row = _mm512_load_ps(t + 16 * g);
-      px[g] = _mm512_permutexvar_ps(_mm512_srli_epi32(x, 4 * g), row);
-      py[g] = _mm512_permutexvar_ps(_mm512_srli_epi32(y, 4 * g), row);
-    }
-#define SUPSUP_TREE(p) _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3])), \
-                                     _mm512_add_ps(_mm512_add_ps(p[4], p[5]), _mm512_add_ps(p[6], p[7])))
-    tot0 = _mm512_add_ps(tot0, SUPSUP_TREE(px));
-    tot1 = _mm512_add_ps(tot1, SUPSUP_TREE(py));
-#undef SUPSUP_TREE
+    Lookup4Quad(c, at, tables + i * kTable4, tot0, tot1);
   }
   _mm512_storeu_ps(sums, tot0);
   _mm512_storeu_ps(sums + 16, tot1);

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "kernel_common.h"
+#include "lookup4_avx512.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SUPSUP_X86 1
@@ -286,18 +287,10 @@ AVX2_FN void TilePairAvx2(const uint32_t* c0, const uint32_t* c1, const uint32_t
 // 8 lookups per word for 16 slots, where AVX2 needs 12 per 8 slots. Four blocks at a time (two registers of
 // 16 slots) share each table row load; the 8 lookups of a word are summed as a tree so the only loop-carried
 // chain is one add per word and register.
-constexpr int kGroups4 = 8, kTable512Floats = kGroups4 * 16;
+constexpr int kTable512Floats = supsup::kLookup4TableFloats;
 
 SUPSUP_AVX512_FN void BuildTables512(const float* v, size_t n, float* t) {
-  for (size_t jj = 0; jj < n; jj++, v += 32, t += kTable512Floats) {
-    for (int g = 0; g < kGroups4; g++) {
-      const __m512 a = _mm512_maskz_mov_ps(0xAAAA, _mm512_set1_ps(v[4 * g]));
-      const __m512 b = _mm512_maskz_mov_ps(0xCCCC, _mm512_set1_ps(v[4 * g + 1]));
-      const __m512 c = _mm512_maskz_mov_ps(0xF0F0, _mm512_set1_ps(v[4 * g + 2]));
-      const __m512 d = _mm512_maskz_mov_ps(0xFF00, _mm512_set1_ps(v[4 * g + 3]));
-      _mm512_store_ps(t + 16 * g, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), c), d));
-    }
-  }
+  for (size_t jj = 0; jj < n; jj++, v += 32, t += kTable512Floats) supsup::Lookup4Tables(v, t);
 }
 
 // Slots of blocks c[0], c[1] in one register, c[2], c[3] in another: acc[q][l] += Σ_jj lookups of lane l's word
@@ -308,22 +301,7 @@ SUPSUP_AVX512_FN void TileQuad512(const uint32_t* const* c, const uint32_t* cons
   for (size_t jj = 0; jj < n; jj++) {
     if (!(jj & 1))
       for (int q = 0; q < 4; q++) _mm_prefetch(reinterpret_cast<const char*>(next[q] + jj * kLanes), _MM_HINT_T0);
-#define SUPSUP_CHUNK(q) _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[q] + jj * kLanes))
-    const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(SUPSUP_CHUNK(0)), SUPSUP_CHUNK(1), 1);
-    const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(SUPSUP_CHUNK(2)), SUPSUP_CHUNK(3), 1);
-#undef SUPSUP_CHUNK
-    const float* t = tables + jj * kTable512Floats;
-    __m512 px[kGroups4], py[kGroups4];
-    for (int g = 0; g < kGroups4; g++) {
-      const __m512 row = _mm512_load_ps(t + 16 * g);
-      px[g] = _mm512_permutexvar_ps(_mm512_srli_epi32(x, 4 * g), row);
-      py[g] = _mm512_permutexvar_ps(_mm512_srli_epi32(y, 4 * g), row);
-    }
-#define SUPSUP_TREE(p) _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3])), \
-                                     _mm512_add_ps(_mm512_add_ps(p[4], p[5]), _mm512_add_ps(p[6], p[7])))
-    total0 = _mm512_add_ps(total0, SUPSUP_TREE(px));
-    total1 = _mm512_add_ps(total1, SUPSUP_TREE(py));
-#undef SUPSUP_TREE
+    supsup::Lookup4Quad(c, jj * kLanes, tables + jj * kTable512Floats, total0, total1);
   }
   alignas(64) float s0[16], s1[16];
   _mm512_store_ps(s0, total0);
