@@ -20,10 +20,11 @@ import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../../src/model/model-store.ts';
+import { DEFAULT_MODEL_DIRS } from '../../src/runtime/default-model.ts';
 import { pythonGrpcChecks } from './grpc-client.ts';
 import { assert, CheckFailure, fetchJson, freePort, run, Suite, waitUntil } from './harness.ts';
 
@@ -194,6 +195,13 @@ async function main(): Promise<void> {
   });
   if (!user) return;
   suite.pass('image size', user.size);
+
+  await suite.check('image: /app/models holds the served default and the example only (.dockerignore leaves out the paper runs)', async () => {
+    const listed = (await podmanOut(['run', '--rm', '--entrypoint', 'ls', IMAGE, '/app/models'])).split(/\s+/).sort();
+    const expected = [basename(SOURCE_MODEL), basename(DEFAULT_MODEL_DIRS[0])].sort();
+    assert(JSON.stringify(listed) === JSON.stringify(expected), `/app/models holds ${listed.join(', ')}`);
+    return listed.join(', ');
+  });
 
   // --- 2. a server with a mounted model ---------------------------------------------------------------------
   const models = join(work, 'models');
