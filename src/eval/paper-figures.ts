@@ -36,7 +36,7 @@ export const PAPER_FIGURES: FigureSpec[] = [
   {
     file: 'fig4-permuted-lenet2500.svg',
     title: 'PermutedMNIST, LeNet 300-100, s = 500, 2500 tasks (paper Fig. 4)',
-    runs: [{ report: 'permuted-mnist60k-lenet2500.json', label: 'ours, lr 3e-4', color: '#d62728' }],
+    runs: [{ report: 'permuted-mnist60k-lenet2500.json', label: "ours, lr 1e-4 (the authors' script)", color: '#1f77b4' }],
     paper: [],
   },
   {
