@@ -12,8 +12,7 @@ import { HealthState } from './health-state.ts';
 import { createHttpApp, registerHttpRoutes } from './http/app.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { createTracing } from './tracing.ts';
-import { PostgresTaskStore } from '../store/postgres-task-store.ts';
-import { StoreReplica } from '../store/store-replica.ts';
+import type { StoreReplica } from '../store/store-replica.ts';
 import { parseStoreUrl } from '../store/store-url.ts';
 import { PACKAGE_VERSION } from './version.ts';
 
@@ -64,8 +63,13 @@ export async function startService(config: ServeConfig, started?: StartedEngine)
   );
   const rt = runtime;
   health = new HealthState(() => rt.state);
-  const tracing = createTracing(config.otelEndpoint, PACKAGE_VERSION);
-  const replica = storeAddress && new StoreReplica(new PostgresTaskStore(storeAddress), config.model, log, metrics.registry);
+  const tracing = await createTracing(config.otelEndpoint, PACKAGE_VERSION);
+  // The task store's client (pg) is loaded only for a replica: most servers never use it.
+  let replica: StoreReplica | undefined;
+  if (storeAddress) {
+    const [{ StoreReplica }, { PostgresTaskStore }] = await Promise.all([import('../store/store-replica.ts'), import('../store/postgres-task-store.ts')]);
+    replica = new StoreReplica(new PostgresTaskStore(storeAddress), config.model, log, metrics.registry);
+  }
   const ctx: ServiceContext = { config, runtime: rt, metrics, health, log, tracing, replica };
   rt.onReadyChange(() => ctx.health.check());
 
