@@ -14,7 +14,8 @@ import { type BatchObserver, Batcher, type PassTiming } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import { InlineGiven } from './inline-given.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
-import type { ModelInfo } from './worker-protocol.ts';
+import { unpackTasks } from './packed-tasks.ts';
+import type { ModelInfo, OpenedModel } from './worker-protocol.ts';
 import { sortedById } from '../core/task-page.ts';
 
 export interface RuntimeOptions {
@@ -310,7 +311,8 @@ export class ModelRuntime {
   async load(): Promise<void> {
     const { model: opened, warmUp } = this.opening ?? open(this.client, this.options);
     this.opening = undefined;
-    const { sharedBank, ...model } = await opened;
+    const { sharedBank, tasks, ...rest } = await opened;
+    const model = { ...rest, tasks: unpackTasks(tasks) };
     this.model = model;
     this.inline = InlineGiven.for(model, sharedBank);
     this.taskMap.clear();
@@ -374,7 +376,7 @@ type OpenOptions = Pick<RuntimeOptions, 'dir' | 'backend' | 'kernels' | 'maxBatc
 
 /** The replies to `open` and to the warm-up the worker runs right behind it (readiness waits for both). */
 interface Opening {
-  model: Promise<ModelInfo>;
+  model: Promise<OpenedModel>;
   warmUp: Promise<void>;
 }
 
