@@ -4,7 +4,8 @@
 // both servers stop accepting, queued and in-flight requests finish, then the engine worker stops;
 // whatever is still open at the timeout is cut.
 import type { FastifyInstance } from 'fastify';
-import { ModelRuntime, type StartedEngine } from '../runtime/model-runtime.ts';
+import type { StartedEngine } from '../runtime/engine-start.ts';
+import { ModelRuntime } from '../runtime/model-runtime.ts';
 import type { ServeConfig } from './config.ts';
 import type { ServiceContext } from './context.ts';
 import { type GrpcServer, startGrpcServer, stopGrpcServer } from './grpc/server.ts';
@@ -25,7 +26,7 @@ export interface RunningService {
   stop(timeoutMs: number): Promise<boolean>;
 }
 
-/** `started`: an engine worker already opening config.model (ModelRuntime.startEngine), which the runtime adopts. */
+/** `started`: an engine worker already opening config.model (startEngine), which the runtime adopts. */
 export async function startService(config: ServeConfig, started?: StartedEngine): Promise<RunningService> {
   const app = createHttpApp(config);
   const log = app.log;
