@@ -25,17 +25,23 @@ export function packTasks(tasks: readonly TaskInfo[]): PackedTasks {
   const ends = new Uint32Array(permutations.length);
   let n = 0;
   permutations.forEach((p, i) => (ends[i] = n += p.length));
-  const wide = new Uint32Array(n);
-  let max = 0;
+  // 16 bits hold every index of an image up to 65536 pixels; a wider one takes 32.
+  const values = packInto(new Uint16Array(n), permutations) ?? packInto(new Uint32Array(n), permutations)!;
+  return { tasks: slim, values, ends };
+}
+
+/** The permutations one after another in `out`, or null where a value does not fit its elements. */
+function packInto<T extends Uint16Array | Uint32Array>(out: T, permutations: number[][]): T | null {
+  const limit = out instanceof Uint16Array ? 0xffff : 0xffffffff;
   let at = 0;
   for (const p of permutations) {
     for (let i = 0; i < p.length; i++) {
-      wide[at + i] = p[i];
-      if (p[i] > max) max = p[i];
+      if (p[i] > limit) return null;
+      out[at + i] = p[i];
     }
     at += p.length;
   }
-  return { tasks: slim, values: max <= 0xffff ? new Uint16Array(wide) : wide, ends };
+  return out;
 }
 
 /** packTasks undone in place: each permutation is made from `values` when first read, then kept as a plain array. */
