@@ -1,14 +1,23 @@
 /**
  * The engine worker's open reply carries its task list packed (runtime/packed-tasks.ts): after a real structured
  * clone (a MessageChannel, as between the worker and the main thread) and unpacking, every task reads, serialises and
- * clones exactly as the plain list did, and packing leaves the sender's tasks alone.
+ * clones exactly as the plain list did, and packing leaves the sender's tasks alone; a served model's permutation
+ * tasks come back whole through REST and gRPC.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { describe, it } from 'node:test';
-import type { TaskInfo } from '../src/contract/task.ts';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { TaskInfo, TaskSpec } from '../src/contract/task.ts';
 import { permutedTask, rotatedTask, splitTask } from '../src/data/transforms.ts';
+import { readManifest } from '../src/model/model-store.ts';
+import { writeRandomModel } from '../src/model/random-model.ts';
 import { type PackedTasks, packTasks, unpackTasks } from '../src/runtime/packed-tasks.ts';
+import { LOADER_OPTIONS, PROTO_PATH } from '../src/service/grpc/server.ts';
+import { unary } from './support/grpc-calls.ts';
+import { TINY, http, startTestService, tempDir, testConfig } from './support/service-fixture.ts';
 
 const task = (id: string, transform: TaskInfo['transform'], description?: string): TaskInfo => ({
   id,
@@ -77,5 +86,31 @@ describe('packed task list', () => {
     const plain = [task('a', { kind: 'identity' })];
     assert.deepEqual(unpackTasks(cloned(packTasks(plain))), plain);
     assert.deepEqual(unpackTasks(cloned(packTasks([]))), []);
+  });
+});
+
+describe('a served model’s permutation tasks', () => {
+  it('come back whole through REST and gRPC after the packed open reply', async () => {
+    const tmp = await tempDir('supsup-packed-');
+    const specs: TaskSpec[] = [0, 1, 2].map((i) => ({ id: `p${i}`, name: `Permuted ${i}`, transform: permutedTask(i) }));
+    specs.splice(1, 0, { id: 'r', name: 'Rotated', transform: rotatedTask(2) });
+    const dir = join(tmp.dir, 'model');
+    await writeRandomModel(dir, { architecture: TINY, seed: 3, tasks: specs, density: 0.5 });
+    const stored = new Map((await readManifest(dir)).tasks.map((t) => [t.id, t.transform]));
+    const service = await startTestService(testConfig(dir));
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)) as any;
+    const client = new pkg.supsup.v1.Classifier(`127.0.0.1:${service.grpcPort}`, grpc.credentials.createInsecure());
+    try {
+      const one = await http('GET', `${service.url}/tasks/p2`);
+      assert.deepEqual(one.body.transform, stored.get('p2'));
+      const all = await http('GET', `${service.url}/tasks`);
+      assert.deepEqual(new Map(all.body.tasks.map((t: TaskInfo) => [t.id, t.transform])), stored);
+      const listed = await unary(client, 'ListTasks', {});
+      assert.deepEqual(new Map(listed.tasks.map((t: any) => [t.id, JSON.parse(t.transform_json)])), stored);
+    } finally {
+      client.close();
+      await service.close();
+      await tmp.remove();
+    }
   });
 });
