@@ -103,6 +103,12 @@ export class Engine {
     return this.net.bank.residentBytes;
   }
 
+  /** Set bits of each task's mask by id, counted in one pass of the kernels over the bank (a loader's density check). */
+  setBitCounts(): (id: string) => number {
+    const perSlot = this.net.setBitsPerSlot();
+    return (id) => perSlot[this.requireTask(id).slot];
+  }
+
   tasks(): EngineTask[] {
     return Array.from(this.net.bank.occupiedSlots(), (slot) => this.byId.get(this.idBySlot[slot])!);
   }

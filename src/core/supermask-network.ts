@@ -1,12 +1,12 @@
 import { tf } from './tfjs.ts';
-import { type Architecture, type LayerShape, layerShapes, maskWords } from './architecture.ts';
+import { type Architecture, type LayerShape, layerShapes, maskWords, weightCount } from './architecture.ts';
 import { type BaseNetwork } from './base-network.ts';
 import { CandidateScratch } from './candidate-bank.ts';
 import { type DeviceNetwork } from './kernels/device-network.ts';
 import { type SignedBase, signedBase } from './kernels/forward-bits.ts';
 import { type MaskKernels } from './kernels/mask-kernels.ts';
 import { LruCache } from './lru-cache.ts';
-import { BLOCK_SLOTS, MaskBank } from './mask-bank.ts';
+import { BLOCK_SLOTS, MaskBank, popcount } from './mask-bank.ts';
 import { batchWeightGradient, type DenseLayers, disposeDenseLayers, forward, gradientTrace, makeDenseLayers, maskKeeps } from './masked-mlp.ts';
 import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
@@ -150,6 +150,21 @@ export class SupermaskNetwork {
   /** Counts the column sums of tasks added since the last inferred pass (background-split.ts), now. */
   prepareInference(): void {
     this.inputColumnSums?.current(this.bank);
+  }
+
+  /**
+   * Set bits of every slot's mask (0 for an empty slot): one `scores` pass with v = 1 on the P weights, exact while
+   * every partial sum is an integer below 2^24 (float32); past that, mask by mask.
+   */
+  setBitsPerSlot(): Float32Array {
+    const p = weightCount(this.architecture);
+    const out = new Float32Array(this.bank.slotCapacity);
+    if (p < 2 ** 24) {
+      this.kernels.scores(this.bank.raw, this.words, this.bank.blocks, new Float32Array(this.words * 32).fill(1, 0, p), 1, out);
+    } else {
+      for (let s = 0; s < out.length; s++) out[s] = this.bank.has(s) ? popcount(this.bank.get(s)) : 0;
+    }
+    return out;
   }
 
   /** V of one example over W ⊙ counts / n into v (superposed-pass.ts): in the addon where it has the pass. */

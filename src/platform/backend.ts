@@ -2,9 +2,9 @@ import { createRequire } from 'node:module';
 import { deferTfjs, tf } from '../core/tfjs.ts';
 import { firstLine } from './first-line.ts';
 import { cudaBackend } from './cuda/cuda-backend.ts';
+import { BACKEND_PREFERENCES, type BackendPreference } from './preferences.ts';
 
-export type BackendPreference = 'auto' | 'cuda' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'cuda', 'tensorflow', 'wasm', 'cpu'];
+export { BACKEND_PREFERENCES, type BackendPreference };
 
 export interface BackendChoice {
   /** The tfjs backend that runs: "tensorflow", "wasm" or "cpu"; or "cuda": our CUDA kernels, tfjs wasm for the rest. */

@@ -4,9 +4,9 @@ import type { MaskKernels } from '../core/kernels/mask-kernels.ts';
 import { typescriptKernels } from '../core/kernels/typescript-kernels.ts';
 import { type ScoreUpdate, typescriptScoreUpdate } from '../core/score-update.ts';
 import { loadNativeAddon, loadNativeKernels } from './native-addon.ts';
+import { KERNEL_PREFERENCES, type KernelPreference } from './preferences.ts';
 
-export type KernelPreference = 'auto' | 'native' | 'typescript';
-export const KERNEL_PREFERENCES: readonly KernelPreference[] = ['auto', 'native', 'typescript'];
+export { KERNEL_PREFERENCES, type KernelPreference };
 
 /**
  * 'auto': native if available, else TypeScript (the reason says why). 'typescript': always TypeScript.

@@ -12,7 +12,8 @@ import { appendTask, readManifest, removeTask } from '../model/model-store.ts';
 import { isHopfieldModel } from '../model/hopfield-model.ts';
 import { HopfieldWorkerModel } from './hopfield-worker.ts';
 import { openEngine } from './open-engine.ts';
-import type { ModelInfo, SharedBank, WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
+import { packTasks } from './packed-tasks.ts';
+import type { OpenedModel, SharedBank, WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
 
 let engine: Engine | undefined;
 let dir = '';
@@ -28,7 +29,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
       hopfield?.engine.dispose();
       hopfield = model;
       opened = { limits: info.limits, firstTask: info.tasks[0]?.id };
-      return info;
+      return { ...info, tasks: packTasks(info.tasks) };
     }
     const loaded = await openEngine(r.dir, { backend: r.backend, kernels: r.kernels, maxBatch: r.maxBatch, epsilon: r.epsilon, rerank: r.rerank, deferTfjs: true });
     const { architecture, seed, normalization, tasks } = loaded.manifest;
@@ -43,12 +44,12 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
       normalization,
       limits: engine.limits,
       epsilonSource: loaded.epsilonSource,
-      tasks: tasks.map(taskInfo),
+      tasks: packTasks(tasks.map(taskInfo)),
       maskBankBytes: engine.maskBankBytes,
       backend: loaded.backend,
       kernels: loaded.kernels,
       sharedBank: sharedBank(engine),
-    } satisfies ModelInfo;
+    } satisfies OpenedModel;
   },
 
   async classify(r) {
@@ -73,8 +74,9 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
     await withTfjs(() => classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits)));
     if (tfjsDeferred()) {
-      // Inferred passes wait for tfjs, but the tables they read can be made now, without it.
-      engine?.prepareInference();
+      // Inferred passes wait for tfjs, but the tables they read can be made without it: right after this reply,
+      // so readiness does not wait for them (~0.1 s at k = 2500); an inferred call that comes first makes them itself.
+      setImmediate(() => engine?.prepareInference());
       return;
     }
     classify(validateClassifyCall(zeros(), limits));

@@ -12,8 +12,10 @@ import type { BackendPreference } from '../platform/backend.ts';
 import { Admission } from './admission.ts';
 import { type BatchObserver, Batcher, type PassTiming } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
+import { type Opening, type StartedEngine, open } from './engine-start.ts';
 import { InlineGiven } from './inline-given.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
+import { unpackTasks } from './packed-tasks.ts';
 import type { ModelInfo } from './worker-protocol.ts';
 import { sortedById } from '../core/task-page.ts';
 
@@ -57,18 +59,6 @@ export interface RuntimeLog {
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
-
-/**
- * An engine worker started, and already opening the model directory, before the runtime that will own it exists
- * (ModelRuntime.startEngine): `supsup serve` starts it first, so the worker loads the model while the main thread
- * loads the servers' modules.
- */
-export interface StartedEngine {
-  readonly client: EngineClient;
-  readonly opening: Opening;
-  /** Told when the worker exits; the adopting runtime sets it. */
-  onExit: (code: number) => void;
-}
 
 export class ModelRuntime {
   private client: EngineClient;
@@ -114,14 +104,6 @@ export class ModelRuntime {
   /** Starts the engine worker (or adopts `started`); the model is not loaded until `load()`. */
   static create(options: RuntimeOptions, log: RuntimeLog, observer?: RuntimeObserver, started?: StartedEngine): ModelRuntime {
     return new ModelRuntime(options, log, observer, started);
-  }
-
-  /** Starts an engine worker and has it open the model directory now; a runtime created with it adopts both. */
-  static startEngine(options: OpenOptions): StartedEngine {
-    const client = new EngineClient((code) => started.onExit(code));
-    const opening = open(client, options);
-    const started: StartedEngine = { client, opening, onExit: () => undefined };
-    return started;
   }
 
   /** create + load; on failure the worker is stopped and the error rethrown. */
@@ -310,7 +292,8 @@ export class ModelRuntime {
   async load(): Promise<void> {
     const { model: opened, warmUp } = this.opening ?? open(this.client, this.options);
     this.opening = undefined;
-    const { sharedBank, ...model } = await opened;
+    const { sharedBank, tasks, ...rest } = await opened;
+    const model = { ...rest, tasks: unpackTasks(tasks) };
     this.model = model;
     this.inline = InlineGiven.for(model, sharedBank);
     this.taskMap.clear();
@@ -368,23 +351,6 @@ export class ModelRuntime {
       this.restartOrGiveUp(failures + 1);
     }
   }
-}
-
-type OpenOptions = Pick<RuntimeOptions, 'dir' | 'backend' | 'kernels' | 'maxBatch' | 'epsilon' | 'rerank'>;
-
-/** The replies to `open` and to the warm-up the worker runs right behind it (readiness waits for both). */
-interface Opening {
-  model: Promise<ModelInfo>;
-  warmUp: Promise<void>;
-}
-
-/** Asks the worker to open the model directory and warm up: its passes run while this thread reads open's reply. */
-function open(client: EngineClient, { dir, backend, kernels, maxBatch, epsilon, rerank }: OpenOptions): Opening {
-  const opening = { model: client.request({ op: 'open', dir, backend, kernels, maxBatch, epsilon, rerank }), warmUp: client.request({ op: 'warmUp' }) };
-  // Their failures are load()'s to report, whenever it awaits them (a failed open fails the warm-up too).
-  opening.model.catch(() => undefined);
-  opening.warmUp.catch(() => undefined);
-  return opening;
 }
 
 /** The array itself if it owns its whole buffer (so the buffer can move to the worker), else a copy that does. */

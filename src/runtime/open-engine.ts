@@ -45,6 +45,9 @@ export async function openEngine(dir: string, options: OpenOptions = {}): Promis
       oneExample: m.unknownTask?.oneExample,
       rerank: options.rerank,
     });
+  // The addon counts every mask's set bits in one pass over the bank once all are in (the load's density check); the
+  // TypeScript kernels' pass would be slower than counting each mask as it comes, and CUDA's runs on its device copy.
+  const countInBank = kernels.kernels.name.startsWith('native-');
   let engine: Engine | undefined;
   let manifest: Manifest;
   try {
@@ -55,6 +58,7 @@ export async function openEngine(dir: string, options: OpenOptions = {}): Promis
         engine = newEngine(m);
       },
       (id, mask) => engine!.addTask(id, mask),
+      countInBank ? () => engine!.setBitCounts() : undefined,
     );
   } catch (e) {
     engine?.dispose();

@@ -6,6 +6,7 @@ import type { ModelSpec } from '../contract/model.ts';
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
 import type { KernelPreference } from '../platform/kernels.ts';
 import type { BackendPreference } from '../platform/backend.ts';
+import type { PackedTasks } from './packed-tasks.ts';
 
 export interface ModelInfo extends ModelSpec {
   dir: string;
@@ -19,6 +20,9 @@ export interface ModelInfo extends ModelSpec {
   /** Where given-task passes run from the bits: the bank and each task's slot, for the runtime's inline calls. */
   sharedBank?: SharedBank;
 }
+
+/** open's reply: the ModelInfo with its task list packed (packed-tasks.ts). */
+export type OpenedModel = Omit<ModelInfo, 'tasks'> & { tasks: PackedTasks };
 
 /**
  * The engine's bank (shared memory: the same bytes in both threads, never a copy) and the slot of every task in
@@ -44,7 +48,7 @@ export interface ClassifyResult {
 }
 
 export interface WorkerResults {
-  open: ModelInfo;
+  open: OpenedModel;
   classify: ClassifyResult;
   warmUp: void;
   /** shared: the bank as of this add (it may have grown) and the new task's slot, where the bank is shared. */

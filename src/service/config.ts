@@ -2,8 +2,7 @@
 // variable of the same name (flag wins). Every value is checked before anything starts; a bad one stops
 // the server with a message that names the flag and the variable.
 import { DEFAULT_MAX_BATCH, DEFAULT_RERANK } from '../contract/classify.ts';
-import { KERNEL_PREFERENCES } from '../platform/kernels.ts';
-import { BACKEND_PREFERENCES } from '../platform/backend.ts';
+import { BACKEND_PREFERENCES, KERNEL_PREFERENCES } from '../platform/preferences.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../runtime/default-model.ts';
 import type { RuntimeOptions } from '../runtime/model-runtime.ts';
 import { parseStoreUrl } from '../store/store-url.ts';

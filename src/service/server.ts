@@ -4,7 +4,8 @@
 // both servers stop accepting, queued and in-flight requests finish, then the engine worker stops;
 // whatever is still open at the timeout is cut.
 import type { FastifyInstance } from 'fastify';
-import { ModelRuntime, type StartedEngine } from '../runtime/model-runtime.ts';
+import type { StartedEngine } from '../runtime/engine-start.ts';
+import { ModelRuntime } from '../runtime/model-runtime.ts';
 import type { ServeConfig } from './config.ts';
 import type { ServiceContext } from './context.ts';
 import { type GrpcServer, startGrpcServer, stopGrpcServer } from './grpc/server.ts';
@@ -12,8 +13,7 @@ import { HealthState } from './health-state.ts';
 import { createHttpApp, registerHttpRoutes } from './http/app.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { createTracing } from './tracing.ts';
-import { PostgresTaskStore } from '../store/postgres-task-store.ts';
-import { StoreReplica } from '../store/store-replica.ts';
+import type { StoreReplica } from '../store/store-replica.ts';
 import { parseStoreUrl } from '../store/store-url.ts';
 import { PACKAGE_VERSION } from './version.ts';
 
@@ -26,7 +26,7 @@ export interface RunningService {
   stop(timeoutMs: number): Promise<boolean>;
 }
 
-/** `started`: an engine worker already opening config.model (ModelRuntime.startEngine), which the runtime adopts. */
+/** `started`: an engine worker already opening config.model (startEngine), which the runtime adopts. */
 export async function startService(config: ServeConfig, started?: StartedEngine): Promise<RunningService> {
   const app = createHttpApp(config);
   const log = app.log;
@@ -64,8 +64,13 @@ export async function startService(config: ServeConfig, started?: StartedEngine)
   );
   const rt = runtime;
   health = new HealthState(() => rt.state);
-  const tracing = createTracing(config.otelEndpoint, PACKAGE_VERSION);
-  const replica = storeAddress && new StoreReplica(new PostgresTaskStore(storeAddress), config.model, log, metrics.registry);
+  const tracing = await createTracing(config.otelEndpoint, PACKAGE_VERSION);
+  // The task store's client (pg) is loaded only for a replica: most servers never use it.
+  let replica: StoreReplica | undefined;
+  if (storeAddress) {
+    const [{ StoreReplica }, { PostgresTaskStore }] = await Promise.all([import('../store/store-replica.ts'), import('../store/postgres-task-store.ts')]);
+    replica = new StoreReplica(new PostgresTaskStore(storeAddress), config.model, log, metrics.registry);
+  }
   const ctx: ServiceContext = { config, runtime: rt, metrics, health, log, tracing, replica };
   rt.onReadyChange(() => ctx.health.check());
 

@@ -11,10 +11,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
     return;
   }
   const config = parseServeConfig(argv);
-  // The engine worker starts opening the model first, so it loads while this thread loads the servers' modules (a
-  // replica's directory is brought up to date from its store before anything opens it, so it waits).
-  const { ModelRuntime } = await import('../../runtime/model-runtime.ts');
-  const started = config.store ? undefined : ModelRuntime.startEngine({ ...config, dir: config.model });
+  // The engine worker starts opening the model first, so it loads while this thread loads the runtime's and the
+  // servers' modules (a replica's directory is brought up to date from its store before anything opens it, so it waits).
+  const { startEngine } = await import('../../runtime/engine-start.ts');
+  const started = config.store ? undefined : startEngine({ ...config, dir: config.model });
   // Loaded only once the settings are known good, so a bad one is refused at once.
   const { startService } = await import('../../service/server.ts');
   const service = await startService(config, started);

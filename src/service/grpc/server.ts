@@ -4,12 +4,12 @@
 // them all. Message limits match REST's body limit.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { fileURLToPath } from 'node:url';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { ServiceContext } from '../context.ts';
 import { admissionInterceptor } from './admission.ts';
 import { classifierService } from './classifier-service.ts';
+import { addLazyReflection } from './lazy-reflection.ts';
 import { inferenceService } from '../oip/grpc-service.ts';
 
 export const PROTO_PATH = fileURLToPath(new URL('../../../proto/supsup.proto', import.meta.url));
@@ -50,7 +50,7 @@ export async function startGrpcServer(ctx: ServiceContext): Promise<GrpcServer> 
     for (const n of names) health.setStatus(n, ready ? 'SERVING' : 'NOT_SERVING');
     health.setStatus(LIVENESS_SERVICE, live ? 'SERVING' : 'NOT_SERVING');
   });
-  new ReflectionService(definition).addToServer(server);
+  addLazyReflection(server, definition);
 
   const address = ctx.config.host.includes(':') ? `[${ctx.config.host}]:${ctx.config.grpcPort}` : `${ctx.config.host}:${ctx.config.grpcPort}`;
   const port = await new Promise<number>((resolve, reject) => {
