@@ -160,13 +160,25 @@ void ColumnTerm(const int16_t* sums, size_t cols, const int32_t* rows, size_t co
   }
 }
 
-// Exact integers, so one plain loop (the compiler vectorises it) gives every path's result.
-void ColumnTotals(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) {
+// Exact integers, so one plain loop, vectorised by the compiler for each path, gives every path's result.
+inline __attribute__((always_inline)) void TotalsBody(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) {
   std::fill(out, out + cols, 0);
   for (size_t p = 0; p < count; p++) {
     const int16_t* s = sums + size_t(rows[p]) * cols;
     for (size_t j = 0; j < cols; j++) out[j] += s[j];
   }
+}
+
+void TotalsScalar(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) { TotalsBody(sums, cols, rows, count, out); }
+#if SUPSUP_HAS_X86
+SUPSUP_AVX2 void TotalsAvx2(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) { TotalsBody(sums, cols, rows, count, out); }
+#endif
+
+void ColumnTotals(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) {
+#if SUPSUP_HAS_X86
+  if (CurrentSimd() != Simd::kScalar) return TotalsAvx2(sums, cols, rows, count, out);
+#endif
+  TotalsScalar(sums, cols, rows, count, out);
 }
 
 Napi::Value JsColumnSums(const Napi::CallbackInfo& info) {

@@ -24,16 +24,14 @@ export class LiveWords {
 
   /** `vector` gives a zeroed buffer of the length asked for (a search reuses one: candidate-bank.ts). */
   constructor(shapes: LayerShape[], x: Float32Array, readonly x0: number, vector: (length: number) => Float32Array) {
-    const last = shapes[shapes.length - 1];
+    const last = shapes[shapes.length - 1], input = shapes[0];
     const held = new Uint8Array(Math.ceil((last.offset + last.in * last.out) / 32));
-    const background = (l: number, i: number) => l === 0 && x[i] === x0;
-    shapes.forEach((shape, l) => {
-      for (let i = 0; i < shape.in; i++) {
-        if (background(l, i)) continue;
-        const first = shape.offset + i * shape.out;
-        held.fill(1, first >>> 5, ((first + shape.out - 1) >>> 5) + 1);
-      }
-    });
+    for (let i = 0; i < input.in; i++) {
+      if (x[i] === x0) continue;
+      const first = input.offset + i * input.out;
+      held.fill(1, first >>> 5, ((first + input.out - 1) >>> 5) + 1);
+    }
+    held.fill(1, (input.offset + input.in * input.out) >>> 5);
     const position = new Int32Array(held.length);
     let count = 0;
     for (let w = 0; w < held.length; w++) position[w] = held[w] ? count++ : -1;
@@ -44,7 +42,7 @@ export class LiveWords {
     shapes.forEach((shape, l) => {
       for (let i = 0; i < shape.in; i++, r++) {
         const first = shape.offset + i * shape.out;
-        this.rows[r] = background(l, i) ? -1 : position[first >>> 5] * 32 + (first & 31);
+        this.rows[r] = l === 0 && x[i] === x0 ? -1 : position[first >>> 5] * 32 + (first & 31);
       }
     });
     this.v = vector(count * 32);
