@@ -155,14 +155,18 @@ function logitGradient(logits: Float64Array, objective: Objective, classes: numb
   let sum = 0;
   for (const z of logits) sum += Math.exp(z - max);
   const logSum = max + Math.log(sum);
-  const logp = logits.map((z) => z - logSum);
   const g = new Float64Array(logits.length);
   if (objective === 'entropy') {
+    const p = new Float64Array(logits.length);  // exp(log p) once per logit: binary search asks every round
     let h = 0;
-    for (const lp of logp) h -= Math.exp(lp) * lp;
-    for (let j = 0; j < g.length; j++) g[j] = -Math.exp(logp[j]) * (logp[j] + h);
+    for (let j = 0; j < g.length; j++) {
+      const lp = logits[j] - logSum;
+      p[j] = Math.exp(lp);
+      h -= p[j] * lp;
+    }
+    for (let j = 0; j < g.length; j++) g[j] = -p[j] * (logits[j] - logSum + h);
   } else {
-    for (let j = classes; j < g.length; j++) g[j] = Math.exp(logp[j]);
+    for (let j = classes; j < g.length; j++) g[j] = Math.exp(logits[j] - logSum);
   }
   return g;
 }
