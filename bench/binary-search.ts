@@ -17,7 +17,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { presetArchitecture, weightCount } from '../src/core/architecture.ts';
+import { presetArchitecture } from '../src/core/architecture.ts';
 import { generateBaseNetwork } from '../src/core/base-network.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { MNIST_NORMALIZATION } from '../src/contract/model.ts';
@@ -25,6 +25,7 @@ import type { InferenceOptions } from '../src/contract/classify.ts';
 import { loadMnistData } from '../src/data/datasets.ts';
 import { selectBackend } from '../src/platform/backend.ts';
 import { median } from './peer-client.ts';
+import { randomBankMask } from './random-bank-model.ts';
 
 const { values } = parseArgs({
   options: { k: { type: 'string', default: '2500' }, runs: { type: 'string', default: '30' }, old: { type: 'string' }, simd: { type: 'string', default: 'auto' } },
@@ -38,14 +39,8 @@ interface Tree {
 }
 
 const architecture = presetArchitecture('lenet-300-100', 500);
-const words = Math.ceil(weightCount(architecture) / 32), pad = words * 32 - weightCount(architecture);
 const rng = new Xoshiro128(k);
-const masks = Array.from({ length: k }, () => {
-  const m = new Uint32Array(words);
-  for (let j = 0; j < words; j++) m[j] = rng.nextUint32();
-  if (pad > 0) m[words - 1] &= 0xffffffff >>> pad;
-  return m;
-});
+const masks = Array.from({ length: k }, () => randomBankMask(architecture, rng));
 
 /** A tree's network over the same masks, through its own modules (and so its own addon build). */
 async function tree(name: string, root: string): Promise<Tree> {
