@@ -6,16 +6,21 @@ import type { Xoshiro128 } from '../src/core/prng.ts';
 import { appendTasks, createModel } from '../src/model/model-store.ts';
 
 export async function writeRandomBankModel(dir: string, architecture: Architecture, k: number, rng: Xoshiro128): Promise<void> {
-  const words = maskWords(architecture), pad = words * 32 - weightCount(architecture);
   await createModel(dir, { architecture, seed: 1, normalization: MNIST_NORMALIZATION });
   for (let t0 = 0; t0 < k; t0 += 500) {
     const items = [];
     for (let t = t0; t < Math.min(k, t0 + 500); t++) {
-      const mask = new Uint32Array(words);
-      for (let j = 0; j < words; j++) mask[j] = rng.nextUint32();
-      if (pad > 0) mask[words - 1] &= 0xffffffff >>> pad;
-      items.push({ task: { id: `t${t}`, name: `random ${t}`, transform: { kind: 'identity' as const } }, mask });
+      items.push({ task: { id: `t${t}`, name: `random ${t}`, transform: { kind: 'identity' as const } }, mask: randomBankMask(architecture, rng) });
     }
     await appendTasks(dir, items);
   }
+}
+
+/** One mask of random words (density 0.5), its padding bits clear: the masks of these benches' banks. */
+export function randomBankMask(architecture: Architecture, rng: Xoshiro128): Uint32Array {
+  const words = maskWords(architecture), pad = words * 32 - weightCount(architecture);
+  const mask = new Uint32Array(words);
+  for (let j = 0; j < words; j++) mask[j] = rng.nextUint32();
+  if (pad > 0) mask[words - 1] &= 0xffffffff >>> pad;
+  return mask;
 }

@@ -3,6 +3,7 @@
 //
 //   columnSums(bank, words, slots, signs, rows, cols, out)   out[p·cols + j] = Σ_{i < rows} M_{slots[p]}[i·cols + j] · (sign ? +1 : −1)
 //   columnTerm(sums, cols, rows, coef, out)                   out[p] += Σ_j coef[j] · sums[rows[p]·cols + j]
+//   columnTotals(sums, cols, rows, out)                       out[j] = Σ_p sums[rows[p]·cols + j]   (Int32Array, exact)
 //
 // columnSums reads the input layer's words of every block that holds a wanted slot once, adding each bit of
 // the 8 (AVX2, scalar) or 16 (AVX-512: two blocks) slots to its column's counters; exact integers, so every
@@ -159,6 +160,27 @@ void ColumnTerm(const int16_t* sums, size_t cols, const int32_t* rows, size_t co
   }
 }
 
+// Exact integers, so one plain loop, vectorised by the compiler for each path, gives every path's result.
+inline __attribute__((always_inline)) void TotalsBody(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) {
+  std::fill(out, out + cols, 0);
+  for (size_t p = 0; p < count; p++) {
+    const int16_t* s = sums + size_t(rows[p]) * cols;
+    for (size_t j = 0; j < cols; j++) out[j] += s[j];
+  }
+}
+
+void TotalsScalar(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) { TotalsBody(sums, cols, rows, count, out); }
+#if SUPSUP_HAS_X86
+SUPSUP_AVX2 void TotalsAvx2(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) { TotalsBody(sums, cols, rows, count, out); }
+#endif
+
+void ColumnTotals(const int16_t* sums, size_t cols, const int32_t* rows, size_t count, int32_t* out) {
+#if SUPSUP_HAS_X86
+  if (CurrentSimd() != Simd::kScalar) return TotalsAvx2(sums, cols, rows, count, out);
+#endif
+  TotalsScalar(sums, cols, rows, count, out);
+}
+
 Napi::Value JsColumnSums(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t *bank, *signs;
@@ -201,11 +223,28 @@ Napi::Value JsColumnTerm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value JsColumnTotals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int16_t* sums;
+  int32_t *rows, *out;
+  size_t sums_len, cols, rows_len, out_len;
+  if (!Typed(info[0], napi_int16_array, sums, sums_len)) return Refuse(env, "sums must be an Int16Array");
+  if (!Count(info[1], cols) || cols == 0) return Refuse(env, "cols must be a positive integer");
+  if (!Typed(info[2], napi_int32_array, rows, rows_len)) return Refuse(env, "rows must be an Int32Array");
+  if (!Typed(info[3], napi_int32_array, out, out_len) || out_len < cols) return Refuse(env, "out must be an Int32Array of cols values");
+  if (rows_len > 65535) return Refuse(env, "at most 65535 rows (the totals are int32)");
+  for (size_t p = 0; p < rows_len; p++)
+    if (rows[p] < 0 || size_t(rows[p]) >= sums_len / cols) return Refuse(env, "a row is outside the sums");
+  ColumnTotals(sums, cols, rows, rows_len, out);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterColumnSums(Napi::Env env, Napi::Object exports) {
   exports.Set("columnSums", Napi::Function::New(env, JsColumnSums, "columnSums"));
   exports.Set("columnTerm", Napi::Function::New(env, JsColumnTerm, "columnTerm"));
+  exports.Set("columnTotals", Napi::Function::New(env, JsColumnTotals, "columnTotals"));
 }
 
 }  // namespace supsup

@@ -2,7 +2,9 @@
  * Binary search over packed candidate banks: each round scores and counts only the remaining candidates.
  * It must pick exactly what the previous form (every round scoring the whole bank, its superposition counted
  * over the whole bank) picked: checked against that form, written out here, on random banks of odd k with
- * removed slots, with the TypeScript and the native kernels; and gatherSlots against MaskBank.get.
+ * removed slots, with the TypeScript and the native kernels; and gatherSlots against MaskBank.get. From one
+ * example with a background, the candidate banks hold only the live words (live-words.ts): the same picks on
+ * random models, architectures whose rows do not start on words, every SIMD level.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -49,9 +51,9 @@ function previousBinarySearch(net: SupermaskNetwork, x: tf.Tensor2D): number {
   return candidates[0];
 }
 
-function network(kernels: MaskKernels, k: number, removed: number[], rng: Xoshiro128): SupermaskNetwork {
-  const net = new SupermaskNetwork(generateBaseNetwork(ARCH, 5), kernels);
-  for (let t = 0; t < k; t++) net.addMask(randomMask(maskWords(ARCH), weightCount(ARCH), 0.5, () => rng.nextFloat()));
+function network(kernels: MaskKernels, k: number, removed: number[], rng: Xoshiro128, arch = ARCH, seed = 5): SupermaskNetwork {
+  const net = new SupermaskNetwork(generateBaseNetwork(arch, seed), kernels);
+  for (let t = 0; t < k; t++) net.addMask(randomMask(maskWords(arch), weightCount(arch), 0.5, () => rng.nextFloat()));
   for (const slot of removed) net.removeMask(slot);
   return net;
 }
@@ -139,6 +141,58 @@ describe('binary search over packed candidates', () => {
       }
       assert.throws(() => kernels!.gatherSlots(net.bank.raw, words, Int32Array.from([99]), new Uint32Array(8 * words)), /outside the bank/);
       net.dispose();
+    });
+  }
+});
+
+describe('binary search from one example over the live words', () => {
+  const addon = loadNativeAddon().addon;
+  const best = addon?.setSimdLevel('auto');
+  const order: SimdLevel[] = ['scalar', 'avx2', 'avx512'];
+  // Rows of 24 and 37 weights: most rows of the input layer share a word with a neighbour.
+  const architectures: Architecture[] = [ARCH, { inputSize: 41, hidden: [37, 13], outputs: 9, classes: 7 }];
+  const X0 = -0.4242;
+  /** An input whose background is X0 on about 60% of the pixels, as a normalised digit's. */
+  const example = (rng: Xoshiro128, size: number) => Float32Array.from({ length: size }, () => (rng.nextFloat() < 0.6 ? X0 : rng.nextFloat() * 3.2 + X0));
+
+  before(async () => {
+    await selectBackend('wasm');
+  });
+
+  for (const level of order) {
+    const skip = !addon ? loadNativeAddon().reason : order.indexOf(level) > order.indexOf(best!) ? `this CPU has no ${level}` : false;
+    it(`native ${level}: picks what the whole-bank search picked (k = 2, 3, 5, 13, 37 and 70 with removed slots, two architectures, 3 models each)`, { skip }, () => {
+      const rng = new Xoshiro128(61);
+      const kernels = loadNativeKernels().kernels!;
+      let live = 0;
+      const gather = kernels.gatherSlots;
+      kernels.gatherSlots = (...args) => (args[5] && live++, gather(...args));
+      try {
+        addon!.setSimdLevel(level);
+        for (const arch of architectures) {
+          for (const [k, removed] of [[2, []], [3, []], [5, [1]], [13, [4]], [37, [0, 9, 20]], [70, [3, 64]]] as [number, number[]][]) {
+            for (const seed of [1, 2, 3]) {
+              const net = network(kernels, k, removed, rng, arch, seed);
+              try {
+                for (let trial = 0; trial < 3; trial++) {
+                  const x = tf.tensor2d(example(rng, arch.inputSize), [1, arch.inputSize]);
+                  try {
+                    assert.equal(inferTasks(net, x, OPTIONS)[0].slot, previousBinarySearch(net, x), `${level} ${arch.inputSize} inputs, k=${k}, model ${seed}, trial ${trial}`);
+                  } finally {
+                    x.dispose();
+                  }
+                }
+              } finally {
+                net.dispose();
+              }
+            }
+          }
+        }
+        assert.ok(live > 0, 'the searches gathered live words');
+      } finally {
+        kernels.gatherSlots = gather;
+        addon!.setSimdLevel('auto');
+      }
     });
   }
 });

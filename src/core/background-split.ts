@@ -69,6 +69,11 @@ export class InputColumnSums {
     this.kernels.term(this.current(bank), this.cols, slots, coef, out);
   }
 
+  /** out[j] = Σ_p S_{slots[p]}[j]: the column sums of the superposition of `slots` (exact integers). */
+  totals(bank: MaskBank, slots: Int32Array, out: Int32Array): void {
+    this.kernels.totals(this.current(bank), this.cols, slots, out);
+  }
+
   /** The table, brought up to date with `bank` (the bank these slots live in). */
   current(bank: MaskBank): Int16Array {
     const length = bank.slotCapacity * this.cols;

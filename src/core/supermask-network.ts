@@ -12,6 +12,7 @@ import { type Objective } from '../contract/classify.ts';
 import { objectiveGradient } from './objectives.ts';
 import { type SplitOutput, superposedV, superposedVNative } from './superposed-pass.ts';
 import { InputColumnSums, backgroundValue } from './background-split.ts';
+import { LiveWords } from './live-words.ts';
 
 /** Most V rows one `scores` pass takes in scoresOfVectors (see there), unless there are kernels.multiRowFrom or more. */
 const SCORE_ROWS_PER_PASS = 4;
@@ -25,6 +26,8 @@ export interface PackedSlots {
   readonly blocks: number;
   /** A subset's bank slot at each position (candidate-bank.ts); the one-example scores' background split needs it. */
   readonly slots?: Int32Array;
+  /** A subset holding only the words a search from one example reads (live-words.ts); it has `slots` then. */
+  readonly live?: LiveWords;
 }
 
 /**
@@ -56,6 +59,9 @@ export class SupermaskNetwork {
   private readonly vScratch: Float32Array;
   /** δ_0 of scoresFromCounts' split: n_1 values. */
   private readonly delta0: Float64Array;
+  /** The forward's background term of a split over live words (live-words.ts), and the column totals it is made of: n_1 values. */
+  private readonly inputTerm: Float64Array;
+  private readonly inputTotals: Int32Array;
   /** vRows' buffer. */
   private vRowScratch = new Float32Array(0);
   /** The base layers back to back, for the native superposed pass (made on first use). */
@@ -80,6 +86,8 @@ export class SupermaskNetwork {
     const input = this.shapes[0];
     this.inputColumnSums = kernels.columnSums ? new InputColumnSums(kernels.columnSums, this.words, this.signed.signs, input.in, input.out) : null;
     this.delta0 = new Float64Array(input.out);
+    this.inputTerm = new Float64Array(input.out);
+    this.inputTotals = new Int32Array(input.out);
   }
 
   addMask(mask: Uint32Array): number {
@@ -137,6 +145,7 @@ export class SupermaskNetwork {
    * the pass then reads only the words of the bank where x differs from the background or later layers are live.
    */
   scoresFromCounts(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
+    if (bank.live) return this.liveScores(counts, n, x, objective, bank);
     const subset = bank === this.bank ? undefined : bank.slots;
     const sums = this.inputColumnSums;
     const x0 = sums && (bank === this.bank || subset) ? backgroundValue(x) : 0;
@@ -144,6 +153,27 @@ export class SupermaskNetwork {
     this.oneV(counts, n, x, objective, this.vScratch, split);
     const out = this.scoresOfVectors(this.vScratch, 1, bank);
     if (split) sums!.addTerm(this.bank, x0 * this.signed.scales[0], this.delta0, subset, out);
+    return out;
+  }
+
+  /**
+   * The words a search from one example `x` needs (live-words.ts), or null where its scores do not split (no
+   * column sums, or no background in x): its candidate banks then hold whole masks.
+   */
+  liveWords(x: Float32Array): LiveWords | null {
+    const x0 = this.inputColumnSums ? backgroundValue(x) : 0;
+    return x0 !== 0 ? new LiveWords(this.shapes, x, x0, (length) => this.candidateScratch.zeros(length)) : null;
+  }
+
+  /** scoresFromCounts over a bank of live words: the forward's background term from its slots' column sums. */
+  private liveScores(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, bank: PackedSlots): Float32Array {
+    const live = bank.live!, slots = bank.slots!, sums = this.inputColumnSums!;
+    const scale = live.x0 * this.signed.scales[0];
+    sums.totals(this.bank, slots, this.inputTotals);
+    for (let j = 0; j < this.inputTerm.length; j++) this.inputTerm[j] = scale * this.inputTotals[j];
+    this.oneV(counts, n, x, objective, live.v, { x0: live.x0, delta0: this.delta0, live: { rows: live.rows, term: this.inputTerm } });
+    const out = this.scoresOfVectors(live.v, 1, bank);
+    sums.addTerm(this.bank, scale, this.delta0, slots, out);
     return out;
   }
 
@@ -256,12 +286,13 @@ export class SupermaskNetwork {
    * native kernels run as one multi-row pass (rows in SIMD lanes; native-addon.ts says where it pays).
    */
   scoresOfVectors(v: Float32Array, rows: number, bank: PackedSlots = this.bank): Float32Array {
-    const padded = this.words * 32, width = bank.blocks * BLOCK_SLOTS;
+    const words = bank.live?.words.length ?? this.words;
+    const padded = words * 32, width = bank.blocks * BLOCK_SLOTS;
     const out = new Float32Array(rows * width);
     const perPass = rows >= (this.kernels.multiRowFrom ?? Infinity) ? rows : SCORE_ROWS_PER_PASS;
     for (let r = 0; r < rows; r += perPass) {
       const n = Math.min(perPass, rows - r);
-      this.kernels.scores(bank.raw, this.words, bank.blocks, v.subarray(r * padded, (r + n) * padded), n, out.subarray(r * width, (r + n) * width));
+      this.kernels.scores(bank.raw, words, bank.blocks, v.subarray(r * padded, (r + n) * padded), n, out.subarray(r * width, (r + n) * width));
     }
     return out;
   }

@@ -9,11 +9,23 @@ import type { LayerShape } from './architecture.ts';
 
 /**
  * With a background split (background-split.ts): layer 0's V is written from x − x0, and δ_0 goes to delta0
- * (n_1 values), for the caller's term of the rest.
+ * (n_1 values), for the caller's term of the rest. With `live`, counts and V hold only some words (live-words.ts).
  */
 export interface SplitOutput {
   x0: number;
   delta0: Float64Array;
+  live?: LiveRows;
+}
+
+/**
+ * Counts and V that hold only the words of some rows (live-words.ts): row r (layer 0's rows first, then each
+ * later layer's, the logits excepted) starts at rows[r] in them, or is left out (−1: a row of layer 0 with
+ * x_i = x0, whose V' is zero). The forward then runs split as well: layer 0 from x − x0 over the rows held, plus
+ * `term` (n_1 values: x0 · Σ_i W[i][j] · counts[i][j] over every row, from the column sums) before dividing by n.
+ */
+export interface LiveRows {
+  rows: Int32Array;
+  term: Float64Array;
 }
 
 /**
@@ -32,16 +44,21 @@ export function superposedV(
   split?: SplitOutput,
 ): void {
   const inputs: Float64Array[] = [Float64Array.from(x)];
+  const live = split?.live;
+  const firstRows = rowNumbers(shapes);
+  // Where row i of layer l starts in counts and V.
+  const at = (l: number, i: number) => (live ? live.rows[firstRows[l] + i] : shapes[l].offset + i * shapes[l].out);
   let z = new Float64Array(0);
   shapes.forEach((shape, l) => {
-    const w = layers[l], a = inputs[l];
+    const w = layers[l], a = inputs[l], shift = l === 0 && live ? split!.x0 : 0;
     z = new Float64Array(shape.out);
     for (let i = 0; i < shape.in; i++) {
-      const ai = a[i];
+      const ai = a[i] - shift;
       if (ai === 0) continue;
-      const row = i * shape.out, c = shape.offset + row;
+      const row = i * shape.out, c = at(l, i);
       for (let j = 0; j < shape.out; j++) z[j] += ai * w[row + j] * counts[c + j];
     }
+    if (l === 0 && live) for (let j = 0; j < shape.out; j++) z[j] += live.term[j];
     for (let j = 0; j < shape.out; j++) z[j] /= n;
     if (l + 1 < shapes.length) inputs.push(z.map((zj) => (zj > 0 ? zj : 0)));
   });
@@ -49,8 +66,9 @@ export function superposedV(
   for (let l = shapes.length - 1; l >= 0; l--) {
     const shape = shapes[l], w = layers[l], a = inputs[l], shift = l === 0 && split ? split.x0 : 0;
     for (let i = 0; i < shape.in; i++) {
-      const row = i * shape.out, ai = a[i] - shift;
-      for (let j = 0; j < shape.out; j++) v[shape.offset + row + j] = ai * delta[j] * w[row + j];
+      const row = i * shape.out, ai = a[i] - shift, o = at(l, i);
+      if (o < 0) continue;
+      for (let j = 0; j < shape.out; j++) v[o + j] = ai * delta[j] * w[row + j];
     }
     if (l === 0) {
       split?.delta0.set(delta.subarray(0, shape.out));
@@ -60,7 +78,7 @@ export function superposedV(
     const back = new Float64Array(shape.in);
     for (let i = 0; i < shape.in; i++) {
       if (!(a[i] > 0)) continue;
-      const row = i * shape.out, c = shape.offset + row;
+      const row = i * shape.out, c = at(l, i);
       let s = 0;
       for (let j = 0; j < shape.out; j++) s += w[row + j] * counts[c + j] * delta[j];
       back[i] = s / n;
@@ -76,8 +94,19 @@ export function superposedV(
  * (each layer's input, then the logits).
  */
 export interface SuperposedKernel {
-  forward(weights: Float32Array, sizes: Int32Array, counts: Uint16Array | Float32Array, n: number, x: Float32Array, acts: Float64Array): void;
-  /** With x0 and delta0: the split's V and δ_0 (SplitOutput). */
+  /** With rows, x0 and term: the forward of a LiveRows layout. */
+  forward(
+    weights: Float32Array,
+    sizes: Int32Array,
+    counts: Uint16Array | Float32Array,
+    n: number,
+    x: Float32Array,
+    acts: Float64Array,
+    rows?: Int32Array,
+    x0?: number,
+    term?: Float64Array,
+  ): void;
+  /** With x0 and delta0: the split's V and δ_0 (SplitOutput); with rows, in their layout. */
   backward(
     weights: Float32Array,
     sizes: Int32Array,
@@ -88,6 +117,7 @@ export interface SuperposedKernel {
     v: Float32Array,
     x0?: number,
     delta0?: Float64Array,
+    rows?: Int32Array,
   ): void;
 }
 
@@ -105,9 +135,17 @@ export function superposedVNative(
   split?: SplitOutput,
 ): void {
   const acts = new Float64Array(sizes.reduce((a, b) => a + b, 0));
-  kernel.forward(weights, sizes, counts, n, x, acts);
+  const live = split?.live;
+  kernel.forward(weights, sizes, counts, n, x, acts, live?.rows, live && split!.x0, live?.term);
   const logits = acts.subarray(acts.length - sizes[sizes.length - 1]);
-  kernel.backward(weights, sizes, counts, n, acts, logitGradient(logits, objective, classes), v, split?.x0, split?.delta0);
+  kernel.backward(weights, sizes, counts, n, acts, logitGradient(logits, objective, classes), v, split?.x0, split?.delta0, live?.rows);
+}
+
+/** The number of each layer's first row among all layers' rows (layer 0's first). */
+function rowNumbers(shapes: LayerShape[]): number[] {
+  const first: number[] = [];
+  shapes.reduce((r, s, l) => ((first[l] = r), r + s.in), 0);
+  return first;
 }
 
 /** ∂obj/∂logits for one example (objectives.ts has the same rule on tensors). */
@@ -117,14 +155,18 @@ function logitGradient(logits: Float64Array, objective: Objective, classes: numb
   let sum = 0;
   for (const z of logits) sum += Math.exp(z - max);
   const logSum = max + Math.log(sum);
-  const logp = logits.map((z) => z - logSum);
   const g = new Float64Array(logits.length);
   if (objective === 'entropy') {
+    const p = new Float64Array(logits.length);  // exp(log p) once per logit: binary search asks every round
     let h = 0;
-    for (const lp of logp) h -= Math.exp(lp) * lp;
-    for (let j = 0; j < g.length; j++) g[j] = -Math.exp(logp[j]) * (logp[j] + h);
+    for (let j = 0; j < g.length; j++) {
+      const lp = logits[j] - logSum;
+      p[j] = Math.exp(lp);
+      h -= p[j] * lp;
+    }
+    for (let j = 0; j < g.length; j++) g[j] = -p[j] * (logits[j] - logSum + h);
   } else {
-    for (let j = classes; j < g.length; j++) g[j] = Math.exp(logp[j]);
+    for (let j = classes; j < g.length; j++) g[j] = Math.exp(logits[j] - logSum);
   }
   return g;
 }

@@ -110,6 +110,7 @@ function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, 
   if (net.onDevice) return deviceBinarySearch(net, slots, x, o, check);
   // Each round scores only its candidates (packed into a candidate bank) over their superposition, whose
   // per-weight count the gather that packed them counted: k/2 + k/4 + … masks copied and counted in all.
+  // From one example with a background, only the words it reaches (live-words.ts).
   const one = singleExample(net, x);
   const gradients = (counts: Uint16Array | Float32Array, n: number, bank?: CandidateBank): Float32Array => {
     if (one) return net.scoresFromCounts(counts, n, one, o.objective, bank);
@@ -122,7 +123,8 @@ function binarySearch(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, 
   };
   const first = one ? gradients(net.bank.count, slots.length) : net.gradientsOver(x, o.objective, false);
   const verdict = decideFromGradients(first, slots, o.epsilon);
-  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, keepLowerHalf(slots, first));
+  const live = one && net.liveWords(one);
+  let candidates = CandidateBank.of(net.kernels, net.words, net.candidateScratch, net.bank, keepLowerHalf(slots, first), live ?? undefined);
   while (candidates.slots.length > 1) {
     const positions = Int32Array.from(candidates.slots.keys());
     candidates = candidates.narrow(keepLowerHalf(positions, gradients(candidates.counts, positions.length, candidates)));
@@ -165,8 +167,23 @@ function nu(grads: Float32Array, slots: Int32Array): Float64Array {
  * `candidates` index `grads` (slots of the bank, or positions in a candidate bank, which follow slot order).
  */
 function keepLowerHalf(candidates: Int32Array, grads: Float32Array): Int32Array {
-  const order = Array.from(candidates).sort((a, b) => grads[a] - grads[b] || a - b);
-  return Int32Array.from(order.slice(0, Math.ceil(candidates.length / 2))).sort();
+  // The ⌈n/2⌉-th lowest gradient, then every candidate below it and, in increasing order, as many of those
+  // equal to it as fill the half: what sorting by (gradient, candidate) and taking the first half gives, without
+  // a comparator sort (~1 ms of k = 2500's search). A NaN gradient ranks last.
+  const n = candidates.length, keep = Math.ceil(n / 2);
+  const values = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const g = grads[candidates[i]];
+    values[i] = g === g ? g : Infinity;
+  }
+  const threshold = values.slice().sort()[keep - 1];
+  let ties = keep;
+  for (let i = 0; i < n; i++) if (values[i] < threshold) ties--;
+  const kept = new Int32Array(keep);
+  for (let i = 0, m = 0; i < n; i++) {
+    if (values[i] < threshold || (values[i] === threshold && ties-- > 0)) kept[m++] = candidates[i];
+  }
+  return kept;
 }
 
 function withRows<T>(x: tf.Tensor2D, row: number, count: number, fn: (rows: tf.Tensor2D) => T): T {

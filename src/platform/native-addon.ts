@@ -22,7 +22,8 @@ export interface NativeAddon {
   /** The input layer's per-task column sums and their term (contract: src/core/kernels/column-sums.ts). */
   columnSums?: ColumnSumKernels['sums'];
   columnTerm?: ColumnSumKernels['term'];
-  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
+  columnTotals?: ColumnSumKernels['totals'];
+  gatherSlots: MaskKernels['gatherSlots'];
   /** The superposed pass's two halves (contract: SuperposedKernel in src/core/superposed-pass.ts). */
   superposedForward?: SuperposedKernel['forward'];
   superposedBackward?: SuperposedKernel['backward'];
@@ -110,11 +111,12 @@ export function loadNativeKernels(): { kernels: MaskKernels | null; reason: stri
       return multiRowFrom(addon.simdLevel());
     },
     subsetCount: (bank, words, slots, out) => addon.subsetCount(bank, words, slots, out),
-    gatherSlots: (bank, words, slots, out, counts) => addon.gatherSlots(bank, words, slots, out, counts),
+    gatherSlots: (bank, words, slots, out, counts, at) => addon.gatherSlots(bank, words, slots, out, counts, at),
     forwardBits: typeof addon.forwardBits === 'function' ? addon.forwardBits : undefined,
     normalize: typeof addon.normalize === 'function' ? addon.normalize : undefined,
     scoresOuter: typeof addon.scoresOuter === 'function' ? addon.scoresOuter : undefined,
-    columnSums: addon.columnSums && addon.columnTerm ? { sums: addon.columnSums, term: addon.columnTerm } : undefined,
+    columnSums:
+      addon.columnSums && addon.columnTerm && addon.columnTotals ? { sums: addon.columnSums, term: addon.columnTerm, totals: addon.columnTotals } : undefined,
     superposed: addon.superposedForward && addon.superposedBackward ? { forward: addon.superposedForward, backward: addon.superposedBackward } : undefined,
   };
   return { kernels, reason };

@@ -8,12 +8,14 @@
  *   sums:  out[p · cols + j] = Σ_i M_{slots[p]}(i · cols + j) · (sign(i · cols + j) ? +1 : −1)   (exact, int16)
  *   term:  out[p] += Σ_j coef[j] · sums[row_p · cols + j],  row_p = rows[p], or p when rows is undefined
  *          (then for p < min(out.length, sums.length / cols)); float32 sums, in an order each path chooses.
+ *   totals: out[j] = Σ_p sums[rows[p] · cols + j]   (exact, int32: the column sums of a superposition)
  */
 import { BLOCK_SLOTS } from '../mask-bank.ts';
 
 export interface ColumnSumKernels {
   sums(bank: Uint32Array, words: number, slots: Int32Array, signs: Uint32Array, rows: number, cols: number, out: Int16Array): void;
   term(sums: Int16Array, cols: number, rows: Int32Array | undefined, coef: Float32Array, out: Float32Array): void;
+  totals(sums: Int16Array, cols: number, rows: Int32Array, out: Int32Array): void;
 }
 
 export const columnSumsTypescript: ColumnSumKernels = {
@@ -41,6 +43,16 @@ export const columnSumsTypescript: ColumnSumKernels = {
       let sum = 0;
       for (let j = 0; j < cols; j++) sum += coef[j] * sums[at + j];
       out[p] += sum;
+    }
+  },
+
+  totals(sums, cols, rows, out) {
+    if (out.length < cols) throw new RangeError('out is shorter than cols');
+    out.fill(0, 0, cols);
+    for (const row of rows) {
+      const at = row * cols;
+      if (at < 0 || at + cols > sums.length) throw new RangeError('a row is outside the sums');
+      for (let j = 0; j < cols; j++) out[j] += sums[at + j];
     }
   },
 };

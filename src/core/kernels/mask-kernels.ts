@@ -30,9 +30,10 @@ export interface MaskKernels {
   /**
    * A bank of its own for the masks of `slots`, in that order: slot i of `out` holds slots[i]'s mask, the rest
    * of the last block is zero. `out` has room for ceil(slots.length / 8) blocks. With `counts` (words * 32
-   * floats), also counts[w] = the number of those masks that keep w (at most 65535 slots).
+   * floats), also counts[w] = the number of those masks that keep w (at most 65535 slots). With `at` (word
+   * indices < words), the masks in `out` and `counts` hold only those words: word j of them is word at[j].
    */
-  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array): void;
+  gatherSlots(bank: Uint32Array, words: number, slots: Int32Array, out: Uint32Array, counts?: Float32Array, at?: Int32Array): void;
   /** V for one example through W ⊙ counts / n (superposed-pass.ts is the reference it equals); native only. */
   readonly superposed?: SuperposedKernel;
   /** The input layer's per-task column sums (column-sums.ts), for the background split (background-split.ts); native only. */

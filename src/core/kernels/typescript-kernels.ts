@@ -71,17 +71,20 @@ export const typescriptKernels: MaskKernels = {
     out.set(counts);
   },
 
-  gatherSlots(bank, words, slots, out, counts) {
+  gatherSlots(bank, words, slots, out, counts, at) {
     checkSlots(bank, words, slots);
+    if (at?.some((j) => j < 0 || j >= words)) throw new RangeError('a word of at is outside the mask');
+    const kept = at ?? Int32Array.from({ length: words }, (_, j) => j), held = kept.length;
     const blocks = Math.ceil(slots.length / BLOCK_SLOTS);
-    if (out.length < blocks * BLOCK_SLOTS * words) throw new RangeError('out is shorter than ceil(slots / 8) * 8 * words');
-    out.fill(0, 0, blocks * BLOCK_SLOTS * words);
+    if (out.length < blocks * BLOCK_SLOTS * held) throw new RangeError('out is shorter than ceil(slots / 8) * 8 * words');
+    out.fill(0, 0, blocks * BLOCK_SLOTS * held);
     slots.forEach((slot, i) => {
       const src = Math.floor(slot / BLOCK_SLOTS) * words * BLOCK_SLOTS + (slot % BLOCK_SLOTS);
-      const dst = Math.floor(i / BLOCK_SLOTS) * words * BLOCK_SLOTS + (i % BLOCK_SLOTS);
-      for (let j = 0; j < words; j++) out[dst + j * BLOCK_SLOTS] = bank[src + j * BLOCK_SLOTS];
+      const dst = Math.floor(i / BLOCK_SLOTS) * held * BLOCK_SLOTS + (i % BLOCK_SLOTS);
+      for (let j = 0; j < held; j++) out[dst + j * BLOCK_SLOTS] = bank[src + kept[j] * BLOCK_SLOTS];
     });
-    if (counts) typescriptKernels.subsetCount(bank, words, slots, counts);
+    // Counted from the copies: word j of them is the kept word at[j].
+    if (counts && held > 0) typescriptKernels.subsetCount(out.subarray(0, blocks * BLOCK_SLOTS * held), held, Int32Array.from(slots.keys()), counts);
   },
 };
 
