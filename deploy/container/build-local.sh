@@ -6,7 +6,8 @@
 #   deploy/container/build-local.sh prometheus    # Prometheus (Debian) → localhost/supsup-prometheus:debian
 #   SUPSUP_IMAGE=localhost/supsup:test deploy/container/build-local.sh
 #
-# 1. Installs podman, runc, netavark, aardvark-dns and debootstrap from Debian when missing (apt-get; needs root).
+# 1. Installs podman, runc, netavark, aardvark-dns, iptables (netavark's bridge networks: `podman run -p`) and
+#    debootstrap from Debian when missing (apt-get; needs root).
 # 2. Makes the base images unless they exist (their tags are reused by the next run):
 #    - localhost/supsup-debian:bookworm-minbase: `debootstrap --variant=minbase bookworm`, slimmed as
 #      debian:bookworm-slim is, `podman import`ed;
@@ -39,7 +40,7 @@ case $target in cpu | prometheus) ;; *) say "unknown target $target (cpu or prom
 
 # --- 1. tools ----------------------------------------------------------------------------------------------
 missing=()
-for package in podman runc netavark aardvark-dns debootstrap; do
+for package in podman runc netavark aardvark-dns iptables debootstrap; do
   dpkg-query --show --showformat='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done
 if ((${#missing[@]})); then

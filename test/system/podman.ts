@@ -197,7 +197,7 @@ async function main(): Promise<void> {
   suite.pass('image size', user.size);
 
   await suite.check('image: /app/models holds the served default and the example only (.dockerignore leaves out the paper runs)', async () => {
-    const listed = (await podmanOut(['run', '--rm', '--entrypoint', 'ls', IMAGE, '/app/models'])).split(/\s+/).sort();
+    const listed = (await podmanOut(['run', '--rm', '--network', 'none', '--entrypoint', 'ls', IMAGE, '/app/models'])).split(/\s+/).sort();
     const expected = [basename(SOURCE_MODEL), basename(DEFAULT_MODEL_DIRS[0])].sort();
     assert(JSON.stringify(listed) === JSON.stringify(expected), `/app/models holds ${listed.join(', ')}`);
     return listed.join(', ');
