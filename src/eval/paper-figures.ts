@@ -30,7 +30,10 @@ export const PAPER_FIGURES: FigureSpec[] = [
   {
     file: 'fig3-right-permuted-fc.svg',
     title: 'PermutedMNIST, FC 1024-1024, s = 500 (paper Fig. 3 right)',
-    runs: [{ report: 'permuted-mnist60k-fc.json', label: 'ours, lr 3e-4', color: '#d62728' }],
+    runs: [
+      { report: 'permuted-mnist60k-fc.json', label: "ours, lr 1e-4 (the authors' script)", color: '#1f77b4' },
+      { report: 'permuted-mnist60k-fc-lr3e-4.json', label: 'ours, lr 3e-4 (task inference lost past 5 tasks)', color: '#d62728' },
+    ],
     paper: [],
   },
   {
