@@ -3,6 +3,7 @@
  * the last add, instead of a popcount per mask as it is verified) counts what popcount counts, and a manifest
  * density that does not match its mask is refused with the same error, whichever kernels load the model.
  */
+import type { KernelPreference } from '../src/platform/preferences.ts';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,7 +12,6 @@ import { popcount } from '../src/core/mask-bank.ts';
 import { ModelFileError } from '../src/model/errors.ts';
 import { serializeManifest } from '../src/model/manifest.ts';
 import { loadModel, readManifest } from '../src/model/model-store.ts';
-import type { KernelPreference } from '../src/platform/kernels.ts';
 import { loadNativeAddon } from '../src/platform/native-addon.ts';
 import { openEngine } from '../src/runtime/open-engine.ts';
 import { tempDir, tinyModel } from './support/service-fixture.ts';

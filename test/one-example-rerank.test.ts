@@ -2,6 +2,7 @@
 // and fits; then on the served default model (250 PermutedMNIST tasks, full MNIST), on test digits whose one-shot
 // gradient ranks a foreign mask first while the exact forwards of its top 4 find the right one, through the
 // engine (first, each, merged segments) and through REST, gRPC and the Open Inference Protocol.
+import type { KernelPreference } from '../src/platform/preferences.ts';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +13,6 @@ import { type Engine } from '../src/core/engine.ts';
 import { bestOfFirst, type OneExampleCheck, refineOneExample } from '../src/core/one-example.ts';
 import { loadDataset } from '../src/data/datasets.ts';
 import { taskDataset } from '../src/data/transforms.ts';
-import { type KernelPreference } from '../src/platform/kernels.ts';
 import { openEngine } from '../src/runtime/open-engine.ts';
 import { parseServeConfig } from '../src/service/config.ts';
 import { LOADER_OPTIONS, PROTO_PATH } from '../src/service/grpc/server.ts';

@@ -4,7 +4,6 @@ import { firstLine } from './first-line.ts';
 import { cudaBackend } from './cuda/cuda-backend.ts';
 import { BACKEND_PREFERENCES, type BackendPreference } from './preferences.ts';
 
-export { BACKEND_PREFERENCES, type BackendPreference };
 
 export interface BackendChoice {
   /** The tfjs backend that runs: "tensorflow", "wasm" or "cpu"; or "cuda": our CUDA kernels, tfjs wasm for the rest. */

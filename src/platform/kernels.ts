@@ -6,7 +6,6 @@ import { type ScoreUpdate, typescriptScoreUpdate } from '../core/score-update.ts
 import { loadNativeAddon, loadNativeKernels } from './native-addon.ts';
 import { KERNEL_PREFERENCES, type KernelPreference } from './preferences.ts';
 
-export { KERNEL_PREFERENCES, type KernelPreference };
 
 /**
  * 'auto': native if available, else TypeScript (the reason says why). 'typescript': always TypeScript.

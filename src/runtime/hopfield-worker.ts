@@ -1,10 +1,11 @@
 // The engine worker's side of a HopSupSup model directory (src/model/hopfield-model.ts): opening it into
 // a HopfieldEngine and adding tasks, durable first. engine-worker.ts hands a model of this kind here.
+import type { BackendPreference } from '../platform/preferences.ts';
 import { SupsupError, invalid, taskNotFound } from '../contract/errors.ts';
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
 import { HopfieldEngine, type HopfieldTaskCue } from '../core/hopfield-engine.ts';
 import { type HopfieldModel, type HopfieldTask, addHopfieldTasks, cueOfTask, loadHopfieldModel } from '../model/hopfield-model.ts';
-import { type BackendPreference, selectBackend } from '../platform/backend.ts';
+import { selectBackend } from '../platform/backend.ts';
 import type { ModelInfo } from './worker-protocol.ts';
 
 export class HopfieldWorkerModel {

@@ -5,16 +5,15 @@
 // (503), new requests are refused until a new worker has loaded the model directory (the durable state),
 // and failed restarts are retried with doubling delays; after --max-engine-restarts consecutive failures
 // the runtime gives up ('failed'), so liveness fails and the orchestrator replaces the process.
+import type { BackendPreference, KernelPreference } from '../platform/preferences.ts';
 import { type ClassifyCall, type Prediction, type RawClassifyCall, validateClassifyCall } from '../contract/classify.ts';
 import { SupsupError, modelNotLoaded, noTasks, taskNotFound } from '../contract/errors.ts';
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
-import type { BackendPreference } from '../platform/backend.ts';
 import { Admission } from './admission.ts';
 import { type BatchObserver, Batcher, type PassTiming } from './batcher.ts';
 import { EngineClient } from './engine-client.ts';
 import { type Opening, type StartedEngine, open } from './engine-start.ts';
 import { InlineGiven } from './inline-given.ts';
-import type { KernelPreference } from '../platform/kernels.ts';
 import { unpackTasks } from './packed-tasks.ts';
 import type { ModelInfo } from './worker-protocol.ts';
 import { sortedById } from '../core/task-page.ts';

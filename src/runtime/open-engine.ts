@@ -1,12 +1,13 @@
 // Opens a model directory into a ready Engine: picks the tfjs backend and the mask kernels, loads and
 // checks the files, and puts every stored task in the bank. The one place that wires these together
 // (the serving worker, `classify`, `eval` and `bench` all call it).
+import type { BackendPreference, KernelPreference } from '../platform/preferences.ts';
 import { Engine } from '../core/engine.ts';
-import { type KernelPreference, selectKernels } from '../platform/kernels.ts';
+import { selectKernels } from '../platform/kernels.ts';
 import type { Manifest } from '../model/manifest.ts';
 import { loadModelInto } from '../model/model-store.ts';
 import { cudaKernelsFor } from '../platform/cuda/cuda-backend.ts';
-import { type BackendChoice, type BackendPreference, selectBackend } from '../platform/backend.ts';
+import { type BackendChoice, selectBackend } from '../platform/backend.ts';
 
 export interface OpenedEngine {
   engine: Engine;

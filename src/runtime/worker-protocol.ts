@@ -1,11 +1,10 @@
 // Messages between the main thread and the engine worker (engine-worker.ts). Each request carries a
 // sequence number `seq`; each reply echoes it with a result or an error, plus the worker's live tensor count.
+import type { BackendPreference, KernelPreference } from '../platform/preferences.ts';
 import type { ClassifyCall, ClassifyLimits, Prediction } from '../contract/classify.ts';
 import type { ErrorCode } from '../contract/errors.ts';
 import type { ModelSpec } from '../contract/model.ts';
 import type { TaskInfo, TaskSpec } from '../contract/task.ts';
-import type { KernelPreference } from '../platform/kernels.ts';
-import type { BackendPreference } from '../platform/backend.ts';
 import type { PackedTasks } from './packed-tasks.ts';
 
 export interface ModelInfo extends ModelSpec {

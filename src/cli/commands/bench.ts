@@ -1,10 +1,11 @@
+import { BACKEND_PREFERENCES, KERNEL_PREFERENCES } from '../../platform/preferences.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { benchEngine, ENGINE_CASES } from '../../bench/engine.ts';
 import { benchKernels, formatRow, HEADER } from '../../bench/kernels.ts';
-import { KERNEL_PREFERENCES, selectKernels } from '../../platform/kernels.ts';
-import { BACKEND_PREFERENCES, selectBackend } from '../../platform/backend.ts';
+import { selectKernels } from '../../platform/kernels.ts';
+import { selectBackend } from '../../platform/backend.ts';
 import { HELP_SWITCH, parseSettings, type Setting, usage } from '../../platform/settings.ts';
 
 const SETTINGS = [

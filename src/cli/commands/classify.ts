@@ -1,6 +1,6 @@
+import { BACKEND_PREFERENCES } from '../../platform/preferences.ts';
 import { readFile } from 'node:fs/promises';
 import { DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
-import { BACKEND_PREFERENCES } from '../../platform/backend.ts';
 import { taskDataset } from '../../data/transforms.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
 import { DEFAULT_MODEL_DIRS, defaultModelDir } from '../../runtime/default-model.ts';

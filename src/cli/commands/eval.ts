@@ -1,6 +1,7 @@
 // `supsup eval`: accuracy with the task given and inferred, task-identification accuracy and unknown-task
 // detection for a model, through the serving Engine. Prints Markdown tables; --out writes the JSON report
 // and --svg the curve against the number of tasks. See `supsup eval --help`.
+import { BACKEND_PREFERENCES, KERNEL_PREFERENCES } from '../../platform/preferences.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -10,8 +11,6 @@ import { DEFAULT_EVAL, type EvalReport, type EvalTask, METHODS, evaluateModel, m
 import { curveSvg } from '../../eval/plot.ts';
 import { MANIFEST_FILE, type TaskEntry } from '../../model/manifest.ts';
 import { setUnknownTaskThreshold } from '../../model/model-store.ts';
-import { BACKEND_PREFERENCES } from '../../platform/backend.ts';
-import { KERNEL_PREFERENCES } from '../../platform/kernels.ts';
 import { openEngine } from '../../runtime/open-engine.ts';
 import { calibrateUnknown, calibrationEvidence, calibrationMarkdown, HELD_OUT_OFFSET, MAX_KNOWN_FLAGGED } from '../../eval/unknown-calibration.ts';
 import { TRAINING_LOG } from '../../train/run.ts';

@@ -3,9 +3,9 @@
  * and the given-task forward there; the little tensor work left (normalising inputs, the softmax of the answer)
  * stays on TensorFlow.js wasm. Picked by `--backend cuda`, and by `auto` whenever a usable device is present.
  */
+import type { KernelPreference } from '../preferences.ts';
 import { tf } from '../../core/tfjs.ts';
 import { loadEmbeddedBackends } from '../backend.ts';
-import type { KernelPreference } from '../kernels.ts';
 import type { MaskKernels } from '../../core/kernels/mask-kernels.ts';
 import { probeCuda } from './cuda-addon.ts';
 import { loadCudaKernels } from './cuda-kernels.ts';
