@@ -571,6 +571,24 @@ test('removal, re-adding a removed id, and compaction when dead records pass hal
   await assertHolds(dir, new Map());
 });
 
+test('compaction streams a masks file of several write batches: every kept mask intact, the file exactly its records', async () => {
+  // LeNet 300-100: 33 KB a mask, so 70 tasks (2.3 MB) take several of the ~1 MiB writes a compaction makes.
+  const big = presetArchitecture('lenet-300-100', 10);
+  const dir = freshDir();
+  await createModel(dir, { architecture: big, seed: 7, normalization: NORM });
+  const rng = new Xoshiro128(77);
+  const items = Array.from({ length: 70 }, (_, i) => ({ task: task(`t${i}`), mask: randomMask(big, 0.5, rng) }));
+  await appendTasks(dir, items);
+  for (let i = 0; i < 70; i += 2) await removeTask(dir, `t${i}`, { compactAbove: 1 });
+  await compactModel(dir);
+  const kept = items.filter((_, i) => i % 2 === 1);
+  const { manifest, masks } = await loadModel(dir);
+  assert.deepEqual(manifest.tasks.map((t) => [t.id, t.record]), kept.map((t, r) => [t.task.id, r]));
+  for (const { task: t, mask: m } of kept) assert.deepEqual(masks.get(t.id), m, `mask of ${t.id}`);
+  const bytes = 36 + kept.reduce((n, t) => n + encodeRecord(t.task.id, t.mask).length, 0);
+  assert.equal((await stat(await masksPath(dir))).size, bytes);
+});
+
 test('a crash before each remove step keeps the task or removes it, never anything else', async () => {
   for (const step of WRITE_STEPS.remove) {
     const { dir, want } = await modelWith(['a', 'b', 'c']);

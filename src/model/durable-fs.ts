@@ -76,24 +76,43 @@ export type FileData = Uint8Array | Iterable<Uint8Array>;
 
 const WRITE_BATCH_BYTES = 1 << 20;
 
+/**
+ * Writes pieces one after another from offset 0, joined into writes of ~1 MiB: the whole is never held at once
+ * (a compaction streams a masks file of any size through it). `end` writes what is left.
+ */
+export class SequentialWriter {
+  private batch: Uint8Array[] = [];
+  private batched = 0;
+  private position = 0;
+
+  constructor(private readonly fh: FileHandle) {}
+
+  async write(piece: Uint8Array): Promise<void> {
+    this.batch.push(piece);
+    this.batched += piece.length;
+    if (this.batched >= WRITE_BATCH_BYTES) await this.flush();
+  }
+
+  /** Writes the rest; resolves to the bytes written in all. */
+  async end(): Promise<number> {
+    if (this.batched > 0) await this.flush();
+    return this.position;
+  }
+
+  private async flush(): Promise<void> {
+    await writeAll(this.fh, this.batch.length === 1 ? this.batch[0] : Buffer.concat(this.batch, this.batched), this.position);
+    this.position += this.batched;
+    this.batch = [];
+    this.batched = 0;
+  }
+}
+
 /** Writes `data` from offset 0. */
 async function writeData(fh: FileHandle, data: FileData): Promise<void> {
   if (data instanceof Uint8Array) return writeAll(fh, data, 0);
-  let pos = 0;
-  let batch: Uint8Array[] = [];
-  let batched = 0;
-  const flush = async () => {
-    await writeAll(fh, batch.length === 1 ? batch[0] : Buffer.concat(batch, batched), pos);
-    pos += batched;
-    batch = [];
-    batched = 0;
-  };
-  for (const piece of data) {
-    batch.push(piece);
-    batched += piece.length;
-    if (batched >= WRITE_BATCH_BYTES) await flush();
-  }
-  if (batched > 0) await flush();
+  const out = new SequentialWriter(fh);
+  for (const piece of data) await out.write(piece);
+  await out.end();
 }
 
 /** Creates or truncates `file`, writes `data`, fsyncs it. Steps: `writeStep` before writing, `syncStep` before fsync. */

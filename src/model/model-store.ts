@@ -29,6 +29,7 @@ import { PRNG_VERSION } from '../core/prng.ts';
 import {
   type FaultHook,
   type StepFn,
+  SequentialWriter,
   fsyncDir,
   replaceFileAtomically,
   stepper,
@@ -414,22 +415,38 @@ export async function compactModel(dir: string, options: StoreOptions = {}): Pro
 }
 
 async function compactUnlocked(dir: string, step: StepFn): Promise<Manifest> {
-  const masks = new Map<string, Uint32Array>();
-  const old = await verifiedModel(dir, await currentState(dir), (id, mask) => masks.set(id, mask.slice()));
-  const file = nextMasksFile(old.masks.file);
+  // Each live record is written out as it is verified, so a compaction holds ~1 MiB of masks, not all of them (at
+  // k = 2500 they are 98 MB, which the old way held three times over). A failure leaves a partial file under the
+  // new name, which nothing reads and the next compaction overwrites.
+  const state = await currentState(dir);
+  const file = nextMasksFile(state.manifest.masks.file);
   const fileId = newFileId();
-  const parts = [encodeHeader({ ...old, fileId }), ...old.tasks.map((t) => encodeRecord(t.id, masks.get(t.id)!))];
-  const data = Buffer.concat(parts);
-  await writeFileDurably(path.join(dir, file), data, step, 'compact:write-masks', 'compact:fsync-masks');
+  const records = new Map<string, number>();
+  await step('compact:write-masks');
+  const fh = await open(path.join(dir, file), 'w');
+  let old: Manifest, bytes: number;
+  try {
+    const out = new SequentialWriter(fh);
+    await out.write(encodeHeader({ ...state.manifest, fileId }));
+    old = await verifiedModel(dir, state, (id, mask) => {
+      records.set(id, records.size);
+      return out.write(encodeRecord(id, mask));
+    });
+    bytes = await out.end();
+    await step('compact:fsync-masks');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
   const log = { file: nextLogFile(old.log?.file), fileId: newFileId() };
   await writeFileDurably(path.join(dir, log.file), encodeLogHeader(log.fileId), step, 'compact:write-log', 'compact:fsync-log');
   await step('compact:fsync-dir');
   await fsyncDir(dir);
   const next: Manifest = {
     ...old,
-    masks: { file, fileId, bytes: data.length },
+    masks: { file, fileId, bytes },
     log,
-    tasks: old.tasks.map((t, i) => ({ ...t, record: i })),
+    tasks: old.tasks.map((t) => ({ ...t, record: records.get(t.id)! })),
     removed: [],
   };
   await keepRewritten(dir, next, await writeManifest(dir, next, step));
@@ -454,7 +471,7 @@ async function removeFilesExcept(dir: string, pattern: RegExp, keep: string): Pr
 async function verifiedModel(
   dir: string,
   state: ModelState,
-  add: (id: string, mask: Uint32Array) => void,
+  add: (id: string, mask: Uint32Array) => void | Promise<void>,
   countSetBits?: () => (id: string) => number,
 ): Promise<Manifest> {
   const manifest = manifestCopy(state);
@@ -503,7 +520,8 @@ async function verifiedModel(
         if (r.id !== owner.id) bad(`task '${owner.id}' listed in ${MANIFEST_FILE} refers to record ${r.index}, which holds task '${r.id}'`);
         if (countSetBits) added.push(owner);
         else checkDensity(owner, popcount(r.mask));
-        add(r.id, r.mask);
+        const adding = add(r.id, r.mask);
+        if (adding) await adding; // a compaction writing the record out; a load's add returns nothing (no await per task)
       }
       seen += records.length;
       pos += whole > 0 ? whole : buf.length;
