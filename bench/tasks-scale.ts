@@ -2,7 +2,7 @@
  * Thousands of tasks through the real server (issue 9 items 4-5): task writes, cold start, memory under a mixed soak.
  *
  *   node --import tsx bench/tasks-scale.ts [--k 2500] [--model .bench/tasks-k2500] [--starts 5] [--puts 200] [--soak 0]
- *                                          [--root DIR] [--out .bench/tasks-scale.json]
+ *                                          [--soak-paths given,oneShot,each,binary,tasks] [--root DIR] [--out .bench/tasks-scale.json]
  *
  * --root runs another checkout's server (say the one before this change) on the same model, for a before/after.
  *
@@ -16,7 +16,10 @@
  *   cold    spawn `supsup serve` --starts times: milliseconds from spawn to the first 200 of /readyz (median), and RSS then
  *   tasks   PUT /tasks/{id} --puts new permutation tasks (base64 mask), then DELETE each: p50/p90/max; GET /tasks pages
  *   soak    --soak seconds of a mixed loop (given batch 1, inferred one-shot batch 1, per-example decisions batch 16,
- *           binary search batch 1, a PUT and a DELETE), the server's RSS sampled every 5 s: growth and peak against the bank
+ *           binary search batch 1, a PUT and a DELETE), the server's RSS sampled every 5 s: growth and peak against the bank;
+ *           --soak-paths keeps only the named parts of the loop, to tell which path the memory grows with. At the end,
+ *           the server's resident memory by kind (/proc/PID/smaps: the bank, other anonymous, file-backed) and its
+ *           largest anonymous regions.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +45,7 @@ const { values: o } = parseArgs({
     starts: { type: 'string', default: '5' },
     puts: { type: 'string', default: '200' },
     soak: { type: 'string', default: '0' },
+    'soak-paths': { type: 'string', default: 'given,oneShot,each,binary,tasks' },
     root: { type: 'string' },
     out: { type: 'string', default: '.bench/tasks-scale.json' },
   },
@@ -159,6 +163,24 @@ async function stopServer(s: Server): Promise<void> {
 }
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+/**
+ * The process's resident memory by kind, from /proc/PID/smaps: the bank is the one anonymous region of its size
+ * (one allocation), the rest of the anonymous memory (heaps, arenas, stacks), and file-backed pages (code).
+ */
+function residentByKind(pid: number, bankMiB: number) {
+  const regions: { sizeMiB: number; rssMiB: number; anonymous: boolean }[] = [];
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)/.exec(line);
+    if (head) regions.push({ sizeMiB: (parseInt(head[2], 16) - parseInt(head[1], 16)) / 2 ** 20, rssMiB: 0, anonymous: head[3] === '0' });
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) regions[regions.length - 1].rssMiB = Number(rss[1]) / 1024;
+  }
+  const anonymous = regions.filter((r) => r.anonymous).sort((a, b) => b.rssMiB - a.rssMiB);
+  const bank = anonymous.find((r) => Math.abs(r.rssMiB - bankMiB) < 1);
+  const sum = (rs: { rssMiB: number }[]) => rs.reduce((t, r) => t + r.rssMiB, 0);
+  const others = anonymous.filter((r) => r !== bank);
+  return { bankMiB: bank?.rssMiB ?? 0, anonMiB: sum(others), fileMiB: sum(regions.filter((r) => !r.anonymous)), largest: others.slice(0, 6) };
+}
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
@@ -243,6 +265,8 @@ if (soakS > 0) {
     each: () => ({ ...input(16), inference: { decideFrom: 'each' } }),
     binary: () => ({ ...input(1), inference: { method: 'binary' } }),
   };
+  const paths = new Set(o['soak-paths'].split(','));
+  for (const p of paths) if (!['given', 'oneShot', 'each', 'binary', 'tasks'].includes(p)) throw new Error(`--soak-paths: unknown path ${p}`);
   const counts: Record<string, number> = { given: 0, oneShot: 0, each: 0, binary: 0, put: 0, delete: 0 };
   const samples: { s: number; rssMiB: number }[] = [];
   const t0 = performance.now();
@@ -250,14 +274,12 @@ if (soakS > 0) {
   sample();
   const timer = setInterval(sample, 5000);
   while (performance.now() - t0 < soakS * 1000) {
-    for (let i = 0; i < 8; i++) {
-      await expect(call(server.port, 'POST', '/classify', bodies.given()), 200, 'given');
-      counts.given++;
-    }
-    for (const kind of ['oneShot', 'oneShot', 'each', 'binary'] as const) {
+    for (const kind of ['given', 'given', 'given', 'given', 'given', 'given', 'given', 'given', 'oneShot', 'oneShot', 'each', 'binary'] as const) {
+      if (!paths.has(kind)) continue;
       await expect(call(server.port, 'POST', '/classify', bodies[kind]()), 200, kind);
       counts[kind]++;
     }
+    if (!paths.has('tasks')) continue;
     const t = newTask();
     await expect(call(server.port, 'PUT', `/tasks/${t.id}`, t.body, true), 201, 'PUT');
     counts.put++;
@@ -273,7 +295,12 @@ if (soakS > 0) {
     `soak ${soakS} s: ${JSON.stringify(counts)}; RSS start ${fmt(rss[0])} MiB, at ${first.s.toFixed(0)} s ${fmt(first.rssMiB)}, ` +
       `end ${fmt(rss[rss.length - 1])}, peak ${fmt(Math.max(...rss))} MiB; growth ${fmt(growth)} MiB; peak − bank ${fmt(Math.max(...rss) - bankMiB)} MiB`,
   );
-  results.soak = { seconds: soakS, counts, samples, growthMiB: growth, peakMiB: Math.max(...rss), bankMiB };
+  const memory = residentByKind(server.proc.pid!, bankMiB);
+  console.log(
+    `  resident at the end: bank ${fmt(memory.bankMiB)}, other anonymous ${fmt(memory.anonMiB)}, file-backed ${fmt(memory.fileMiB)} MiB; ` +
+      `largest anonymous regions ${memory.largest.map((r) => `${fmt(r.rssMiB)}/${fmt(r.sizeMiB)}`).join(', ')} MiB (resident/size)`,
+  );
+  results.soak = { seconds: soakS, paths: [...paths], counts, samples, growthMiB: growth, peakMiB: Math.max(...rss), bankMiB, memory };
 }
 await stopServer(server);
 agent.destroy();
