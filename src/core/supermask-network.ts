@@ -157,6 +157,15 @@ export class SupermaskNetwork {
   }
 
   /**
+   * Whether the scores of one example `x` split at its background (background-split.ts): then its own pass reads only
+   * the words its foreground and the later layers reach (a digit: ~40% of the bank), where a pass over several rows
+   * at once reads every word for all of them.
+   */
+  splits(x: Float32Array): boolean {
+    return this.inputColumnSums !== null && backgroundValue(x) !== 0;
+  }
+
+  /**
    * The words a search from one example `x` needs (live-words.ts), or null where its scores do not split (no
    * column sums, or no background in x): its candidate banks then hold whole masks.
    */

@@ -62,7 +62,9 @@ export function inferTasks(
 
 function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions, perExample: boolean, check?: RowCheck): TaskDecision[] {
   const one = perExample ? null : singleExample(net, x);
-  const grads = one ? net.scoresFromCounts(net.bank.count, slots.length, one, o.objective) : net.gradientsOver(x, o.objective, perExample);
+  const grads = one
+    ? net.scoresFromCounts(net.bank.count, slots.length, one, o.objective)
+    : ((perExample ? splitRows(net, x, o) : null) ?? net.gradientsOver(x, o.objective, perExample));
   const width = net.bank.slotCapacity;
   return range(grads.length / width).map((r) => {
     const g = grads.subarray(r * width, (r + 1) * width);
@@ -71,7 +73,25 @@ function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: In
   });
 }
 
-/** One V row per segment (its first example or all of it), then one bank pass for all the rows. */
+/**
+ * Per-example scores of `x`, each row in its own background-split pass (scoresFromCounts), where every row splits:
+ * measured faster than one fused pass over all the rows, which reads every word of the bank for each of them.
+ * Null where a row does not split (the fused pass then serves them all) or the bank is on a device.
+ */
+function splitRows(net: SupermaskNetwork, x: tf.Tensor2D, o: InferenceOptions): Float32Array | null {
+  if (net.onDevice) return null;
+  const data = x.dataSync() as Float32Array, n = x.shape[1], rows = x.shape[0];
+  const row = (r: number) => data.subarray(r * n, (r + 1) * n);
+  for (let r = 0; r < rows; r++) if (!net.splits(row(r))) return null;
+  const width = net.bank.slotCapacity, out = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) out.set(net.scoresFromCounts(net.bank.count, net.bank.taskCount, row(r), o.objective), r * width);
+  return out;
+}
+
+/**
+ * One V row per segment (its first example or all of it), then one bank pass for all the rows; a segment decided
+ * from one example whose scores split takes its own split pass instead, as the call alone would have.
+ */
 function oneShotPerSegment(
   net: SupermaskNetwork,
   slots: Int32Array,
@@ -88,13 +108,18 @@ function oneShotPerSegment(
     const shifted = (start: number): OneExampleCheck | undefined => oneExample && { rule: oneExample.rule, fits: (s, row) => oneExample.fits(s, start + row) };
     return segments.flatMap((n, r) => withRows(x, starts[r], n, (part) => inferTasks(net, part, o, shifted(starts[r]))));
   }
-  const padded = net.words * 32;
-  const vectors = net.vRows(segments.length);
-  segments.forEach((_, r) => withRows(x, starts[r], own(r), (part) => net.superpositionV(part, o.objective, vectors.subarray(r * padded, (r + 1) * padded))));
-  const grads = net.scoresOfVectors(vectors, segments.length);
-  const width = net.bank.slotCapacity;
+  const data = x.dataSync() as Float32Array, inputs = x.shape[1];
+  const first = (r: number) => data.subarray(starts[r] * inputs, (starts[r] + 1) * inputs);
+  const alone = segments.map((_, r) => own(r) === 1 && net.splits(first(r)));
+  const merged = segments.map((_, r) => r).filter((r) => !alone[r]);
+  const padded = net.words * 32, width = net.bank.slotCapacity;
+  const vectors = net.vRows(merged.length);
+  merged.forEach((r, m) => withRows(x, starts[r], own(r), (part) => net.superpositionV(part, o.objective, vectors.subarray(m * padded, (m + 1) * padded))));
+  const mergedGrads = merged.length > 0 ? net.scoresOfVectors(vectors, merged.length) : new Float32Array(0);
+  const gradsOf = (r: number) =>
+    alone[r] ? net.scoresFromCounts(net.bank.count, slots.length, first(r), o.objective) : mergedGrads.subarray(merged.indexOf(r) * width, (merged.indexOf(r) + 1) * width);
   return segments.flatMap((n, r) => {
-    const g = grads.subarray(r * width, (r + 1) * width);
+    const g = gradsOf(r);
     const d = decideFromGradients(g, slots, o.epsilon);
     // A segment decided from one example gets the one-example rule, as the call alone would have.
     return new Array(n).fill(check && own(r) === 1 ? check(d, g, starts[r]) : d);
