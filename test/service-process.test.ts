@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { maskWords, presetArchitecture, weightCount } from '../src/core/architecture.ts';
+import { Xoshiro128 } from '../src/core/prng.ts';
+import { MNIST_NORMALIZATION } from '../src/contract/model.ts';
+import { appendTasks, createModel } from '../src/model/model-store.ts';
 import { LOADER_OPTIONS } from '../src/service/grpc/server.ts';
-import { TINY, float32Base64, http, randomExamples, serveRefusal, spawnServe, tempDir, tinyModel } from './support/service-fixture.ts';
+import { ADMIN_TOKEN, TINY, float32Base64, http, maskBase64, randomExamples, serveRefusal, spawnServe, tempDir, tinyModel } from './support/service-fixture.ts';
 
 /** `supsup serve` as a real process: startup refusals, SIGTERM drain, and health and metrics answered under load. */
 const EXAMPLE_MODEL = new URL('../models/example-lenet', import.meta.url).pathname;
@@ -27,6 +32,44 @@ describe('supsup serve process', () => {
     model = await tinyModel(tmp.dir, 3);
   });
   after(async () => tmp?.remove());
+
+  it('a PUT that grows the bank leaves one copy of it resident: the old buffer is freed', { skip: existsSync('/proc/self/status') ? false : 'reads /proc' }, async () => {
+    // LeNet 300-100 s = 500, 39.4 KB a mask: 1600 tasks fill their 8-slot blocks, so the first PUT moves the bank
+    // (63 MB) into a larger buffer. The old one is shared by both threads, and stayed resident (stop 22) until
+    // the runtime stopped pinning open's reply and each thread collected right after the grow.
+    const architecture = presetArchitecture('lenet-300-100', 500);
+    const dir = path.join(tmp.dir, 'grows');
+    await createModel(dir, { architecture, seed: 1, normalization: MNIST_NORMALIZATION });
+    const words = maskWords(architecture), pad = words * 32 - weightCount(architecture);
+    const rng = new Xoshiro128(5);
+    const wordMask = () => {
+      const m = Uint32Array.from({ length: words }, () => rng.nextUint32());
+      m[words - 1] &= 0xffffffff >>> pad;
+      return m;
+    };
+    for (let i = 0; i < 1600; i += 400) {
+      await appendTasks(dir, Array.from({ length: 400 }, (_, j) => ({ task: { id: `t${i + j}`, name: 'random', transform: { kind: 'identity' } }, mask: wordMask() })));
+    }
+    const server = await spawnServe([...PORTS, '--model', dir], { SUPSUP_ADMIN_TOKEN: ADMIN_TOKEN });
+    try {
+      const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1]) * 1024;
+      const bank = 1600 * words * 4;
+      const before = rss();
+      const put = await http('PUT', `${server.url}/tasks/grown`, { name: 'grown', mask: maskBase64(wordMask()) }, { authorization: `Bearer ${ADMIN_TOKEN}` });
+      assert.equal(put.status, 201, JSON.stringify(put.body));
+      let after = rss();
+      for (let i = 0; i < 50 && after > before + bank / 2; i++) {
+        await sleep(100);
+        after = rss();
+      }
+      assert.ok(after <= before + bank / 2, `RSS grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB over a ${(bank / 2 ** 20).toFixed(1)} MiB bank`);
+      const given = await http('POST', `${server.url}/classify`, { inputs: [Array(784).fill(0)], task: 'grown' });
+      assert.equal(given.status, 200, JSON.stringify(given.body));
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
 
   it('refuses to start on bad settings with a message naming the setting', async () => {
     // Every setting's checks are unit-tested (service-config.test.ts); here, that the process reports them.

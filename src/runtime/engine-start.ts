@@ -16,17 +16,36 @@ export interface Opening {
 /** An engine worker started, and already opening the model directory, before the runtime that will own it exists. */
 export interface StartedEngine {
   readonly client: EngineClient;
-  readonly opening: Opening;
+  /**
+   * The open and warm-up requests, handed over once, to the adopting runtime. Not a field: open's reply holds the
+   * shared bank and every task, and would stay reachable for as long as this object is (its starter may keep it to
+   * the end), pinning the bank's old buffer after the bank grows (docs/benchmarks.md, stop 22).
+   */
+  takeOpening(): Opening | undefined;
   /** Told when the worker exits; the adopting runtime sets it. */
   onExit: (code: number) => void;
 }
 
 /** Starts an engine worker and has it open the model directory now; a runtime created with it adopts both. */
 export function startEngine(options: OpenOptions): StartedEngine {
-  const client = new EngineClient((code) => started.onExit(code));
-  const opening = open(client, options);
-  const started: StartedEngine = { client, opening, onExit: () => undefined };
-  return started;
+  // The client (alive as long as the worker) keeps only this handler, not the StartedEngine (see takeOpening).
+  const exit = { to: (_code: number): void => undefined };
+  const client = new EngineClient((code) => exit.to(code));
+  let opening: Opening | undefined = open(client, options);
+  return {
+    client,
+    takeOpening() {
+      const taken = opening;
+      opening = undefined;
+      return taken;
+    },
+    get onExit() {
+      return exit.to;
+    },
+    set onExit(fn) {
+      exit.to = fn;
+    },
+  };
 }
 
 /** Asks the worker to open the model directory and warm up: its passes run while this thread reads open's reply. */

@@ -11,6 +11,7 @@ import { taskInfo } from '../contract/task.ts';
 import { appendTask, readManifest, removeTask } from '../model/model-store.ts';
 import { isHopfieldModel } from '../model/hopfield-model.ts';
 import { HopfieldWorkerModel } from './hopfield-worker.ts';
+import { collectGarbage } from './collect-garbage.ts';
 import { openEngine } from './open-engine.ts';
 import { packTasks } from './packed-tasks.ts';
 import type { OpenedModel, SharedBank, WorkerReply, WorkerRequest, WorkerResults } from './worker-protocol.ts';
@@ -88,6 +89,7 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     if (hopfield) return hopfield.addTask(r.task, r.mask);
     const e = requireEngine();
     const entry = await appendTask(dir, r.task, r.mask);
+    const bankBytes = e.maskBankBytes;
     let slot: number;
     try {
       slot = e.addTask(entry.id, r.mask).slot;
@@ -95,6 +97,8 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
       await removeTask(dir, entry.id).catch(() => undefined);
       throw err;
     }
+    // The bank grew into a new buffer: collect this thread's wrappers of the old one once the reply is out.
+    if (e.maskBankBytes !== bankBytes) setImmediate(collectGarbage);
     const bank = e.givenTaskBank;
     return { task: taskInfo(entry), maskBankBytes: e.maskBankBytes, shared: bank ? { bank, slot } : undefined };
   },

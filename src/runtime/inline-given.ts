@@ -9,6 +9,7 @@ import { givenTaskPredictions } from '../core/engine.ts';
 import { GivenTaskPass } from '../core/given-task-pass.ts';
 import { signedBase } from '../core/kernels/forward-bits.ts';
 import { loadNativeAddon } from '../platform/native-addon.ts';
+import { collectGarbage } from './collect-garbage.ts';
 import type { ModelInfo, SharedBank } from './worker-protocol.ts';
 
 /**
@@ -54,6 +55,8 @@ export class InlineGiven {
 
   /** The worker added a task: the bank as of that add, and the task's slot. */
   added(id: string, shared: { bank: Uint32Array; slot: number }): void {
+    // A longer bank is a new buffer: the old one is freed once this thread's wrappers of it are collected too.
+    if (shared.bank.length !== this.bank.length) setImmediate(collectGarbage);
     this.bank = shared.bank;
     this.slots.set(id, shared.slot);
   }

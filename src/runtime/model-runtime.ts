@@ -84,7 +84,7 @@ export class ModelRuntime {
     if (started) {
       started.onExit = (code) => this.onWorkerExit(code);
       this.client = started.client;
-      this.opening = started.opening;
+      this.opening = started.takeOpening();
     } else {
       this.client = this.startWorker();
     }
