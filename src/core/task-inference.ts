@@ -116,8 +116,9 @@ function oneShotPerSegment(
   const vectors = net.vRows(merged.length);
   merged.forEach((r, m) => withRows(x, starts[r], own(r), (part) => net.superpositionV(part, o.objective, vectors.subarray(m * padded, (m + 1) * padded))));
   const mergedGrads = merged.length > 0 ? net.scoresOfVectors(vectors, merged.length) : new Float32Array(0);
+  const row = new Map(merged.map((r, m) => [r, m]));
   const gradsOf = (r: number) =>
-    alone[r] ? net.scoresFromCounts(net.bank.count, slots.length, first(r), o.objective) : mergedGrads.subarray(merged.indexOf(r) * width, (merged.indexOf(r) + 1) * width);
+    alone[r] ? net.scoresFromCounts(net.bank.count, slots.length, first(r), o.objective) : mergedGrads.subarray(row.get(r)! * width, (row.get(r)! + 1) * width);
   return segments.flatMap((n, r) => {
     const g = gradsOf(r);
     const d = decideFromGradients(g, slots, o.epsilon);
