@@ -57,7 +57,8 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     if (!source) throw refuse('--from-task', `must name a task of ${model}`, fromTask ?? '');
     const n = values.examples;
     const data = taskDataset(source.transform, loadDataset(values.dataset).test);
-    // Evenly spaced through the test split (it is ordered by digit), so a few examples cover the classes.
+    // Evenly spaced through the test split: the same examples every run (the standard MNIST test split is not
+    // ordered by class, so a few examples need not cover every class).
     const picks = Array.from({ length: Math.min(n, data.count) }, (_, i) => Math.floor((i * data.count) / Math.min(n, data.count)));
     const size = engine.architecture.inputSize;
     inputs = new Float32Array(picks.length * size);
