@@ -28,13 +28,14 @@ import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { maskWords, presetArchitecture, weightCount } from '../src/core/architecture.ts';
+import { maskWords, presetArchitecture } from '../src/core/architecture.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
 import { MNIST_NORMALIZATION } from '../src/contract/model.ts';
 import { permutedTask } from '../src/data/transforms.ts';
 import { LOG_FILE_PATTERN, serializeManifest } from '../src/model/manifest.ts';
 import { appendTasks, checkpointModel, createModel, hasModel } from '../src/model/model-store.ts';
 import { freePort } from '../test/system/harness.ts';
+import { randomBankMask } from './random-bank-model.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const TOKEN = 'bench-admin-token';
@@ -56,19 +57,11 @@ const WORK = `${MODEL}-work`;
 const SERVER_ROOT = resolve(o.root ?? ROOT);
 const architecture = presetArchitecture('lenet-300-100', 500);
 const words = maskWords(architecture);
-const pad = words * 32 - weightCount(architecture);
 const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? [];
 const simdFlags = flags.filter((f) => /^(avx2|fma|avx512\w*|avx_vnni)$/.test(f)).join(' ');
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 console.log(`cpu flags: ${simdFlags}; load average ${load()}`);
 
-/** A random mask of density 0.5, one word per draw (as bench/scale.ts makes its masks). */
-function wordMask(rng: Xoshiro128): Uint32Array {
-  const mask = new Uint32Array(words);
-  for (let j = 0; j < words; j++) mask[j] = rng.nextUint32();
-  if (pad > 0) mask[words - 1] &= 0xffffffff >>> pad;
-  return mask;
-}
 
 // ----- the model --------------------------------------------------------------------------------------------
 if (!hasModel(MODEL)) {
@@ -78,7 +71,7 @@ if (!hasModel(MODEL)) {
   for (let i = 0; i < k; i += 250) {
     const items = [];
     for (let t = i; t < Math.min(k, i + 250); t++) {
-      items.push({ task: { id: `t${t}`, name: `Permuted task ${t}`, transform: permutedTask(t) }, mask: wordMask(rng) });
+      items.push({ task: { id: `t${t}`, name: `Permuted task ${t}`, transform: permutedTask(t) }, mask: randomBankMask(architecture, rng) });
     }
     await appendTasks(MODEL, items);
   }
@@ -222,7 +215,7 @@ const rng = new Xoshiro128(0x7a5c);
 let extra = 0;
 const newTask = () => {
   const i = k + extra++;
-  const mask = wordMask(rng);
+  const mask = randomBankMask(architecture, rng);
   return { id: `n${i}`, body: { name: `Permuted task ${i}`, transform: permutedTask(i), mask: Buffer.from(mask.buffer).toString('base64') } };
 };
 const puts: number[] = [], deletes: number[] = [];
@@ -265,8 +258,10 @@ if (soakS > 0) {
     each: () => ({ ...input(16), inference: { decideFrom: 'each' } }),
     binary: () => ({ ...input(1), inference: { method: 'binary' } }),
   };
+  // One round of the loop: 8 given, 2 one-shot, 1 per-example, 1 binary search, then a PUT and a DELETE ("tasks").
+  const round = [...Array<'given'>(8).fill('given'), 'oneShot', 'oneShot', 'each', 'binary'] as const;
   const paths = new Set(o['soak-paths'].split(','));
-  for (const p of paths) if (!['given', 'oneShot', 'each', 'binary', 'tasks'].includes(p)) throw new Error(`--soak-paths: unknown path ${p}`);
+  for (const p of paths) if (!(p in bodies) && p !== 'tasks') throw new Error(`--soak-paths: unknown path ${p}`);
   const counts: Record<string, number> = { given: 0, oneShot: 0, each: 0, binary: 0, put: 0, delete: 0 };
   const samples: { s: number; rssMiB: number }[] = [];
   const t0 = performance.now();
@@ -274,7 +269,7 @@ if (soakS > 0) {
   sample();
   const timer = setInterval(sample, 5000);
   while (performance.now() - t0 < soakS * 1000) {
-    for (const kind of ['given', 'given', 'given', 'given', 'given', 'given', 'given', 'given', 'oneShot', 'oneShot', 'each', 'binary'] as const) {
+    for (const kind of round) {
       if (!paths.has(kind)) continue;
       await expect(call(server.port, 'POST', '/classify', bodies[kind]()), 200, kind);
       counts[kind]++;

@@ -6,10 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { maskWords, presetArchitecture, weightCount } from '../src/core/architecture.ts';
+import { randomBankMask, writeRandomBankModel } from '../bench/random-bank-model.ts';
+import { maskWords, presetArchitecture } from '../src/core/architecture.ts';
 import { Xoshiro128 } from '../src/core/prng.ts';
-import { MNIST_NORMALIZATION } from '../src/contract/model.ts';
-import { appendTasks, createModel } from '../src/model/model-store.ts';
 import { LOADER_OPTIONS } from '../src/service/grpc/server.ts';
 import { ADMIN_TOKEN, TINY, float32Base64, http, maskBase64, randomExamples, serveRefusal, spawnServe, tempDir, tinyModel } from './support/service-fixture.ts';
 
@@ -39,23 +38,14 @@ describe('supsup serve process', () => {
     // the runtime stopped pinning open's reply and each thread collected right after the grow.
     const architecture = presetArchitecture('lenet-300-100', 500);
     const dir = path.join(tmp.dir, 'grows');
-    await createModel(dir, { architecture, seed: 1, normalization: MNIST_NORMALIZATION });
-    const words = maskWords(architecture), pad = words * 32 - weightCount(architecture);
     const rng = new Xoshiro128(5);
-    const wordMask = () => {
-      const m = Uint32Array.from({ length: words }, () => rng.nextUint32());
-      m[words - 1] &= 0xffffffff >>> pad;
-      return m;
-    };
-    for (let i = 0; i < 1600; i += 400) {
-      await appendTasks(dir, Array.from({ length: 400 }, (_, j) => ({ task: { id: `t${i + j}`, name: 'random', transform: { kind: 'identity' } }, mask: wordMask() })));
-    }
+    await writeRandomBankModel(dir, architecture, 1600, rng);
     const server = await spawnServe([...PORTS, '--model', dir], { SUPSUP_ADMIN_TOKEN: ADMIN_TOKEN });
     try {
       const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/status`, 'utf8'))![1]) * 1024;
-      const bank = 1600 * words * 4;
+      const bank = 1600 * maskWords(architecture) * 4;
       const before = rss();
-      const put = await http('PUT', `${server.url}/tasks/grown`, { name: 'grown', mask: maskBase64(wordMask()) }, { authorization: `Bearer ${ADMIN_TOKEN}` });
+      const put = await http('PUT', `${server.url}/tasks/grown`, { name: 'grown', mask: maskBase64(randomBankMask(architecture, rng)) }, { authorization: `Bearer ${ADMIN_TOKEN}` });
       assert.equal(put.status, 201, JSON.stringify(put.body));
       let after = rss();
       for (let i = 0; i < 50 && after > before + bank / 2; i++) {

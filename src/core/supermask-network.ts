@@ -143,12 +143,20 @@ export class SupermaskNetwork {
    * (superposed-pass.ts). `counts` is Σ M^i over the n superposed masks (the bank's own count for all of them).
    * Split at the input's background (background-split.ts) when it has one and `bank` says which slots it holds:
    * the pass then reads only the words of the bank where x differs from the background or later layers are live.
+   * `background`: splitBackground(x), where the caller has it already.
    */
-  scoresFromCounts(counts: Uint16Array | Float32Array, n: number, x: Float32Array, objective: Objective, bank: PackedSlots = this.bank): Float32Array {
+  scoresFromCounts(
+    counts: Uint16Array | Float32Array,
+    n: number,
+    x: Float32Array,
+    objective: Objective,
+    bank: PackedSlots = this.bank,
+    background?: number,
+  ): Float32Array {
     if (bank.live) return this.liveScores(counts, n, x, objective, bank);
     const subset = bank === this.bank ? undefined : bank.slots;
     const sums = this.inputColumnSums;
-    const x0 = sums && (bank === this.bank || subset) ? backgroundValue(x) : 0;
+    const x0 = sums && (bank === this.bank || subset) ? (background ?? backgroundValue(x)) : 0;
     const split = x0 !== 0 ? { x0, delta0: this.delta0 } : undefined;
     this.oneV(counts, n, x, objective, this.vScratch, split);
     const out = this.scoresOfVectors(this.vScratch, 1, bank);
@@ -157,12 +165,12 @@ export class SupermaskNetwork {
   }
 
   /**
-   * Whether the scores of one example `x` split at its background (background-split.ts): then its own pass reads only
-   * the words its foreground and the later layers reach (a digit: ~40% of the bank), where a pass over several rows
-   * at once reads every word for all of them.
+   * The background x0 at which the scores of one example `x` split (background-split.ts), 0 where they do not. Split,
+   * its own pass reads only the words its foreground and the later layers reach (a digit: ~40% of the bank), where a
+   * pass over several rows at once reads every word for all of them.
    */
-  splits(x: Float32Array): boolean {
-    return this.inputColumnSums !== null && backgroundValue(x) !== 0;
+  splitBackground(x: Float32Array): number {
+    return this.inputColumnSums ? backgroundValue(x) : 0;
   }
 
   /**

@@ -64,7 +64,7 @@ function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: In
   const one = perExample ? null : singleExample(net, x);
   const grads = one
     ? net.scoresFromCounts(net.bank.count, slots.length, one, o.objective)
-    : ((perExample ? splitRows(net, x, o) : null) ?? net.gradientsOver(x, o.objective, perExample));
+    : ((perExample ? splitRows(net, slots, x, o) : null) ?? net.gradientsOver(x, o.objective, perExample));
   const width = net.bank.slotCapacity;
   return range(grads.length / width).map((r) => {
     const g = grads.subarray(r * width, (r + 1) * width);
@@ -78,14 +78,20 @@ function oneShot(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: In
  * measured faster than one fused pass over all the rows, which reads every word of the bank for each of them.
  * Null where a row does not split (the fused pass then serves them all) or the bank is on a device.
  */
-function splitRows(net: SupermaskNetwork, x: tf.Tensor2D, o: InferenceOptions): Float32Array | null {
+function splitRows(net: SupermaskNetwork, slots: Int32Array, x: tf.Tensor2D, o: InferenceOptions): Float32Array | null {
   if (net.onDevice) return null;
-  const data = x.dataSync() as Float32Array, n = x.shape[1], rows = x.shape[0];
-  const row = (r: number) => data.subarray(r * n, (r + 1) * n);
-  for (let r = 0; r < rows; r++) if (!net.splits(row(r))) return null;
-  const width = net.bank.slotCapacity, out = new Float32Array(rows * width);
-  for (let r = 0; r < rows; r++) out.set(net.scoresFromCounts(net.bank.count, net.bank.taskCount, row(r), o.objective), r * width);
+  const data = x.dataSync() as Float32Array, n = x.shape[1];
+  const rows = Array.from({ length: x.shape[0] }, (_, r) => data.subarray(r * n, (r + 1) * n));
+  const backgrounds = rows.map((row) => net.splitBackground(row));
+  if (backgrounds.includes(0)) return null;
+  const width = net.bank.slotCapacity, out = new Float32Array(rows.length * width);
+  rows.forEach((row, r) => out.set(splitScores(net, slots, row, backgrounds[r], o), r * width));
   return out;
+}
+
+/** The scores of one example over every stored mask, split at its background x0 (≠ 0: splitBackground). */
+function splitScores(net: SupermaskNetwork, slots: Int32Array, x: Float32Array, x0: number, o: InferenceOptions): Float32Array {
+  return net.scoresFromCounts(net.bank.count, slots.length, x, o.objective, net.bank, x0);
 }
 
 /**
@@ -110,15 +116,16 @@ function oneShotPerSegment(
   }
   const data = x.dataSync() as Float32Array, inputs = x.shape[1];
   const first = (r: number) => data.subarray(starts[r] * inputs, (starts[r] + 1) * inputs);
-  const alone = segments.map((_, r) => own(r) === 1 && net.splits(first(r)));
-  const merged = segments.map((_, r) => r).filter((r) => !alone[r]);
+  // A segment's own split pass, where it decides from one example that splits (background ≠ 0).
+  const backgrounds = segments.map((_, r) => (own(r) === 1 ? net.splitBackground(first(r)) : 0));
+  const merged = segments.map((_, r) => r).filter((r) => backgrounds[r] === 0);
   const padded = net.words * 32, width = net.bank.slotCapacity;
   const vectors = net.vRows(merged.length);
   merged.forEach((r, m) => withRows(x, starts[r], own(r), (part) => net.superpositionV(part, o.objective, vectors.subarray(m * padded, (m + 1) * padded))));
   const mergedGrads = merged.length > 0 ? net.scoresOfVectors(vectors, merged.length) : new Float32Array(0);
   const row = new Map(merged.map((r, m) => [r, m]));
   const gradsOf = (r: number) =>
-    alone[r] ? net.scoresFromCounts(net.bank.count, slots.length, first(r), o.objective) : mergedGrads.subarray(row.get(r)! * width, (row.get(r)! + 1) * width);
+    backgrounds[r] !== 0 ? splitScores(net, slots, first(r), backgrounds[r], o) : mergedGrads.subarray(row.get(r)! * width, (row.get(r)! + 1) * width);
   return segments.flatMap((n, r) => {
     const g = gradsOf(r);
     const d = decideFromGradients(g, slots, o.epsilon);

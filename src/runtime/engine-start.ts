@@ -28,24 +28,18 @@ export interface StartedEngine {
 
 /** Starts an engine worker and has it open the model directory now; a runtime created with it adopts both. */
 export function startEngine(options: OpenOptions): StartedEngine {
-  // The client (alive as long as the worker) keeps only this handler, not the StartedEngine (see takeOpening).
-  const exit = { to: (_code: number): void => undefined };
-  const client = new EngineClient((code) => exit.to(code));
+  const client = new EngineClient((code) => started.onExit(code));
   let opening: Opening | undefined = open(client, options);
-  return {
+  const started: StartedEngine = {
     client,
     takeOpening() {
       const taken = opening;
       opening = undefined;
       return taken;
     },
-    get onExit() {
-      return exit.to;
-    },
-    set onExit(fn) {
-      exit.to = fn;
-    },
+    onExit: () => undefined,
   };
+  return started;
 }
 
 /** Asks the worker to open the model directory and warm up: its passes run while this thread reads open's reply. */
