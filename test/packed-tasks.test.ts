@@ -62,12 +62,15 @@ describe('packed task list', () => {
     assert.deepEqual(tasks.map((t) => ({ ...t, transform: { ...t.transform } })), TASKS);
   });
 
-  it('makes a permutation once, on its first read, and keeps what is assigned', () => {
+  it('makes a fresh permutation on every read, keeping none, and keeps what is assigned', () => {
     const tasks = unpackTasks(cloned(packTasks(TASKS)));
     const t = tasks[0].transform as { permutation: number[] };
     const first = t.permutation;
-    assert.equal(t.permutation, first, 'the same array on the second read');
     assert.ok(Array.isArray(first));
+    assert.notEqual(t.permutation, first, 'a new array on the second read: a listing pins none of them');
+    assert.deepEqual(t.permutation, first);
+    first[0] = -1;
+    assert.notEqual(t.permutation[0], -1, 'changing a read copy changes nothing served');
     const mine = [...first].reverse();
     const other = tasks[2].transform as { permutation: number[] };
     other.permutation = mine;

@@ -100,6 +100,38 @@ describe('task pages', () => {
     assert.deepEqual(full.body.tasks[0].transform, { kind: 'rotation', degrees: 5 });
   });
 
+  it('the whole list, written in pieces, is the JSON the pages give: permutations included, in the order added', async () => {
+    // 150 permutation tasks: several of the listing's pieces (64 tasks each), each with 784 indices.
+    const ids = Array.from({ length: 150 }, (_, i) => `p${String(i).padStart(3, '0')}`);
+    const earlier = (await http('GET', `${service.url}/tasks`)).body.tasks.map((t: { id: string }) => t.id);
+    const permutations = new Map<string, number[]>();
+    for (const [i, id] of ids.entries()) {
+      const permutation = Array.from({ length: TINY.inputSize }, (_, j) => j);
+      for (let j = permutation.length - 1; j > 0; j--) {
+        const r = rng.nextInt(j + 1);
+        [permutation[j], permutation[r]] = [permutation[r], permutation[j]];
+      }
+      permutations.set(id, permutation);
+      const mask = randomMask(TINY, 0.5, rng);
+      const body = { mask: Buffer.from(mask.buffer).toString('base64'), transform: { kind: 'permutation', seed: i, permutation } };
+      assert.equal((await http('PUT', `${service.url}/tasks/${id}`, body, admin)).status, 201);
+    }
+    try {
+      for (const view of ['full', 'basic']) {
+        const all = await http('GET', `${service.url}/tasks?view=${view}`);
+        assert.equal(all.status, 200);
+        assert.match(all.headers.get('content-type') ?? '', /^application\/json/);
+        const tasks = (all.body as { tasks: { id: string; transform?: { permutation?: number[] } }[] }).tasks;
+        assert.deepEqual(tasks.map((t) => t.id), [...earlier, ...ids], 'every task once, in the order added');
+        const page = await http('GET', `${service.url}/tasks?limit=1000&view=${view}`);
+        assert.deepEqual([...tasks].sort((a, b) => (a.id < b.id ? -1 : 1)), page.body.tasks, 'the same tasks, field for field, as the schema-written page');
+        if (view === 'full') for (const id of ids) assert.deepEqual(tasks.find((t) => t.id === id)!.transform!.permutation, permutations.get(id));
+      }
+    } finally {
+      for (const id of ids) await del(id);
+    }
+  });
+
   it('bad limits, tokens and views are refused with 400 invalid_argument', async () => {
     for (const q of ['limit=-1', 'limit=1001', 'limit=abc', 'limit=2.5', 'pageToken=nonsense', 'pageToken=%21%21', `pageToken=${Buffer.from('tasks-v1:a b').toString('base64url')}`, 'view=everything']) {
       const r = await http('GET', `${service.url}/tasks?${q}`);

@@ -1,7 +1,7 @@
 // The task list of the engine worker's open reply, its permutations moved into one typed array. A structured clone
 // copies a number[] element by element, a typed array as bytes: at k = 2500 (2500 × 784 numbers) the clone of the
 // plain list cost ~0.1-0.15 s of CPU on the two threads, on the path to ready. The receiving side gives each
-// permutation transform a `permutation` made from those bytes on its first read (a task listing), so the reply is
+// permutation transform a `permutation` made from those bytes when it is read (a task listing), so the reply is
 // read in milliseconds and what is served stays the same.
 import type { TaskInfo } from '../contract/task.ts';
 
@@ -44,7 +44,12 @@ function packInto<T extends Uint16Array | Uint32Array>(out: T, permutations: num
   return out;
 }
 
-/** packTasks undone in place: each permutation is made from `values` when first read, then kept as a plain array. */
+/**
+ * packTasks undone in place: each permutation is made from `values` on every read, a fresh array, and never kept.
+ * Kept, one full task listing would pin every permutation as a JavaScript array for good (k = 2500: 2500 × 784
+ * numbers, ~16 MB of the main thread's heap); made per read, a listing leaves only young garbage. An assigned
+ * permutation replaces the packed one.
+ */
 export function unpackTasks({ tasks, values, ends }: PackedTasks): TaskInfo[] {
   let p = 0;
   for (const t of tasks) {
@@ -55,12 +60,7 @@ export function unpackTasks({ tasks, values, ends }: PackedTasks): TaskInfo[] {
     Object.defineProperty(transform, 'permutation', {
       enumerable: true,
       configurable: true,
-      get(): number[] {
-        const permutation = new Array<number>(packed.length);
-        for (let i = 0; i < packed.length; i++) permutation[i] = packed[i];
-        Object.defineProperty(transform, 'permutation', { value: permutation, enumerable: true, writable: true, configurable: true });
-        return permutation;
-      },
+      get: (): number[] => Array.from(packed),
       set(permutation: number[]) {
         Object.defineProperty(transform, 'permutation', { value: permutation, enumerable: true, writable: true, configurable: true });
       },

@@ -4,7 +4,8 @@ import type { TaskSpec, TaskTransform } from '../../contract/task.ts';
 import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeWords } from '../decode-inputs.ts';
 import { adminAuth } from './admin-auth.ts';
-import { type PageRequest, inView, taskPage, taskView, wantsPage } from '../../core/task-page.ts';
+import { type PageRequest, taskPage, taskView, wantsPage } from '../../core/task-page.ts';
+import { taskListStream } from './task-list-stream.ts';
 import { bearer, errorResponses, putTaskBody, task, taskIdParams, taskList, taskListQuery } from './schemas.ts';
 
 // Task management: list and read freely; PUT (add) and DELETE only with the admin token. A PUT answers
@@ -44,11 +45,10 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
         response: { 200: taskList, ...errorResponses(400) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const q = request.query;
       if (wantsPage(q)) return taskPage(ctx.runtime.tasksById(), q);
-      const view = taskView(q.view);
-      return { tasks: ctx.runtime.tasks().map((t) => inView(t, view)) };
+      return reply.type('application/json; charset=utf-8').send(taskListStream(ctx.runtime.tasks(), taskView(q.view)));
     },
   );
 
