@@ -68,6 +68,8 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
    * only from the bits never loads it.
    */
   async warmUp() {
+    // Once it has run, the load's garbage (the masks file read, the manifest) is collected: this thread allocates
+    // little between inferred calls, so V8 would leave it resident for minutes (measured; docs/benchmarks.md).
     if (!opened) throw modelNotLoaded();
     const { limits, firstTask } = opened;
     if (firstTask === undefined) return;
@@ -77,12 +79,16 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
     if (tfjsDeferred()) {
       // Inferred passes wait for tfjs, but the tables they read can be made without it: right after this reply,
       // so readiness does not wait for them (~0.1 s at k = 2500); an inferred call that comes first makes them itself.
-      setImmediate(() => engine?.prepareInference());
+      setImmediate(() => {
+        engine?.prepareInference();
+        collectGarbage();
+      });
       return;
     }
     classify(validateClassifyCall(zeros(), limits));
     // One example alone, as most inferred calls come.
     if (!hopfield) classify(validateClassifyCall({ inputs: new Float32Array(limits.inputSize), batch: 1 }, limits));
+    setImmediate(collectGarbage);
   },
 
   async addTask(r) {
