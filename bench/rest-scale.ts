@@ -1,10 +1,10 @@
 /**
  * Every request path through the real server (`supsup serve`, REST on 127.0.0.1) at k tasks, measured with
  * wrk (one connection unless said), beside the PyTorch peer (bench/pytorch_peer.py, in process, 2 threads)
- * run in the same minutes, case after case. One k per run (each a few minutes at most); results merge into
+ * run in the same minutes, case after case, in --rounds rounds (medians over rounds; ratios within rounds). One k per run (each a few minutes at most); results merge into
  * one JSON file by k, and --plot draws latency against k from it.
  *
- *   node --import tsx bench/rest-scale.ts --k 2500 [--duration 5] [--peer-max-k 2500] [--cases oneshot-b1,binary-b1] [--out .bench/rest-scale.json]
+ *   node --import tsx bench/rest-scale.ts --k 2500 [--duration 5] [--rounds 3] [--peer-max-k 2500] [--cases oneshot-b1,binary-b1] [--out .bench/rest-scale.json]
  *   node --import tsx bench/rest-scale.ts --plot [--out .bench/rest-scale.json] [--svg docs/results/scale-latency.svg]
  *
  * Model: LeNet 300-100, s = 500, k random masks of density 0.5 (random words, as bench/scale.ts), written to a
@@ -43,6 +43,8 @@ const { values } = parseArgs({
   options: {
     k: { type: 'string', default: '2500' },
     duration: { type: 'string', default: '5' },
+    /** Rounds over all cases (each case runs --duration seconds a round). */
+    rounds: { type: 'string', default: '3' },
     'peer-max-k': { type: 'string', default: '2500' },
     threads: { type: 'string', default: '2' },
     out: { type: 'string', default: '.bench/rest-scale.json' },
@@ -174,39 +176,68 @@ const peer = k <= peerMaxK ? await startPeer(k, values.threads!) : null;
 if (peer) console.log(`peer: PyTorch ${peer.info.torch}, ${peer.info.threads} threads, k = ${peer.info.k} float masks`);
 else console.log(`peer: not run at k = ${k} (> --peer-max-k ${peerMaxK}: its float masks would take ${((k * weightCount(architecture) * 4) / 2 ** 30).toFixed(1)} GiB)`);
 
+// Rounds: every case in turn, then again, so machine noise (the same case varies up to 1.7x minutes apart here) hits
+// all cases alike; each figure is the median over rounds, and each ratio the median of the rounds' own ratios.
+const rounds = Number(values.rounds);
+/** The median of values there always are (a round's peer runs, every round's figures). */
+const middle = (xs: number[]) => median(xs)!;
+const perRound: Record<string, WrkResult[]> = {};
+const peerRounds: Record<string, number[]> = {};
+for (const c of cases) wrk(`${c.name}-warm`, c.bodies, c.connections, 1);
+for (let round = 0; round < rounds; round++) {
+  for (const c of cases) {
+    const r = wrk(c.name, c.bodies, c.connections, duration);
+    if (r.errors > 0) throw new Error(`${c.name}: ${r.errors} requests failed`);
+    (perRound[c.name] ??= []).push(r);
+    if (peer && c.peer) {
+      if (round === 0) await peer.run(c.peer.case, 2);
+      (peerRounds[c.name] ??= []).push(middle(await peer.run(c.peer.case, c.peer.runs)));
+    }
+  }
+}
+const medianOf = (rs: WrkResult[], key: keyof WrkResult) => middle(rs.map((r) => r[key]));
 const ours: Record<string, WrkResult> = {};
 const peerMs: Record<string, number | null> = {};
+/** The median over rounds of a ratio taken within each round. */
+const roundRatio = (f: (round: number) => number) => middle(Array.from({ length: rounds }, (_, i) => f(i)));
 for (const c of cases) {
-  wrk(`${c.name}-warm`, c.bodies, c.connections, 1);
-  ours[c.name] = wrk(c.name, c.bodies, c.connections, duration);
-  if (ours[c.name].errors > 0) throw new Error(`${c.name}: ${ours[c.name].errors} requests failed`);
-  if (peer && c.peer) {
-    await peer.run(c.peer.case, 2);
-    peerMs[c.name] = median(await peer.run(c.peer.case, c.peer.runs));
-  }
+  const rs = perRound[c.name];
+  ours[c.name] = {
+    p50Ms: medianOf(rs, 'p50Ms'),
+    p90Ms: medianOf(rs, 'p90Ms'),
+    p99Ms: medianOf(rs, 'p99Ms'),
+    requests: rs.reduce((n, r) => n + r.requests, 0),
+    errors: 0,
+    rps: medianOf(rs, 'rps'),
+    connections: c.connections,
+  };
+  peerMs[c.name] = median(peerRounds[c.name]);
   const p = peerMs[c.name];
   const r = ours[c.name];
+  const vsPeer = p ? roundRatio((i) => peerRounds[c.name][i] / rs[i].p50Ms) : null;
   console.log(
-    `${c.name.padEnd(15)} c=${c.connections} p50 ${r.p50Ms.toFixed(3)} ms  p99 ${r.p99Ms.toFixed(3)} ms  ${r.rps.toFixed(1)} req/s` +
-      (p ? `   PyTorch ${p.toFixed(3)} ms (PyTorch / ours ${(p / r.p50Ms).toFixed(2)})` : ''),
+    `${c.name.padEnd(15)} c=${c.connections} p50 ${r.p50Ms.toFixed(3)} ms (rounds ${rs.map((x) => x.p50Ms.toFixed(3)).join(', ')})  p99 ${r.p99Ms.toFixed(3)} ms  ${r.rps.toFixed(1)} req/s` +
+      (p ? `   PyTorch ${p.toFixed(3)} ms (PyTorch / ours ${vsPeer!.toFixed(2)}; rounds ${peerRounds[c.name].map((x) => x.toFixed(3)).join(', ')})` : ''),
   );
 }
 peer?.close();
 rmSync(scriptDir, { recursive: true, force: true });
 
-const oneShot = ours['oneshot-b1']?.p50Ms;
+const within = (a: string, b: string, key: 'p50Ms' | 'rps') =>
+  perRound[a] && perRound[b] ? roundRatio((i) => perRound[a][i][key] / perRound[b][i][key]) : NaN;
 const derived = {
-  eachB16OverOneShot: ours['each-b16']?.p50Ms / oneShot,
-  binaryOverOneShot: ours['binary-b1']?.p50Ms / oneShot,
-  c8ThroughputOverOne: ours['inferred-b1-c8']?.rps / ours['oneshot-b1']?.rps,
+  eachB16OverOneShot: within('each-b16', 'oneshot-b1', 'p50Ms'),
+  binaryOverOneShot: within('binary-b1', 'oneshot-b1', 'p50Ms'),
+  c8ThroughputOverOne: within('inferred-b1-c8', 'oneshot-b1', 'rps'),
+  peerOverOneShot: peerRounds['oneshot-b1'] ? roundRatio((i) => peerRounds['oneshot-b1'][i] / perRound['oneshot-b1'][i].p50Ms) : NaN,
 };
 console.log(
   `each-b16 / oneshot-b1 = ${derived.eachB16OverOneShot.toFixed(2)} (target ≤ 5); binary-b1 / oneshot-b1 = ${derived.binaryOverOneShot.toFixed(2)} (target ≤ 3); ` +
     `8 clients / 1 client throughput = ${derived.c8ThroughputOverOne.toFixed(2)} (target ≥ 3)`,
 );
-if (peerMs['oneshot-b1']) console.log(`PyTorch / ours, one-shot from 1 digit: ${(peerMs['oneshot-b1'] / oneShot).toFixed(1)} (target ≥ 40)`);
+if (peerMs['oneshot-b1']) console.log(`PyTorch / ours, one-shot from 1 digit: ${derived.peerOverOneShot.toFixed(1)} (target ≥ 40)`);
 console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-previous[String(k)] = { date: new Date().toISOString(), cpuFlags: simdFlags, simd, load: loadavg()[0], ours, peerMs, derived };
+previous[String(k)] = { date: new Date().toISOString(), cpuFlags: simdFlags, simd, load: loadavg()[0], rounds, ours, peerMs, derived, perRound, peerRounds };
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify(previous, null, 2) + '\n');
 console.log(`wrote ${out}`);

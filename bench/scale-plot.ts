@@ -10,6 +10,10 @@ export interface ScaleRun {
   ours: Record<string, { p50Ms: number; rps: number; connections: number }>;
   peerMs: Record<string, number | null>;
   derived: Record<string, number>;
+  /** Rounds over all cases (older runs: one), and each round's figures. */
+  rounds?: number;
+  perRound?: Record<string, { p50Ms: number; rps: number }[]>;
+  peerRounds?: Record<string, number[]>;
 }
 /** By k (as a string). */
 export type ScaleRuns = Record<string, ScaleRun>;
