@@ -212,9 +212,8 @@ void ScoresSparse(const uint32_t* bank, size_t words, size_t blocks, const float
   if (blocks == 0 || n == 0) return;
   const Simd simd = CurrentSimd();
   const size_t table_floats = simd == Simd::kAvx512 ? kTable4 : kTable3;
-  // Kept per calling thread and grown, never shrunk: a fresh ~1.4-5 MB block per call (LeNet 300-100's listed
-  // words on AVX-512) cost page faults on the small banks of binary search's last rounds, and its churn kept the
-  // engine thread's malloc arena tens of MB larger under traffic. Every table is written before it is read.
+  // Kept per calling thread and grown, never shrunk, as the other kernels keep their scratch: no 1.4-5 MB block
+  // (LeNet 300-100's listed words on AVX-512) allocated per call. Every table is written before it is read.
   thread_local std::vector<float> table_store;
   if (table_store.size() < n * table_floats + 16) table_store.resize(n * table_floats + 16);
   float* tables = Align64(table_store.data());

@@ -68,8 +68,8 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
    * only from the bits never loads it.
    */
   async warmUp() {
-    // Once it has run, the load's garbage (the masks file read, the manifest) is collected: this thread allocates
-    // little between inferred calls, so V8 would leave it resident for minutes (measured; docs/benchmarks.md).
+    // Once it has run, what loading left behind (file buffers, the parsed manifest) is collected: this thread
+    // allocates little between inferred calls, so V8 would leave it resident for minutes (docs/benchmarks.md, stop 23).
     if (!opened) throw modelNotLoaded();
     const { limits, firstTask } = opened;
     if (firstTask === undefined) return;
