@@ -71,8 +71,11 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** What a durable write takes: the bytes, or their pieces in order (written ~1 MiB at a time, never joined whole). */
-export type FileData = Uint8Array | Iterable<Uint8Array>;
+/**
+ * What a durable write takes: the bytes; or their pieces in order; or a producer that writes its pieces as it makes
+ * them (a compaction, record by record as it verifies them). Pieces go out ~1 MiB at a time, never joined whole.
+ */
+export type FileData = Uint8Array | Iterable<Uint8Array> | ((out: SequentialWriter) => Promise<void>);
 
 const WRITE_BATCH_BYTES = 1 << 20;
 
@@ -80,7 +83,7 @@ const WRITE_BATCH_BYTES = 1 << 20;
  * Writes pieces one after another from offset 0, joined into writes of ~1 MiB: the whole is never held at once
  * (a compaction streams a masks file of any size through it). `end` writes what is left.
  */
-export class SequentialWriter {
+class SequentialWriter {
   private batch: Uint8Array[] = [];
   private batched = 0;
   private position = 0;
@@ -107,22 +110,30 @@ export class SequentialWriter {
   }
 }
 
-/** Writes `data` from offset 0. */
-async function writeData(fh: FileHandle, data: FileData): Promise<void> {
-  if (data instanceof Uint8Array) return writeAll(fh, data, 0);
+/** Writes `data` from offset 0; resolves to the bytes written. */
+async function writeData(fh: FileHandle, data: FileData): Promise<number> {
+  if (data instanceof Uint8Array) {
+    await writeAll(fh, data, 0);
+    return data.length;
+  }
   const out = new SequentialWriter(fh);
-  for (const piece of data) await out.write(piece);
-  await out.end();
+  if (typeof data === 'function') await data(out);
+  else for (const piece of data) await out.write(piece);
+  return out.end();
 }
 
-/** Creates or truncates `file`, writes `data`, fsyncs it. Steps: `writeStep` before writing, `syncStep` before fsync. */
-export async function writeFileDurably(file: string, data: FileData, step: StepFn, writeStep: WriteStep, syncStep: WriteStep): Promise<void> {
+/**
+ * Creates or truncates `file`, writes `data`, fsyncs it; resolves to the bytes written. Steps: `writeStep` before
+ * writing, `syncStep` before fsync.
+ */
+export async function writeFileDurably(file: string, data: FileData, step: StepFn, writeStep: WriteStep, syncStep: WriteStep): Promise<number> {
   await step(writeStep);
   const fh = await open(file, 'w');
   try {
-    await writeData(fh, data);
+    const bytes = await writeData(fh, data);
     await step(syncStep);
     await fh.sync();
+    return bytes;
   } finally {
     await fh.close();
   }

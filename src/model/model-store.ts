@@ -29,7 +29,6 @@ import { PRNG_VERSION } from '../core/prng.ts';
 import {
   type FaultHook,
   type StepFn,
-  SequentialWriter,
   fsyncDir,
   replaceFileAtomically,
   stepper,
@@ -422,22 +421,20 @@ async function compactUnlocked(dir: string, step: StepFn): Promise<Manifest> {
   const file = nextMasksFile(state.manifest.masks.file);
   const fileId = newFileId();
   const records = new Map<string, number>();
-  await step('compact:write-masks');
-  const fh = await open(path.join(dir, file), 'w');
-  let old: Manifest, bytes: number;
-  try {
-    const out = new SequentialWriter(fh);
-    await out.write(encodeHeader({ ...state.manifest, fileId }));
-    old = await verifiedModel(dir, state, (id, mask) => {
-      records.set(id, records.size);
-      return out.write(encodeRecord(id, mask));
-    });
-    bytes = await out.end();
-    await step('compact:fsync-masks');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  let old!: Manifest;
+  const bytes = await writeFileDurably(
+    path.join(dir, file),
+    async (out) => {
+      await out.write(encodeHeader({ ...state.manifest, fileId }));
+      old = await verifiedModel(dir, state, (id, mask) => {
+        records.set(id, records.size);
+        return out.write(encodeRecord(id, mask));
+      });
+    },
+    step,
+    'compact:write-masks',
+    'compact:fsync-masks',
+  );
   const log = { file: nextLogFile(old.log?.file), fileId: newFileId() };
   await writeFileDurably(path.join(dir, log.file), encodeLogHeader(log.fileId), step, 'compact:write-log', 'compact:fsync-log');
   await step('compact:fsync-dir');

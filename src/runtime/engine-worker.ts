@@ -68,27 +68,27 @@ const handlers: { [K in WorkerRequest['op']]: (r: Extract<WorkerRequest, { op: K
    * only from the bits never loads it.
    */
   async warmUp() {
-    // Once it has run, what loading left behind (file buffers, the parsed manifest) is collected: this thread
-    // allocates little between inferred calls, so V8 would leave it resident for minutes (docs/benchmarks.md, stop 23).
-    if (!opened) throw modelNotLoaded();
-    const { limits, firstTask } = opened;
-    if (firstTask === undefined) return;
-    const batch = Math.min(2, limits.maxBatch);
-    const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
-    await withTfjs(() => classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits)));
-    if (tfjsDeferred()) {
-      // Inferred passes wait for tfjs, but the tables they read can be made without it: right after this reply,
-      // so readiness does not wait for them (~0.1 s at k = 2500); an inferred call that comes first makes them itself.
-      setImmediate(() => {
-        engine?.prepareInference();
-        collectGarbage();
-      });
-      return;
+    try {
+      if (!opened) throw modelNotLoaded();
+      const { limits, firstTask } = opened;
+      if (firstTask === undefined) return;
+      const batch = Math.min(2, limits.maxBatch);
+      const zeros = () => ({ inputs: new Float32Array(batch * limits.inputSize), batch });
+      await withTfjs(() => classify(validateClassifyCall({ ...zeros(), task: firstTask }, limits)));
+      if (tfjsDeferred()) {
+        // Inferred passes wait for tfjs, but the tables they read can be made without it: right after this reply,
+        // so readiness does not wait for them (~0.1 s at k = 2500); an inferred call that comes first makes them itself.
+        setImmediate(() => engine?.prepareInference());
+        return;
+      }
+      classify(validateClassifyCall(zeros(), limits));
+      // One example alone, as most inferred calls come.
+      if (!hopfield) classify(validateClassifyCall({ inputs: new Float32Array(limits.inputSize), batch: 1 }, limits));
+    } finally {
+      // What loading left behind (file buffers, the parsed manifest) is collected once the reply is out: this thread
+      // allocates little between inferred calls, so V8 would leave it resident for minutes (docs/benchmarks.md, stop 23).
+      setImmediate(collectGarbage);
     }
-    classify(validateClassifyCall(zeros(), limits));
-    // One example alone, as most inferred calls come.
-    if (!hopfield) classify(validateClassifyCall({ inputs: new Float32Array(limits.inputSize), batch: 1 }, limits));
-    setImmediate(collectGarbage);
   },
 
   async addTask(r) {
