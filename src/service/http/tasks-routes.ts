@@ -5,7 +5,7 @@ import type { ServiceContext } from '../context.ts';
 import { decodeBase64, decodeWords } from '../decode-inputs.ts';
 import { adminAuth } from './admin-auth.ts';
 import { type PageRequest, taskPage, taskView, wantsPage } from '../../core/task-page.ts';
-import { taskListStream } from './task-list-stream.ts';
+import { taskListBody } from './task-list-stream.ts';
 import { bearer, errorResponses, putTaskBody, task, taskIdParams, taskList, taskListQuery } from './schemas.ts';
 
 // Task management: list and read freely; PUT (add) and DELETE only with the admin token. A PUT answers
@@ -48,7 +48,7 @@ export async function tasksRoutes(app: FastifyInstance, ctx: ServiceContext): Pr
     async (request, reply) => {
       const q = request.query;
       if (wantsPage(q)) return taskPage(ctx.runtime.tasksById(), q);
-      return reply.type('application/json; charset=utf-8').send(taskListStream(ctx.runtime.tasks(), taskView(q.view)));
+      return reply.type('application/json; charset=utf-8').send(taskListBody(ctx.runtime.tasks(), taskView(q.view)));
     },
   );
 
